@@ -1,0 +1,64 @@
+"""Print the README's benchmark tables from a pytest-benchmark JSON file."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import ctxsched
+
+
+def _implementation(name: str) -> str:
+    return name.split("[")[1].split("-")[-1].rstrip("]") if "[" in name else name
+
+
+def main(path: str) -> None:
+    data = json.loads(Path(path).read_text())
+    groups: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for bench in data["benchmarks"]:
+        params = bench.get("params") or {}
+        implementation = params.get("implementation", "?")
+        size = params.get("size")
+        group = bench["group"] + (f" ({size // 1_000_000} MB)" if size else "")
+        groups[group][implementation] = {"mean": bench["stats"]["mean"], "bytes": bench["extra_info"].get("bytes", 0)}
+
+    machine = data["machine_info"]
+    print(f"Machine: {machine['cpu'].get('brand_raw', machine['processor'])}, {machine['cpu'].get('count')} cores, ")
+    print(f"Python {platform.python_version()}, ctxsched {ctxsched.__version__}\n")
+    print("| benchmark | ctxsched | tiktoken | speed-up |")
+    print("|---|---|---|---|")
+    for group, results in sorted(groups.items()):
+        ours, theirs = results.get("ctxsched"), results.get("tiktoken")
+        if ours is None:
+            continue
+
+        def show(result: dict[str, float] | None) -> str:
+            if result is None:
+                return "fails"
+            if result["bytes"]:
+                return f"{result['mean'] * 1e3:,.1f} ms ({result['bytes'] / result['mean'] / 1e6:,.1f} MB/s)"
+            return f"{result['mean'] * 1e3:,.1f} ms"
+
+        ratio = f"{theirs['mean'] / ours['mean']:,.1f}x" if theirs else "—"
+        baseline = results.get("python")
+        extra = f" (bare interpreter {baseline['mean'] * 1e3:,.0f} ms)" if baseline else ""
+        print(f"| {group}{extra} | {show(ours)} | {show(theirs)} | {ratio} |")
+
+    print("\nLinearity (4 MB time / 1 MB time, ctxsched):")
+    for group in sorted(groups):
+        if group.endswith("(4 MB)"):
+            small = groups.get(group.replace("(4 MB)", "(1 MB)"), {}).get("ctxsched")
+            big = groups[group].get("ctxsched")
+            if small and big:
+                print(f"- {group[: -len(' (4 MB)')]}: {big['mean'] / small['mean']:.2f}")
+
+    package = Path(ctxsched.__file__).parent
+    size = sum(file.stat().st_size for file in package.rglob("*") if file.is_file())
+    print(f"\nInstalled package size: {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,5 @@
+import sys
+
+from ctxsched.cli import main
+
+sys.exit(main())

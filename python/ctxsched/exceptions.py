@@ -1,0 +1,35 @@
+"""The exceptions ctxsched raises on purpose, under one root, each also a subclass of the matching built-in.
+
+The Rust core raises these classes too: ``rust/py/errors.rs`` imports them from here, so there is one
+hierarchy whichever side of the boundary an error starts on.
+"""
+
+from ctxsched import _core
+
+__all__ = [
+    "ContextSchedError",
+    "InvalidTokenError",
+    "PanicException",
+    "TokenizerError",
+    "UnknownEncodingError",
+]
+
+
+class ContextSchedError(Exception):
+    """Root of every error ctxsched raises on purpose."""
+
+
+class UnknownEncodingError(ContextSchedError, ValueError):
+    """An encoding name that is not built in; the message lists the ones that are."""
+
+
+class InvalidTokenError(ContextSchedError, ValueError):
+    """A token id that the encoding does not have."""
+
+
+class TokenizerError(ContextSchedError, ValueError):
+    """A user-supplied tokenizer returned something that is not a token count."""
+
+
+#: Raised if the Rust core ever panics. It is a bug in ctxsched, never the caller's fault: please report it.
+PanicException = _core.PanicException

@@ -1,0 +1,15 @@
+//! ctxsched's core: exact, offline token counting and token-boundary truncation for
+//! `OpenAI`'s `o200k_base` and `cl100k_base` encodings, with the scheduler built on top of it.
+//!
+//! The crate is plain Rust and testable with `cargo test`; the Python bindings live in [`py`] behind the
+//! `python` feature and are the only code that knows about Python.
+#![forbid(unsafe_code)]
+
+mod error;
+mod tokenizer;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use error::{Result, SchedError};
+pub use tokenizer::{Encoding, Keep, Tokenizer};

@@ -1,0 +1,68 @@
+//! Conversions from Python arguments, each with an error that names what was wrong and what is valid.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::tokenizer::{Encoding, Keep};
+
+/// Borrow the text of a Python `str` argument.
+///
+/// Lone surrogates (which `str` allows and UTF-8 cannot hold) are replaced by U+FFFD the way tiktoken
+/// does it: through UTF-16 with `surrogatepass`, so a surrogate *pair* spelled as two code points becomes
+/// the character it encodes and only unpaired halves are replaced.
+pub(crate) fn text_arg<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, str>> {
+    let text = value.cast::<PyString>().map_err(|_| type_error(value, what, "str"))?;
+    if let Ok(borrowed) = text.to_str() {
+        return Ok(Cow::Borrowed(borrowed));
+    }
+    let utf16 = text.call_method1("encode", ("utf-16", "surrogatepass"))?;
+    let repaired = utf16.call_method1("decode", ("utf-16", "replace"))?;
+    Ok(Cow::Owned(repaired.extract::<String>()?))
+}
+
+/// `TypeError: {what} must be {expected}, not {type}`.
+pub(crate) fn type_error(value: &Bound<'_, PyAny>, what: &str, expected: &str) -> PyErr {
+    let type_name = value
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |name| name.to_string());
+    PyTypeError::new_err(format!("{what} must be {expected}, not {type_name}"))
+}
+
+/// An encoding name argument.
+#[derive(Clone, Copy)]
+pub(crate) struct EncodingArg(pub(crate) Encoding);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for EncodingArg {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let name = value
+            .cast::<PyString>()
+            .map_err(|_| type_error(&value, "encoding", "str"))?;
+        Ok(Self(name.to_str()?.parse()?))
+    }
+}
+
+/// The `keep` option of truncation.
+#[derive(Clone, Copy)]
+pub(crate) struct KeepArg(pub(crate) Keep);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for KeepArg {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let name = value
+            .cast::<PyString>()
+            .map_err(|_| type_error(&value, "keep", "str"))?;
+        let name = name.to_str()?;
+        [Keep::Head, Keep::Tail]
+            .into_iter()
+            .find(|keep| keep.name() == name)
+            .map(Self)
+            .ok_or_else(|| PyValueError::new_err(format!("keep must be 'head' or 'tail', not {name:?}")))
+    }
+}

@@ -1,0 +1,168 @@
+//! `ctxsched._core.Tokenizer` and `count_tokens`.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyInt, PyString, PyTuple};
+
+use super::convert::{text_arg, type_error, EncodingArg, KeepArg};
+use super::enter_core;
+use crate::tokenizer::{Encoding, Tokenizer};
+
+/// A token limit: a non-negative `int`. Values beyond what the machine can address mean "no limit".
+#[derive(Clone, Copy)]
+pub(crate) struct TokenLimit(usize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TokenLimit {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let int = value
+            .cast::<PyInt>()
+            .map_err(|_| type_error(&value, "a token limit", "int"))?;
+        if let Ok(limit) = int.extract::<usize>() {
+            return Ok(Self(limit));
+        }
+        if int.lt(0)? {
+            return Err(PyValueError::new_err(format!(
+                "a token limit must be >= 0, got {}",
+                int.as_any()
+            )));
+        }
+        Ok(Self(usize::MAX))
+    }
+}
+
+/// Exact token counting, encoding, decoding and truncation for one built-in encoding.
+#[pyclass(frozen, eq, hash, name = "Tokenizer", module = "ctxsched._core")]
+#[derive(PartialEq, Eq, Hash)]
+pub(crate) struct PyTokenizer {
+    inner: Tokenizer,
+}
+
+#[pymethods]
+impl PyTokenizer {
+    #[new]
+    #[pyo3(signature = (encoding = EncodingArg(Encoding::O200kBase)), text_signature = "(encoding='o200k_base')")]
+    fn py_new(encoding: EncodingArg) -> Self {
+        Self {
+            inner: Tokenizer::new(encoding.0),
+        }
+    }
+
+    /// The encoding's name.
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.inner.encoding().name()
+    }
+
+    /// One past the largest token id, special tokens included (tiktoken's ``n_vocab``).
+    #[getter]
+    fn vocab_size(&self) -> u32 {
+        self.inner.vocab_size()
+    }
+
+    fn count(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let text = text_arg(text, "text")?;
+        enter_core(py, text.len(), || Ok(self.inner.count(&text)))
+    }
+
+    fn count_many(&self, py: Python<'_>, texts: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+        if texts.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(
+                "texts must be an iterable of str, not a single str",
+            ));
+        }
+        let items = texts
+            .try_iter()
+            .map_err(|_| type_error(texts, "texts", "an iterable of str"))?
+            .collect::<PyResult<Vec<_>>>()?;
+        let texts = items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| text_arg(item, &format!("texts[{index}]")))
+            .collect::<PyResult<Vec<Cow<'_, str>>>>()?;
+        let work_bytes = texts.iter().map(|text| text.len()).sum();
+        enter_core(py, work_bytes, || {
+            Ok(texts.iter().map(|text| self.inner.count(text)).collect())
+        })
+    }
+
+    fn count_up_to(&self, py: Python<'_>, text: &Bound<'_, PyAny>, limit: TokenLimit) -> PyResult<Option<usize>> {
+        let text = text_arg(text, "text")?;
+        enter_core(py, text.len(), || Ok(self.inner.count_up_to(&text, limit.0)))
+    }
+
+    fn fits(&self, py: Python<'_>, text: &Bound<'_, PyAny>, max_tokens: TokenLimit) -> PyResult<bool> {
+        let text = text_arg(text, "text")?;
+        enter_core(py, text.len(), || Ok(self.inner.fits(&text, max_tokens.0)))
+    }
+
+    fn encode(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+        let text = text_arg(text, "text")?;
+        enter_core(py, text.len(), || Ok(self.inner.encode(&text)))
+    }
+
+    fn decode(&self, py: Python<'_>, tokens: Vec<u32>) -> PyResult<String> {
+        enter_core(py, tokens.len() * 4, || self.inner.decode(&tokens))
+    }
+
+    fn decode_bytes<'py>(&self, py: Python<'py>, tokens: Vec<u32>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = enter_core(py, tokens.len() * 4, || self.inner.decode_bytes(&tokens))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    #[pyo3(signature = (text, max_tokens, keep = KeepArg(crate::tokenizer::Keep::Head)))]
+    #[pyo3(text_signature = "(self, text, max_tokens, keep='head')")]
+    fn truncate<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        max_tokens: TokenLimit,
+        keep: KeepArg,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let original = text;
+        let text = text_arg(original, "text")?;
+        let kept = enter_core(py, text.len(), || Ok(self.inner.truncate(&text, max_tokens.0, keep.0)))?;
+        // A text that fits comes back as the very same object (no copy, identity preserved).
+        if kept.len() == text.len() && matches!(text, Cow::Borrowed(_)) {
+            return Ok(original.clone());
+        }
+        Ok(PyString::new(py, kept).into_any())
+    }
+
+    /// The bytes of every ordinary token, in rank order (tiktoken's ``token_byte_values``).
+    fn token_byte_values<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        (0..self.inner.ordinary_vocab_size())
+            .filter_map(|token| self.inner.token_bytes(token))
+            .map(|bytes| PyBytes::new(py, bytes))
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Tokenizer({:?})", self.name())
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let args = PyTuple::new(py, [slf.get().name()])?;
+        Ok((py.get_type::<Self>().into_any(), args))
+    }
+}
+
+/// Exact number of tokens in `text` for a built-in encoding.
+#[pyfunction]
+#[pyo3(signature = (text, encoding = EncodingArg(Encoding::O200kBase)))]
+#[pyo3(text_signature = "(text, encoding='o200k_base')")]
+pub(crate) fn count_tokens(py: Python<'_>, text: &Bound<'_, PyAny>, encoding: EncodingArg) -> PyResult<usize> {
+    let tokenizer = Tokenizer::new(encoding.0);
+    let text = text_arg(text, "text")?;
+    enter_core(py, text.len(), || Ok(tokenizer.count(&text)))
+}
+
+/// The names of the built-in encodings, the default first.
+#[pyfunction]
+pub(crate) fn encodings() -> Vec<&'static str> {
+    Encoding::ALL.map(Encoding::name).to_vec()
+}

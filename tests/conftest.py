@@ -1,0 +1,18 @@
+"""Shared fixtures and the hypothesis profiles."""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Seeded and bounded for CI; `HYPOTHESIS_PROFILE=dev` explores more, `CTXSCHED_MAX_EXAMPLES` sets the count.
+_max_examples = int(os.environ.get("CTXSCHED_MAX_EXAMPLES", "0")) or None
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=_max_examples or 150,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=_max_examples or 1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

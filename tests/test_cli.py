@@ -1,0 +1,62 @@
+"""The command line, run in-process (``main(argv)``) and as the installed script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ctxsched
+from ctxsched.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agent_session.json"
+
+
+def test_count_reports_every_message_and_the_exact_total(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["count", str(EXAMPLE), "--budget", "8000"]) == 0
+    out = capsys.readouterr().out
+    messages = json.loads(EXAMPLE.read_text())["messages"]
+    # Recompute the total independently: OpenAI's formula over our exact counts.
+    total = 3
+    for message in messages:
+        total += 3 + ctxsched.count_tokens(message["role"]) + ctxsched.count_tokens(message["content"])
+        for call in message.get("tool_calls", []):
+            function = call["function"]
+            total += 3 + ctxsched.count_tokens(function["name"]) + ctxsched.count_tokens(function["arguments"])
+    assert f"total: {total:,} tokens" in out
+    assert f"over by {total - 8000:,}" in out
+    assert out.count("\n") >= len(messages) + 3
+
+
+def test_count_with_a_budget_that_fits(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps([{"role": "user", "content": "hi"}]))
+    assert main(["count", str(path), "--budget", "100", "--encoding", "cl100k_base"]) == 0
+    assert "budget 100: fits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "cannot read"),
+        ('{"messages": 3}', "expected a list of chat messages"),
+        ('[{"content": "no role"}]', "message 0 is not an object with a string 'role'"),
+        ('[{"role": "user", "content": [1]}]', "message 0 has non-string content"),
+    ],
+)
+def test_bad_files_exit_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["count", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_installed_script_runs() -> None:
+    script = Path(sys.executable).with_name("ctxsched")
+    if not script.exists():
+        pytest.fail("the ctxsched script is not installed with the package")
+    done = subprocess.run([script, "count", str(EXAMPLE)], capture_output=True, text=True, check=True)
+    assert "total:" in done.stdout

@@ -1,0 +1,24 @@
+"""The README's Python examples run as written, and its first lines are the two commands."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("code", EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_readme_example_runs(code: str) -> None:
+    exec(compile(code, str(README), "exec"), {})
+
+
+def test_readme_starts_with_the_demo_and_test_commands() -> None:
+    lines = README.read_text().splitlines()
+    assert lines[3].startswith("make demo")
+    assert lines[4].startswith("make test")
+    makefile = (README.parent / "Makefile").read_text()
+    assert "\ndemo:" in makefile
+    assert "\ntest:" in makefile
+    assert "make test" in (README.parent / ".ci" / "run").read_text()
