@@ -22,6 +22,64 @@ pub enum SchedError {
         /// One past the largest valid id.
         vocab_size: u32,
     },
+    /// The mandatory set (pinned and required segments, and their groups) cannot fit, even truncated.
+    #[error(
+        "the mandatory set needs {needed} tokens but only {usable} are usable (budget {budget} - reserve {reserve}); \
+         it holds {}", describe(.members)
+    )]
+    Budget {
+        /// Tokens the mandatory set needs at its smallest.
+        needed: usize,
+        /// Budget minus the output reserve.
+        usable: usize,
+        /// The budget asked for.
+        budget: usize,
+        /// The policy's output reserve.
+        reserve: usize,
+        /// (id, kind, tokens at its smallest) of each mandatory segment.
+        members: Vec<(String, String, usize)>,
+    },
+    /// Mandatory segments of one kind exceed that kind's quota maximum, even truncated.
+    #[error("mandatory segments of kind {kind:?} need {needed} tokens, above its quota maximum of {max}; they are {}", describe(.members))]
+    QuotaInfeasible {
+        /// The kind.
+        kind: String,
+        /// Tokens they need at their smallest.
+        needed: usize,
+        /// The kind's resolved maximum.
+        max: usize,
+        /// (id, kind, tokens) of each.
+        members: Vec<(String, String, usize)>,
+    },
+    /// Two segments share an id.
+    #[error("segment id {id:?} is used by segments {first} and {second}; ids must be unique")]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// Index of the first segment with it.
+        first: usize,
+        /// Index of the second.
+        second: usize,
+    },
+    /// A policy that is valid on its own but not for this budget.
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(String),
+    /// The caller broke an API contract (for example, a count list of the wrong length).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+fn describe(members: &[(String, String, usize)]) -> String {
+    const SHOWN: usize = 20;
+    let mut parts: Vec<String> = members
+        .iter()
+        .take(SHOWN)
+        .map(|(id, kind, tokens)| format!("{id} ({kind}, {tokens} tokens)"))
+        .collect();
+    if members.len() > SHOWN {
+        parts.push(format!("and {} more", members.len() - SHOWN));
+    }
+    parts.join(", ")
 }
 
 /// The core's result type.

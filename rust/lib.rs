@@ -6,10 +6,16 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod packer;
+mod policy;
+mod segment;
 mod tokenizer;
 
 #[cfg(feature = "python")]
 mod py;
 
 pub use error::{Result, SchedError};
+pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer};
+pub use policy::{Amount, Policy, Quota};
+pub use segment::{content_hash, Pin, Segment, Truncation};
 pub use tokenizer::{Encoding, Keep, Tokenizer};

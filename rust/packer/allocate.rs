@@ -1,0 +1,513 @@
+//! Steps 2–4 of the scheduling model: preempt, admit the mandatory set, reserve quota minimums, fill by
+//! priority. Works on token counts only; the texts are cut afterwards to the sizes planned here.
+//!
+//! Accounting: every kept segment costs its tokens plus one separator, and the capacity is the usable
+//! budget plus one separator (k segments have k - 1 separators between them). The rendered text is
+//! counted exactly afterwards (`verify`), since tokens can merge across a separator.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::decision::{Admission, Cut, Eviction};
+use crate::error::{Result, SchedError};
+use crate::policy::Policy;
+use crate::segment::{Pin, Segment, Truncation};
+use crate::tokenizer::Keep;
+
+/// Segments that are kept or evicted together: a group, or one segment on its own.
+pub(super) struct Unit {
+    pub(super) members: Vec<usize>,
+    pub(super) priority: i64,
+    /// The position of its newest member: ties in priority go to the newest unit.
+    pub(super) newest: usize,
+    pub(super) mandatory: bool,
+}
+
+/// What the allocator decided, before any text is cut.
+pub(super) struct Plan {
+    /// Planned tokens for each segment (its count when kept whole).
+    pub(super) size: Vec<usize>,
+    pub(super) outcome: Vec<std::result::Result<Admission, Eviction>>,
+    pub(super) cut: Vec<Option<Cut>>,
+    pub(super) units: Vec<Unit>,
+    /// Optional units in the order they were admitted: the first to go if the render must be repaired.
+    pub(super) admitted: Vec<usize>,
+}
+
+pub(super) struct Allocator<'a> {
+    pub(super) segments: &'a [Segment],
+    pub(super) counts: &'a [usize],
+    pub(super) policy: &'a Policy,
+    pub(super) usable: usize,
+    pub(super) separator: usize,
+    /// Whether texts can be cut (a built-in tokenizer); with an external counter they cannot.
+    pub(super) can_truncate: bool,
+}
+
+impl Allocator<'_> {
+    pub(super) fn keep_of(&self, index: usize) -> Option<Keep> {
+        let segment = self.segments.get(index)?;
+        match segment
+            .truncation
+            .unwrap_or_else(|| self.policy.truncation_of(&segment.kind))
+        {
+            Truncation::Keep(keep) if self.can_truncate => Some(keep),
+            _ => None,
+        }
+    }
+
+    fn priority_of(&self, segment: &Segment) -> i64 {
+        segment
+            .priority
+            .unwrap_or_else(|| self.policy.priority_of(&segment.kind))
+    }
+
+    fn min_tokens(&self, index: usize) -> usize {
+        self.segments.get(index).map_or(1, |segment| segment.min_tokens.max(1))
+    }
+
+    pub(super) fn plan(&self) -> Result<Plan> {
+        let count = self.segments.len();
+        let mut plan = Plan {
+            size: self.counts.to_vec(),
+            outcome: vec![Err(Eviction::BoundaryRepair); count],
+            cut: vec![None; count],
+            units: self.units(),
+            admitted: Vec::new(),
+        };
+        let mut decided = vec![false; plan.units.len()];
+        self.preempt(&mut plan, &mut decided);
+        self.admit_mandatory(&mut plan, &mut decided)?;
+        self.fill(&mut plan, &mut decided)?;
+        Ok(plan)
+    }
+
+    fn units(&self) -> Vec<Unit> {
+        let mut units: Vec<Unit> = Vec::new();
+        let mut by_group: FxHashMap<&str, usize> = FxHashMap::default();
+        for (index, segment) in self.segments.iter().enumerate() {
+            let existing = segment.group.as_deref().and_then(|group| by_group.get(group).copied());
+            let unit_index = existing.unwrap_or_else(|| {
+                units.push(Unit {
+                    members: Vec::new(),
+                    priority: i64::MIN,
+                    newest: index,
+                    mandatory: false,
+                });
+                if let Some(group) = segment.group.as_deref() {
+                    by_group.insert(group, units.len() - 1);
+                }
+                units.len() - 1
+            });
+            if let Some(unit) = units.get_mut(unit_index) {
+                unit.members.push(index);
+                unit.priority = unit.priority.max(self.priority_of(segment));
+                unit.newest = index;
+                unit.mandatory |= segment.is_mandatory();
+            }
+        }
+        units
+    }
+
+    /// Step 2: a segment above its kind's cap is cut to the cap, or evicted (with its group) if it may
+    /// not be cut; a mandatory one that may not be cut stays whole.
+    fn preempt(&self, plan: &mut Plan, decided: &mut [bool]) {
+        for unit_index in 0..plan.units.len() {
+            let Some(unit) = plan.units.get(unit_index) else {
+                continue;
+            };
+            let (members, mandatory) = (unit.members.clone(), unit.mandatory);
+            let mut evicted_by: Option<usize> = None;
+            for index in members {
+                let Some(segment) = self.segments.get(index) else {
+                    continue;
+                };
+                let Some(cap) = self.policy.segment_caps.get(&segment.kind) else {
+                    continue;
+                };
+                let cap = cap.resolve(self.usable);
+                let Some(size) = plan.size.get_mut(index) else { continue };
+                if *size <= cap {
+                    continue;
+                }
+                if self.keep_of(index).is_some() && cap >= self.min_tokens(index) {
+                    *size = cap;
+                    if let Some(slot) = plan.cut.get_mut(index) {
+                        *slot = Some(Cut::AboveCap {
+                            kind: segment.kind.clone(),
+                            cap,
+                        });
+                    }
+                } else if !mandatory {
+                    if let Some(slot) = plan.outcome.get_mut(index) {
+                        *slot = Err(Eviction::AboveCap {
+                            kind: segment.kind.clone(),
+                            cap,
+                        });
+                    }
+                    evicted_by.get_or_insert(index);
+                }
+            }
+            if let Some(cause) = evicted_by {
+                self.evict_group(plan, unit_index, cause);
+                if let Some(flag) = decided.get_mut(unit_index) {
+                    *flag = true;
+                }
+            }
+        }
+    }
+
+    fn evict_group(&self, plan: &mut Plan, unit_index: usize, cause: usize) {
+        let Some(unit) = plan.units.get(unit_index) else { return };
+        let because = self
+            .segments
+            .get(cause)
+            .map(|segment| segment.id.clone())
+            .unwrap_or_default();
+        for &member in &unit.members {
+            if member == cause {
+                continue;
+            }
+            let group = self
+                .segments
+                .get(member)
+                .and_then(|segment| segment.group.clone())
+                .unwrap_or_default();
+            if let Some(slot) = plan.outcome.get_mut(member) {
+                *slot = Err(Eviction::GroupMember {
+                    group,
+                    because: because.clone(),
+                });
+            }
+        }
+    }
+
+    /// Step 3: pinned and required segments and their groups, cut (largest first) if they must be.
+    fn admit_mandatory(&self, plan: &mut Plan, decided: &mut [bool]) -> Result<()> {
+        let mut members = Vec::new();
+        for (unit, flag) in plan.units.iter().zip(decided.iter_mut()) {
+            if unit.mandatory {
+                *flag = true;
+                members.extend_from_slice(&unit.members);
+            }
+        }
+        for (kind, quota) in &self.policy.quotas {
+            let Some(max) = quota.max.map(|max| max.resolve(self.usable)) else {
+                continue;
+            };
+            let of_kind: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&index| self.segments.get(index).is_some_and(|segment| &segment.kind == kind))
+                .collect();
+            self.fit_down(plan, &of_kind, max, 0, &Cut::MandatoryOverQuota(kind.clone()))
+                .map_err(|needed| SchedError::QuotaInfeasible {
+                    kind: kind.clone(),
+                    needed,
+                    max,
+                    members: self.describe(plan, &of_kind),
+                })?;
+        }
+        let capacity = self.usable + self.separator;
+        self.fit_down(plan, &members, capacity, self.separator, &Cut::MandatoryOverBudget)
+            .map_err(|needed| SchedError::Budget {
+                needed: needed.saturating_sub(self.separator),
+                usable: self.usable,
+                budget: self.usable + self.policy.reserve_output,
+                reserve: self.policy.reserve_output,
+                members: self.describe(plan, &members),
+            })?;
+        for &index in &members {
+            let Some(segment) = self.segments.get(index) else {
+                continue;
+            };
+            let admission = match (segment.pin, segment.required) {
+                (Pin::Head, _) => Admission::PinnedHead,
+                (Pin::Tail, _) => Admission::PinnedTail,
+                (Pin::None, true) => Admission::Required,
+                (Pin::None, false) => Admission::MandatoryGroup(segment.group.clone().unwrap_or_default()),
+            };
+            if let Some(slot) = plan.outcome.get_mut(index) {
+                *slot = Ok(admission);
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self, plan: &Plan, members: &[usize]) -> Vec<(String, String, usize)> {
+        members
+            .iter()
+            .filter_map(|&index| {
+                let segment = self.segments.get(index)?;
+                let floor = if self.keep_of(index).is_some() {
+                    self.min_tokens(index).min(plan.size.get(index).copied().unwrap_or(0))
+                } else {
+                    plan.size.get(index).copied().unwrap_or(0)
+                };
+                Some((segment.id.clone(), segment.kind.clone(), floor))
+            })
+            .collect()
+    }
+
+    /// Cut `members` so that their sizes (each plus `separator`) total at most `limit`, lowering the
+    /// largest truncatable ones to a common level (water-filling). `Err(smallest possible total)` if
+    /// even cutting everything to its minimum is not enough.
+    fn fit_down(
+        &self,
+        plan: &mut Plan,
+        members: &[usize],
+        limit: usize,
+        separator: usize,
+        cut: &Cut,
+    ) -> std::result::Result<(), usize> {
+        let size_at = |level: usize, index: usize| -> usize {
+            let size = plan.size.get(index).copied().unwrap_or(0);
+            if self.keep_of(index).is_some() {
+                size.min(level.max(self.min_tokens(index).min(size)))
+            } else {
+                size
+            }
+        };
+        let total_at = |level: usize| {
+            members
+                .iter()
+                .map(|&index| size_at(level, index) + separator)
+                .sum::<usize>()
+        };
+        let largest = members
+            .iter()
+            .map(|&index| plan.size.get(index).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        if total_at(largest) <= limit {
+            return Ok(());
+        }
+        if total_at(0) > limit {
+            return Err(total_at(0));
+        }
+        // The largest level at which everything fits: total_at is monotone in the level.
+        let (mut low, mut high) = (0, largest);
+        while low < high {
+            let middle = low + (high - low).div_ceil(2);
+            if total_at(middle) <= limit {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        let sizes: Vec<(usize, usize)> = members.iter().map(|&index| (index, size_at(low, index))).collect();
+        for (index, size) in sizes {
+            if let (Some(slot), Some(why)) = (plan.size.get_mut(index), plan.cut.get_mut(index)) {
+                if size < *slot {
+                    *slot = size;
+                    *why = Some(cut.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 4: quota minimums, then priority order (ties newest first), then one partial unit.
+    fn fill(&self, plan: &mut Plan, decided: &mut [bool]) -> Result<()> {
+        let mut limits: BTreeMap<&str, (usize, Option<usize>)> = BTreeMap::new();
+        for (kind, quota) in &self.policy.quotas {
+            let min = quota.min.resolve(self.usable);
+            let max = quota.max.map(|max| max.resolve(self.usable));
+            if let Some(max) = max.filter(|&max| max < min) {
+                return Err(SchedError::InvalidPolicy(format!(
+                    "the {kind} quota's minimum resolves to {min} tokens, above its maximum of {max} \
+                     (usable budget {})",
+                    self.usable
+                )));
+            }
+            limits.insert(kind.as_str(), (min, max));
+        }
+        let mut used: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut spent = 0usize;
+        for (index, outcome) in plan.outcome.iter().enumerate() {
+            if outcome.is_ok() {
+                let (Some(segment), Some(size)) = (self.segments.get(index), plan.size.get(index)) else {
+                    continue;
+                };
+                *used.entry(segment.kind.as_str()).or_default() += size;
+                spent += size + self.separator;
+            }
+        }
+        let capacity = self.usable + self.separator;
+        let mut order: Vec<usize> = (0..plan.units.len())
+            .filter(|&unit| !decided.get(unit).copied().unwrap_or(true))
+            .collect();
+        order.sort_by_key(|&unit| {
+            plan.units
+                .get(unit)
+                .map(|unit| (std::cmp::Reverse(unit.priority), std::cmp::Reverse(unit.newest)))
+        });
+
+        let mut state = FillState {
+            used,
+            spent,
+            capacity,
+            limits,
+        };
+        self.fill_minimums(plan, decided, &order, &mut state);
+        self.fill_by_priority(plan, decided, &order, &mut state);
+        self.fill_partial(plan, &order, &mut state);
+        Ok(())
+    }
+
+    /// Quota minimums, kind by kind, each from its own units in priority order.
+    fn fill_minimums<'s>(&'s self, plan: &mut Plan, decided: &mut [bool], order: &[usize], state: &mut FillState<'s>) {
+        let minimums: Vec<(&str, usize)> = state
+            .limits
+            .iter()
+            .map(|(&kind, &(min, _))| (kind, min))
+            .filter(|&(_, min)| min > 0)
+            .collect();
+        for (kind, min) in minimums {
+            for &unit in order {
+                if state.used.get(kind).copied().unwrap_or(0) >= min {
+                    break;
+                }
+                let Some(unit_ref) = plan.units.get(unit) else { continue };
+                let has_kind = unit_ref
+                    .members
+                    .iter()
+                    .any(|&index| self.segments.get(index).is_some_and(|segment| segment.kind == kind));
+                if decided.get(unit).copied().unwrap_or(true) || !has_kind {
+                    continue;
+                }
+                if self.check(plan, state, unit).is_ok() {
+                    self.admit(
+                        plan,
+                        state,
+                        unit,
+                        &Admission::QuotaMinimum {
+                            kind: kind.to_owned(),
+                            min,
+                        },
+                    );
+                    if let Some(flag) = decided.get_mut(unit) {
+                        *flag = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Priority order: a unit that does not fit is skipped, not a wall.
+    fn fill_by_priority<'s>(&'s self, plan: &mut Plan, decided: &[bool], order: &[usize], state: &mut FillState<'s>) {
+        for &unit in order {
+            if decided.get(unit).copied().unwrap_or(true) {
+                continue;
+            }
+            let priority = plan.units.get(unit).map_or(0, |unit| unit.priority);
+            match self.check(plan, state, unit) {
+                Ok(()) => self.admit(plan, state, unit, &Admission::Priority(priority)),
+                Err(eviction) => {
+                    let members = plan
+                        .units
+                        .get(unit)
+                        .map(|unit| unit.members.clone())
+                        .unwrap_or_default();
+                    for index in members {
+                        if let Some(slot) = plan.outcome.get_mut(index) {
+                            *slot = Err(eviction.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The last unit may be admitted partially: the most important evicted single segment that may be
+    /// cut, in the room that is left (and its kind's quota room).
+    fn fill_partial<'s>(&'s self, plan: &mut Plan, order: &[usize], state: &mut FillState<'s>) {
+        for &unit in order {
+            let Some(unit_ref) = plan.units.get(unit) else { continue };
+            let [index] = unit_ref.members[..] else { continue };
+            if plan.outcome.get(index).is_none_or(std::result::Result::is_ok) || self.keep_of(index).is_none() {
+                continue;
+            }
+            let Some(segment) = self.segments.get(index) else {
+                continue;
+            };
+            let mut room = state.capacity.saturating_sub(state.spent + self.separator);
+            if let Some((_, Some(max))) = state.limits.get(segment.kind.as_str()) {
+                room = room.min(max.saturating_sub(state.used.get(segment.kind.as_str()).copied().unwrap_or(0)));
+            }
+            let size = plan.size.get(index).copied().unwrap_or(0);
+            if room >= self.min_tokens(index) && room < size {
+                if let (Some(slot), Some(why)) = (plan.size.get_mut(index), plan.cut.get_mut(index)) {
+                    *slot = room;
+                    *why = Some(Cut::PartialFit);
+                }
+                let priority = unit_ref.priority;
+                self.admit(plan, state, unit, &Admission::Partial(priority));
+                return;
+            }
+        }
+    }
+
+    fn check(&self, plan: &Plan, state: &FillState<'_>, unit: usize) -> std::result::Result<(), Eviction> {
+        let Some(unit_ref) = plan.units.get(unit) else {
+            return Ok(());
+        };
+        let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut cost = 0;
+        for &index in &unit_ref.members {
+            let (Some(segment), Some(size)) = (self.segments.get(index), plan.size.get(index)) else {
+                continue;
+            };
+            *by_kind.entry(segment.kind.as_str()).or_default() += size;
+            cost += size + self.separator;
+        }
+        for (kind, tokens) in by_kind {
+            if let Some(&(_, Some(max))) = state.limits.get(kind) {
+                let used = state.used.get(kind).copied().unwrap_or(0);
+                if used + tokens > max {
+                    return Err(Eviction::QuotaMaximum {
+                        kind: kind.to_owned(),
+                        max,
+                        used,
+                    });
+                }
+            }
+        }
+        let room = state.capacity.saturating_sub(state.spent);
+        if cost > room {
+            return Err(Eviction::DoesNotFit {
+                needed: cost,
+                room,
+                priority: unit_ref.priority,
+            });
+        }
+        Ok(())
+    }
+
+    fn admit<'s>(&'s self, plan: &mut Plan, state: &mut FillState<'s>, unit: usize, admission: &Admission) {
+        let members = plan
+            .units
+            .get(unit)
+            .map(|unit| unit.members.clone())
+            .unwrap_or_default();
+        for index in members {
+            let (Some(segment), Some(size)) = (self.segments.get(index), plan.size.get(index)) else {
+                continue;
+            };
+            *state.used.entry(segment.kind.as_str()).or_default() += size;
+            state.spent += size + self.separator;
+            if let Some(slot) = plan.outcome.get_mut(index) {
+                *slot = Ok(admission.clone());
+            }
+        }
+        plan.admitted.push(unit);
+    }
+}
+
+struct FillState<'a> {
+    used: BTreeMap<&'a str, usize>,
+    spent: usize,
+    capacity: usize,
+    limits: BTreeMap<&'a str, (usize, Option<usize>)>,
+}

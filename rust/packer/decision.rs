@@ -1,0 +1,168 @@
+//! The decision log: one decision per input segment, with the rule that caused it.
+
+use std::fmt::Write as _;
+
+/// Why a segment is in the packed prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// Pinned to the head or the tail.
+    PinnedHead,
+    /// Pinned to the tail.
+    PinnedTail,
+    /// Marked required.
+    Required,
+    /// A member of a group that holds a pinned or required segment.
+    MandatoryGroup(String),
+    /// Admitted to meet its kind's quota minimum.
+    QuotaMinimum {
+        /// The kind.
+        kind: String,
+        /// Its resolved minimum.
+        min: usize,
+    },
+    /// Admitted in priority order.
+    Priority(i64),
+    /// Admitted cut down to the room that was left, as the last unit.
+    Partial(i64),
+}
+
+/// Why a segment is not in the packed prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Eviction {
+    /// It did not fit in what was left after everything of higher priority.
+    DoesNotFit {
+        /// Tokens the unit needed (including separators).
+        needed: usize,
+        /// Tokens that were left.
+        room: usize,
+        /// Its priority.
+        priority: i64,
+    },
+    /// Its kind's quota maximum would have been exceeded.
+    QuotaMaximum {
+        /// The kind.
+        kind: String,
+        /// Its resolved maximum.
+        max: usize,
+        /// Tokens the kind already had.
+        used: usize,
+    },
+    /// Another member of its group could not be kept.
+    GroupMember {
+        /// The group.
+        group: String,
+        /// The member that caused it.
+        because: String,
+    },
+    /// Above its kind's single-segment cap and not allowed to be truncated.
+    AboveCap {
+        /// The kind.
+        kind: String,
+        /// The resolved cap.
+        cap: usize,
+    },
+    /// Evicted after rendering, when tokens merging across a separator pushed the prompt over budget.
+    BoundaryRepair,
+}
+
+/// Why a kept segment was cut.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cut {
+    /// Above its kind's single-segment cap (preemption).
+    AboveCap {
+        /// The kind.
+        kind: String,
+        /// The resolved cap.
+        cap: usize,
+    },
+    /// The mandatory set did not fit whole.
+    MandatoryOverBudget,
+    /// Mandatory segments of its kind exceeded the kind's quota maximum.
+    MandatoryOverQuota(String),
+    /// Only part of it fitted (the last unit admitted).
+    PartialFit,
+}
+
+/// What happened to one input segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The segment's position in the input.
+    pub index: usize,
+    /// Its tokens as given.
+    pub tokens_before: usize,
+    /// Its tokens as placed (0 when evicted).
+    pub tokens_after: usize,
+    /// Kept and why, or evicted and why.
+    pub outcome: Result<Admission, Eviction>,
+    /// Why it was cut, if it was.
+    pub cut: Option<Cut>,
+}
+
+impl Decision {
+    /// "kept", "truncated" or "evicted".
+    pub fn action(&self) -> &'static str {
+        match (&self.outcome, self.tokens_after < self.tokens_before) {
+            (Err(_), _) => "evicted",
+            (Ok(_), true) => "truncated",
+            (Ok(_), false) => "kept",
+        }
+    }
+
+    /// A short machine-readable tag for the rule that decided it.
+    pub fn rule(&self) -> &'static str {
+        match &self.outcome {
+            Ok(Admission::PinnedHead) => "pinned_head",
+            Ok(Admission::PinnedTail) => "pinned_tail",
+            Ok(Admission::Required) => "required",
+            Ok(Admission::MandatoryGroup(_)) => "mandatory_group",
+            Ok(Admission::QuotaMinimum { .. }) => "quota_min",
+            Ok(Admission::Priority(_)) => "priority",
+            Ok(Admission::Partial(_)) => "partial",
+            Err(Eviction::DoesNotFit { .. }) => "does_not_fit",
+            Err(Eviction::QuotaMaximum { .. }) => "quota_max",
+            Err(Eviction::GroupMember { .. }) => "group_member",
+            Err(Eviction::AboveCap { .. }) => "above_cap",
+            Err(Eviction::BoundaryRepair) => "boundary_repair",
+        }
+    }
+
+    /// One human-readable sentence: the rule, and the cut if there was one.
+    pub fn detail(&self) -> String {
+        let mut text = match &self.outcome {
+            Ok(Admission::PinnedHead) => "pinned to the head".to_owned(),
+            Ok(Admission::PinnedTail) => "pinned to the tail".to_owned(),
+            Ok(Admission::Required) => "required".to_owned(),
+            Ok(Admission::MandatoryGroup(group)) => format!("in group {group:?} with a pinned or required segment"),
+            Ok(Admission::QuotaMinimum { kind, min }) => format!("fills the {kind} quota minimum of {min}"),
+            Ok(Admission::Priority(priority)) => format!("fits by priority {priority}"),
+            Ok(Admission::Partial(priority)) => format!("priority {priority}, cut to the room that was left"),
+            Err(Eviction::DoesNotFit { needed, room, priority }) => {
+                format!("does not fit: needs {needed}, {room} left after higher priorities (priority {priority})")
+            }
+            Err(Eviction::QuotaMaximum { kind, max, used }) => {
+                format!("{kind} quota maximum of {max} reached ({used} used)")
+            }
+            Err(Eviction::GroupMember { group, because }) => format!("group {group:?} evicted with {because}"),
+            Err(Eviction::AboveCap { kind, cap }) => {
+                format!("above the {kind} cap of {cap} and not truncatable")
+            }
+            Err(Eviction::BoundaryRepair) => "evicted to repair a token merge across a separator".to_owned(),
+        };
+        if let Some(cut) = &self.cut {
+            if self.tokens_after < self.tokens_before {
+                let why = match cut {
+                    Cut::AboveCap { kind, cap } => format!("above the {kind} cap of {cap}"),
+                    Cut::MandatoryOverBudget => "the mandatory set did not fit whole".to_owned(),
+                    Cut::MandatoryOverQuota(kind) => format!("mandatory {kind} segments exceeded its quota"),
+                    Cut::PartialFit => "only part of it fitted".to_owned(),
+                };
+                let _ = write!(
+                    text,
+                    "; cut {} -> {} tokens: {why}",
+                    self.tokens_before, self.tokens_after
+                );
+            }
+        }
+        text
+    }
+}

@@ -1,0 +1,285 @@
+//! The allocator: `Packer::pack(segments, budget)` (DESIGN.md, "The scheduling model", steps 1–4, 6, 7).
+//!
+//! Step 5 (summarisation) will slot in between `plan` and `realise`: Rust returns the evicted units that
+//! may be summarised, Python runs the hooks, Rust packs again with the summaries in their place.
+
+mod allocate;
+mod decision;
+mod place;
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use rustc_hash::FxHashMap;
+
+pub use decision::{Admission, Cut, Decision, Eviction};
+
+use crate::error::{Result, SchedError};
+use crate::policy::Policy;
+use crate::segment::Segment;
+use crate::tokenizer::Tokenizer;
+use allocate::{Allocator, Plan};
+
+/// Token usage of one kind against its quota.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindUsage {
+    /// Tokens of the kind that were placed.
+    pub tokens: usize,
+    /// Segments of the kind that were placed.
+    pub kept: usize,
+    /// Segments of the kind that were evicted.
+    pub evicted: usize,
+    /// The quota minimum, resolved to tokens.
+    pub min: usize,
+    /// The quota maximum, resolved to tokens.
+    pub max: Option<usize>,
+}
+
+/// The packed prompt and every decision behind it.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// Indices of the placed segments, in final order.
+    pub order: Vec<usize>,
+    /// The cut text of each truncated segment (by input index); `None` when kept whole or evicted.
+    pub texts: Vec<Option<String>>,
+    /// One decision per input segment, in input order.
+    pub decisions: Vec<Decision>,
+    /// Exact tokens of the rendered prompt (segments joined by the separator). With an external counter,
+    /// the planned total, which the caller verifies.
+    pub tokens: usize,
+    /// The budget asked for.
+    pub budget: usize,
+    /// Budget minus the output reserve: what `tokens` never exceeds.
+    pub usable: usize,
+    /// Per-kind usage, for every kind present or with a quota.
+    pub usage: BTreeMap<String, KindUsage>,
+}
+
+impl Packed {
+    /// The rendered prompt: placed segments (cut ones cut) joined by `separator`.
+    pub fn render(&self, segments: &[Segment], separator: &str) -> String {
+        let parts = self.order.iter().filter_map(|&index| self.text_of(segments, index));
+        parts.collect::<Vec<&str>>().join(separator)
+    }
+
+    /// The placed text of segment `index`.
+    pub fn text_of<'a>(&'a self, segments: &'a [Segment], index: usize) -> Option<&'a str> {
+        match self.texts.get(index) {
+            Some(Some(cut)) => Some(cut.as_str()),
+            _ => segments.get(index).map(|segment| &*segment.text),
+        }
+    }
+}
+
+/// A tokenizer (or external counts), a policy and a memo of token counts by content hash.
+pub struct Packer {
+    tokenizer: Option<Tokenizer>,
+    policy: Policy,
+    separator_tokens: usize,
+    memo: Mutex<FxHashMap<u128, usize>>,
+}
+
+/// The memo is cleared when it grows past this many texts (an agent's whole history is far smaller).
+const MEMO_LIMIT: usize = 1 << 20;
+
+impl Packer {
+    /// A packer counting with `tokenizer`, or with counts given to each `pack` call when `None`.
+    pub fn new(tokenizer: Option<Tokenizer>, policy: Policy) -> Self {
+        let separator_tokens = tokenizer.map_or(0, |tokenizer| tokenizer.count(&policy.separator));
+        Self {
+            tokenizer,
+            policy,
+            separator_tokens,
+            memo: Mutex::new(FxHashMap::default()),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Texts whose counts are memoised.
+    pub fn memo_len(&self) -> usize {
+        self.memo.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Pack `segments` into `budget` tokens. `counts` (one per segment) and `separator_tokens` are
+    /// required when the packer has no tokenizer and ignored otherwise.
+    pub fn pack(&self, segments: &[Segment], budget: usize, external: Option<(&[usize], usize)>) -> Result<Packed> {
+        check_ids(segments)?;
+        let usable = budget
+            .checked_sub(self.policy.reserve_output)
+            .ok_or_else(|| SchedError::Budget {
+                needed: self.policy.reserve_output,
+                usable: 0,
+                budget,
+                reserve: self.policy.reserve_output,
+                members: Vec::new(),
+            })?;
+        let (counts, separator) = match (self.tokenizer, external) {
+            (Some(tokenizer), _) => (self.count(tokenizer, segments), self.separator_tokens),
+            (None, Some((counts, separator))) if counts.len() == segments.len() => (counts.to_vec(), separator),
+            (None, Some((counts, _))) => {
+                return Err(SchedError::InvalidArgument(format!(
+                    "{} counts given for {} segments",
+                    counts.len(),
+                    segments.len()
+                )))
+            }
+            (None, None) => {
+                return Err(SchedError::InvalidArgument(
+                    "a packer without a tokenizer needs counts".to_owned(),
+                ))
+            }
+        };
+        let allocator = Allocator {
+            segments,
+            counts: &counts,
+            policy: &self.policy,
+            usable,
+            separator,
+            can_truncate: self.tokenizer.is_some(),
+        };
+        let mut plan = allocator.plan()?;
+        let mut packed = self.realise(&allocator, &plan, budget);
+        // Step 7: verify the render as it will be sent; repair if tokens merged across a separator.
+        if let Some(tokenizer) = self.tokenizer {
+            loop {
+                packed.tokens = tokenizer.count(&packed.render(segments, &self.policy.separator));
+                if packed.tokens <= usable {
+                    break;
+                }
+                let Some(unit) = plan.admitted.pop() else {
+                    return Err(SchedError::Budget {
+                        needed: packed.tokens,
+                        usable,
+                        budget,
+                        reserve: self.policy.reserve_output,
+                        members: Vec::new(),
+                    });
+                };
+                let members = plan
+                    .units
+                    .get(unit)
+                    .map(|unit| unit.members.clone())
+                    .unwrap_or_default();
+                for index in members {
+                    if let Some(slot) = plan.outcome.get_mut(index) {
+                        *slot = Err(Eviction::BoundaryRepair);
+                    }
+                }
+                packed = self.realise(&allocator, &plan, budget);
+            }
+        }
+        Ok(packed)
+    }
+
+    fn count(&self, tokenizer: Tokenizer, segments: &[Segment]) -> Vec<usize> {
+        let mut counts = vec![None; segments.len()];
+        {
+            let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+            for (slot, segment) in counts.iter_mut().zip(segments) {
+                *slot = memo.get(&segment.content_hash).copied();
+            }
+        }
+        // Count what the memo lacks without holding its lock, each distinct text once.
+        let mut fresh: FxHashMap<u128, usize> = FxHashMap::default();
+        for (slot, segment) in counts.iter_mut().zip(segments) {
+            if slot.is_none() {
+                let count = *fresh
+                    .entry(segment.content_hash)
+                    .or_insert_with(|| tokenizer.count(&segment.text));
+                *slot = Some(count);
+            }
+        }
+        if !fresh.is_empty() {
+            let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+            if memo.len() + fresh.len() > MEMO_LIMIT {
+                memo.clear();
+            }
+            memo.extend(fresh);
+        }
+        counts.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// Cut the texts to their planned sizes, place them, and write the decisions and usage.
+    fn realise(&self, allocator: &Allocator<'_>, plan: &Plan, budget: usize) -> Packed {
+        let segments = allocator.segments;
+        let mut texts = vec![None; segments.len()];
+        let mut decisions = Vec::with_capacity(segments.len());
+        let mut kept = Vec::new();
+        let mut usage: BTreeMap<String, KindUsage> = BTreeMap::new();
+        for (kind, quota) in &self.policy.quotas {
+            let entry = usage.entry(kind.clone()).or_default();
+            entry.min = quota.min.resolve(allocator.usable);
+            entry.max = quota.max.map(|max| max.resolve(allocator.usable));
+        }
+        let mut planned_total = 0;
+        for (index, segment) in segments.iter().enumerate() {
+            let before = allocator.counts.get(index).copied().unwrap_or(0);
+            let outcome = plan
+                .outcome
+                .get(index)
+                .cloned()
+                .unwrap_or(Err(Eviction::BoundaryRepair));
+            let mut after = 0;
+            if outcome.is_ok() {
+                after = plan.size.get(index).copied().unwrap_or(before);
+                if after < before {
+                    if let (Some(tokenizer), Some(keep)) = (self.tokenizer, allocator.keep_of(index)) {
+                        let cut = tokenizer.truncate(&segment.text, after, keep);
+                        after = tokenizer.count(cut);
+                        if let Some(slot) = texts.get_mut(index) {
+                            *slot = Some(cut.to_owned());
+                        }
+                    }
+                }
+                kept.push(index);
+                planned_total += after + allocator.separator;
+            }
+            let entry = usage.entry(segment.kind.clone()).or_default();
+            if outcome.is_ok() {
+                entry.tokens += after;
+                entry.kept += 1;
+            } else {
+                entry.evicted += 1;
+            }
+            let cut = plan.cut.get(index).cloned().flatten();
+            decisions.push(Decision {
+                index,
+                tokens_before: before,
+                tokens_after: after,
+                outcome,
+                cut,
+            });
+        }
+        Packed {
+            order: place::place(segments, &kept, &self.policy),
+            texts,
+            decisions,
+            tokens: planned_total.saturating_sub(allocator.separator),
+            budget,
+            usable: allocator.usable,
+            usage,
+        }
+    }
+}
+
+fn check_ids(segments: &[Segment]) -> Result<()> {
+    let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
+    for (index, segment) in segments.iter().enumerate() {
+        if let Some(&first) = seen.get(segment.id.as_str()) {
+            return Err(SchedError::DuplicateId {
+                id: segment.id.clone(),
+                first,
+                second: index,
+            });
+        }
+        seen.insert(&segment.id, index);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+use super::*;
+use crate::policy::{Amount, Quota};
+use crate::segment::{Pin, Truncation};
+use crate::tokenizer::{Encoding, Keep};
+
+fn words(count: usize) -> String {
+    // "w w w ..." is exactly `count` tokens in o200k_base: one per " w".
+    "w".to_owned() + &" w".repeat(count.saturating_sub(1))
+}
+
+fn segment(id: &str, kind: &str, tokens: usize) -> Segment {
+    Segment::new(id, kind, words(tokens))
+}
+
+fn packer(policy: Policy) -> Packer {
+    Packer::new(
+        Some(Tokenizer::new(Encoding::O200kBase)),
+        Policy {
+            separator: String::new(),
+            ..policy
+        },
+    )
+}
+
+fn ids(packed: &Packed, segments: &[Segment]) -> Vec<String> {
+    packed.order.iter().map(|&index| segments[index].id.clone()).collect()
+}
+
+#[test]
+fn words_helper_counts_as_intended() {
+    let tokenizer = Tokenizer::new(Encoding::O200kBase);
+    for count in [1, 2, 10, 100] {
+        assert_eq!(tokenizer.count(&words(count)), count);
+    }
+}
+
+#[test]
+fn pins_are_kept_at_the_edges_and_low_priority_goes_first() {
+    let mut system = segment("system", "system", 10);
+    system.pin = Pin::Head;
+    let mut task = segment("task", "instruction", 10);
+    task.pin = Pin::Tail;
+    let mut old = segment("old", "history", 30);
+    old.priority = Some(1);
+    let mut new = segment("new", "history", 30);
+    new.priority = Some(2);
+    let segments = vec![old, task, system, new];
+    let packed = packer(Policy::default()).pack(&segments, 55, None).unwrap();
+    assert_eq!(ids(&packed, &segments), ["system", "new", "task"]);
+    assert!(packed.tokens <= 55);
+    assert_eq!(packed.decisions[0].rule(), "does_not_fit");
+}
+
+#[test]
+fn a_unit_that_does_not_fit_is_skipped_not_a_wall() {
+    let mut big = segment("big", "history", 50);
+    big.priority = Some(9);
+    let small = segment("small", "history", 5);
+    let segments = vec![small, big];
+    let packed = packer(Policy::default()).pack(&segments, 20, None).unwrap();
+    assert_eq!(ids(&packed, &segments), ["small"]);
+}
+
+#[test]
+fn groups_are_all_or_nothing() {
+    let mut call = segment("call", "tool_call", 5);
+    call.group = Some("g".into());
+    let mut result = segment("result", "tool_result", 30);
+    result.group = Some("g".into());
+    let other = segment("other", "history", 10);
+    let segments = vec![other, call, result];
+    let packed = packer(Policy::default()).pack(&segments, 20, None).unwrap();
+    assert_eq!(ids(&packed, &segments), ["other"]);
+    let packed = packer(Policy::default()).pack(&segments, 35, None).unwrap();
+    assert_eq!(ids(&packed, &segments), ["call", "result"]);
+}
+
+#[test]
+fn caps_preempt_and_quota_maximums_hold() {
+    let mut policy = Policy::default();
+    policy.segment_caps.insert("tool_result".into(), Amount::Tokens(20));
+    policy
+        .truncation
+        .insert("tool_result".into(), Truncation::Keep(Keep::Head));
+    policy.quotas.insert(
+        "tool_result".into(),
+        Quota {
+            min: Amount::Tokens(0),
+            max: Some(Amount::Fraction(0.5)),
+        },
+    );
+    let segments = vec![
+        segment("r1", "tool_result", 100),
+        segment("r2", "tool_result", 100),
+        segment("r3", "tool_result", 100),
+    ];
+    let packed = packer(policy).pack(&segments, 100, None).unwrap();
+    assert!(packed.usage["tool_result"].tokens <= 50);
+    assert_eq!(packed.decisions[2].action(), "truncated");
+    assert_eq!(packed.decisions[2].tokens_after, 20);
+    // Newest first: r3 and r2 fill 40 of the 50; r1 is cut into the quota room that is left.
+    assert_eq!(packed.usage["tool_result"].tokens, 50);
+    assert_eq!(packed.decisions[0].rule(), "partial");
+    assert_eq!(packed.decisions[0].tokens_after, 10);
+}
+
+#[test]
+fn quota_minimums_are_reserved_before_priorities() {
+    let mut policy = Policy::default();
+    policy.quotas.insert(
+        "retrieval".into(),
+        Quota {
+            min: Amount::Tokens(30),
+            max: None,
+        },
+    );
+    let mut history = segment("history", "history", 60);
+    history.priority = Some(10);
+    let segments = vec![segment("doc", "retrieval", 30), history];
+    let packed = packer(policy).pack(&segments, 70, None).unwrap();
+    assert_eq!(ids(&packed, &segments), ["doc"]);
+    assert_eq!(packed.decisions[0].rule(), "quota_min");
+}
+
+#[test]
+fn the_last_unit_may_be_admitted_partially() {
+    let mut log = segment("log", "tool_result", 100);
+    log.truncation = Some(Truncation::Keep(Keep::Tail));
+    let segments = vec![segment("a", "history", 10), log];
+    let packed = packer(Policy::default()).pack(&segments, 40, None).unwrap();
+    assert_eq!(packed.decisions[1].rule(), "partial");
+    assert_eq!(packed.tokens, 40);
+    assert!(segments[1].text.ends_with(packed.texts[1].as_deref().unwrap()));
+}
+
+#[test]
+fn an_infeasible_mandatory_set_is_a_budget_error_listing_it() {
+    let mut system = segment("system", "system", 50);
+    system.pin = Pin::Head;
+    let segments = vec![system];
+    let error = packer(Policy::default()).pack(&segments, 10, None).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SchedError::Budget {
+                needed: 50,
+                usable: 10,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("system (system, 50 tokens)"));
+}
+
+#[test]
+fn a_mandatory_set_that_may_be_cut_is_cut_largest_first() {
+    let mut a = segment("a", "system", 80);
+    a.required = true;
+    a.truncation = Some(Truncation::Keep(Keep::Head));
+    let mut b = segment("b", "instruction", 10);
+    b.required = true;
+    b.truncation = Some(Truncation::Keep(Keep::Head));
+    let segments = vec![a, b];
+    let packed = packer(Policy::default()).pack(&segments, 50, None).unwrap();
+    assert_eq!(packed.decisions[0].tokens_after, 40);
+    assert_eq!(packed.decisions[1].tokens_after, 10);
+}
+
+#[test]
+fn duplicate_ids_and_a_reserve_above_the_budget_are_errors() {
+    let segments = vec![segment("x", "history", 1), segment("x", "history", 1)];
+    assert!(matches!(
+        packer(Policy::default()).pack(&segments, 10, None),
+        Err(SchedError::DuplicateId { .. })
+    ));
+    let policy = Policy {
+        reserve_output: 20,
+        ..Policy::default()
+    };
+    assert!(matches!(
+        packer(policy).pack(&[], 10, None),
+        Err(SchedError::Budget { .. })
+    ));
+}
+
+#[test]
+fn counts_are_memoised_by_content() {
+    let packer = packer(Policy::default());
+    let segments = vec![
+        segment("a", "history", 5),
+        segment("b", "history", 5),
+        segment("c", "history", 7),
+    ];
+    packer.pack(&segments, 100, None).unwrap();
+    assert_eq!(packer.memo_len(), 2);
+}
+
+#[test]
+fn external_counts_are_used_without_a_tokenizer() {
+    let external = Packer::new(None, Policy::default());
+    let segments = vec![segment("a", "history", 5), segment("b", "history", 5)];
+    let result = external.pack(&segments, 12, Some((&[6, 6], 1))).unwrap();
+    assert_eq!(result.order.len(), 1);
+    assert!(external.pack(&segments, 12, Some((&[6], 1))).is_err());
+    assert!(external.pack(&segments, 12, None).is_err());
+}

@@ -1,0 +1,83 @@
+//! What the scheduler packs: segments, plain data with no Python in them.
+
+use std::sync::Arc;
+
+use crate::tokenizer::Keep;
+
+/// Where a segment must sit, if anywhere in particular.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Pin {
+    /// Placed in natural (input) order with the body.
+    #[default]
+    None,
+    /// Always kept, before everything else.
+    Head,
+    /// Always kept, after everything else.
+    Tail,
+}
+
+/// How a segment may be cut to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Truncation {
+    /// Never cut: kept whole or evicted.
+    None,
+    /// Cut on a token boundary, keeping one end.
+    Keep(Keep),
+}
+
+/// One piece of the prompt and what the scheduler may do with it.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Unique within one `pack` call.
+    pub id: String,
+    /// Consumer class: system, instruction, `tool_result`, history, retrieval, or any user-defined kind.
+    pub kind: String,
+    /// The text, shared so that packing never copies it.
+    pub text: Arc<str>,
+    /// A 128-bit hash of `text`, the key of the token-count memo.
+    pub content_hash: u128,
+    /// Higher is kept first; `None` takes the policy's default for the kind.
+    pub priority: Option<i64>,
+    /// Placement constraint; a pinned segment is always kept.
+    pub pin: Pin,
+    /// Always kept, in natural position.
+    pub required: bool,
+    /// Segments sharing a group are kept or evicted together.
+    pub group: Option<String>,
+    /// `None` takes the policy's default for the kind.
+    pub truncation: Option<Truncation>,
+    /// A truncated segment keeps at least this many tokens (or is not cut at all).
+    pub min_tokens: usize,
+    /// For placement of reordered kinds: higher goes to the edges of its block.
+    pub relevance: f64,
+}
+
+impl Segment {
+    /// A segment of `kind` with default settings; the content hash is computed here, once.
+    pub fn new(id: impl Into<String>, kind: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        let text = text.into();
+        Self {
+            id: id.into(),
+            kind: kind.into(),
+            content_hash: content_hash(&text),
+            text,
+            priority: None,
+            pin: Pin::None,
+            required: false,
+            group: None,
+            truncation: None,
+            min_tokens: 0,
+            relevance: 0.0,
+        }
+    }
+
+    /// Pinned or required: always kept.
+    pub fn is_mandatory(&self) -> bool {
+        self.required || self.pin != Pin::None
+    }
+}
+
+/// The memo key for a text: xxh3's 128-bit hash (collisions are not a practical concern at this width).
+pub fn content_hash(text: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+}
