@@ -1,9 +1,22 @@
 """Type stubs for the Rust extension module, checked against it by ``mypy.stubtest``."""
 
-from collections.abc import Iterable
-from typing import Literal, final
+from collections.abc import Iterable, Mapping, Set
+from typing import Any, Literal, final
 
-__all__ = ["PanicException", "Tokenizer", "__version__", "count_tokens", "encodings"]
+__all__ = [
+    "Decision",
+    "EvictedSegment",
+    "KindUsage",
+    "PackResult",
+    "Packer",
+    "PanicException",
+    "PlacedSegment",
+    "Segment",
+    "Tokenizer",
+    "__version__",
+    "count_tokens",
+    "encodings",
+]
 
 __version__: str
 
@@ -86,3 +99,218 @@ def count_tokens(text: str, encoding: str = "o200k_base") -> int:
 
 def encodings() -> list[str]:
     """The names of the built-in encodings, the default first."""
+
+@final
+class Segment:
+    """One piece of the prompt and what the scheduler may do with it. Immutable; cheap to build.
+
+    Args:
+        text: the text.
+        id: unique within one ``pack`` call; defaults to ``"{kind}-{index}"`` (its position in that call).
+        kind: its consumer class (system, instruction, tool_schema, history, tool_call, tool_result,
+            retrieval, memory, example, summary, or any kind of your own); quotas, caps and default
+            priorities are per kind.
+        role: the chat role, passed through.
+        priority: higher is kept first; ``None`` takes the policy's priority for the kind.
+        pin: ``"head"`` or ``"tail"``: always kept, placed first or last.
+        required: always kept, in natural position.
+        group: segments sharing a group are kept or evicted together.
+        truncate: ``"none"``, ``"head"`` (keep the start) or ``"tail"`` (keep the end); ``None`` takes the
+            policy's truncation for the kind.
+        min_tokens: a cut segment keeps at least this many tokens, or is not cut.
+        summarizable: whether a summariser may replace it when evicted (used by summarisation hooks).
+        relevance: for kinds the policy reorders: the most relevant go to the edges of their run.
+        trust: ``"trusted"`` or ``"untrusted"``, passed through.
+        metadata: anything, passed through untouched.
+    """
+
+    def __new__(
+        cls,
+        text: str,
+        *,
+        id: str | None = None,
+        kind: str = "history",
+        role: str | None = None,
+        priority: int | None = None,
+        pin: Literal["head", "tail"] | None = None,
+        required: bool = False,
+        group: str | None = None,
+        truncate: Literal["none", "head", "tail"] | None = None,
+        min_tokens: int = 0,
+        summarizable: bool = False,
+        relevance: float = 0.0,
+        trust: Literal["trusted", "untrusted"] = "trusted",
+        metadata: Any = None,
+    ) -> Segment: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def pin(self) -> Literal["head", "tail"] | None: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def truncate(self) -> Literal["none", "head", "tail"] | None: ...
+    @property
+    def min_tokens(self) -> int: ...
+    @property
+    def summarizable(self) -> bool: ...
+    @property
+    def relevance(self) -> float: ...
+    @property
+    def trust(self) -> Literal["trusted", "untrusted"]: ...
+    @property
+    def metadata(self) -> Any: ...
+
+@final
+class PlacedSegment:
+    """A segment as placed: ``text`` is what is sent (cut if ``action == "truncated"``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def original_tokens(self) -> int: ...
+    @property
+    def action(self) -> Literal["kept", "truncated"]: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def index(self) -> int:
+        """Position in the input list."""
+
+    @property
+    def segment(self) -> Segment:
+        """The input segment, with its original text."""
+
+@final
+class EvictedSegment:
+    """A segment that was not placed, and why."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def segment(self) -> Segment: ...
+
+@final
+class Decision:
+    """What happened to one input segment (``action``) and the rule that caused it (``rule``, ``detail``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def action(self) -> Literal["kept", "truncated", "evicted"]: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def tokens_before(self) -> int: ...
+    @property
+    def tokens_after(self) -> int: ...
+
+@final
+class KindUsage:
+    """Tokens of one kind against its quota (``min`` and ``max`` resolved to tokens)."""
+
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def kept(self) -> int: ...
+    @property
+    def evicted(self) -> int: ...
+    @property
+    def min(self) -> int: ...
+    @property
+    def max(self) -> int | None: ...
+
+@final
+class PackResult:
+    """The packed prompt, and every decision behind it."""
+
+    @property
+    def segments(self) -> list[PlacedSegment]:
+        """Placed segments, in final order."""
+
+    @property
+    def evicted(self) -> list[EvictedSegment]:
+        """Segments not placed, in input order."""
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """One decision per input segment, in input order."""
+
+    @property
+    def tokens(self) -> int:
+        """Exact tokens of ``text()`` (built-in encodings); never above ``usable``."""
+
+    @property
+    def budget(self) -> int: ...
+    @property
+    def usable(self) -> int:
+        """The budget minus the policy's output reserve."""
+
+    @property
+    def usage(self) -> dict[str, KindUsage]: ...
+    @property
+    def separator(self) -> str: ...
+    def text(self) -> str:
+        """The packed prompt: placed segments joined by the policy's separator."""
+
+    def explain(self) -> str:
+        """The decision log as text a person can read at a glance."""
+
+@final
+class Packer:
+    """The allocator in Rust. Use ``ctxsched.Scheduler``, which validates a ``Policy`` and builds this."""
+
+    def __new__(
+        cls,
+        tokenizer: Tokenizer | None,
+        *,
+        reserve_output: int = 0,
+        quotas: Mapping[str, tuple[int | float, int | float | None]] = ...,
+        segment_caps: Mapping[str, int | float] = ...,
+        priorities: Mapping[str, int] = ...,
+        default_priority: int = 0,
+        truncation: Mapping[str, Literal["none", "head", "tail"]] = ...,
+        reorder: Set[str] = ...,
+        separator: str = "\n\n",
+    ) -> Packer: ...
+    @property
+    def memo_size(self) -> int: ...
+    @property
+    def separator(self) -> str: ...
+    def pack(
+        self, segments: list[Segment], budget: int, counts: list[int] | None = None, separator_tokens: int = 0
+    ) -> PackResult: ...

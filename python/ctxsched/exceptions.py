@@ -7,9 +7,12 @@ hierarchy whichever side of the boundary an error starts on.
 from ctxsched import _core
 
 __all__ = [
+    "BudgetError",
     "ContextSchedError",
+    "DuplicateSegmentIdError",
     "InvalidTokenError",
     "PanicException",
+    "PolicyError",
     "TokenizerError",
     "UnknownEncodingError",
 ]
@@ -29,6 +32,21 @@ class InvalidTokenError(ContextSchedError, ValueError):
 
 class TokenizerError(ContextSchedError, ValueError):
     """A user-supplied tokenizer returned something that is not a token count."""
+
+
+class BudgetError(ContextSchedError):
+    """The mandatory set (pinned and required segments and their groups) cannot fit the budget.
+
+    The message lists what the mandatory set holds and how many tokens it needs at its smallest.
+    """
+
+
+class DuplicateSegmentIdError(ContextSchedError, ValueError):
+    """Two segments given to one ``pack`` call share an id."""
+
+
+class PolicyError(ContextSchedError, ValueError):
+    """A policy that is valid on its own but not for a given budget (a quota minimum above its maximum)."""
 
 
 #: Raised if the Rust core ever panics. It is a bug in ctxsched, never the caller's fault: please report it.

@@ -5,6 +5,7 @@
 
 mod allocate;
 mod decision;
+mod explain;
 mod place;
 
 use std::collections::BTreeMap;

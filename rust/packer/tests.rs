@@ -205,3 +205,17 @@ fn external_counts_are_used_without_a_tokenizer() {
     assert!(external.pack(&segments, 12, Some((&[6], 1))).is_err());
     assert!(external.pack(&segments, 12, None).is_err());
 }
+
+#[test]
+fn explain_has_a_line_per_segment_with_its_rule() {
+    let mut system = segment("system", "system", 5);
+    system.pin = Pin::Head;
+    let segments = vec![system, segment("a", "history", 50), segment("b", "history", 5)];
+    let packed = packer(Policy::default()).pack(&segments, 20, None).unwrap();
+    let ids: Vec<String> = segments.iter().map(|segment| segment.id.clone()).collect();
+    let text = packed.explain(&segments, &ids);
+    assert!(text.starts_with("packed 2 of 3 segments"), "{text}");
+    assert!(text.contains("pinned to the head"));
+    assert!(text.contains("does not fit: needs 50"));
+    assert_eq!(text.lines().count(), 1 + 3 + 1 + 2);
+}

@@ -4,8 +4,10 @@ use std::borrow::Cow;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
+use crate::policy::Amount;
+use crate::segment::Truncation;
 use crate::tokenizer::{Encoding, Keep};
 
 /// Borrow the text of a Python `str` argument.
@@ -64,5 +66,57 @@ impl<'a, 'py> FromPyObject<'a, 'py> for KeepArg {
             .find(|keep| keep.name() == name)
             .map(Self)
             .ok_or_else(|| PyValueError::new_err(format!("keep must be 'head' or 'tail', not {name:?}")))
+    }
+}
+
+/// A segment's `truncate` option.
+#[derive(Clone, Copy)]
+pub(crate) struct TruncationArg(pub(crate) Truncation);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TruncationArg {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let name = value
+            .cast::<PyString>()
+            .map_err(|_| type_error(&value, "truncate", "str"))?;
+        match name.to_str()? {
+            "none" => Ok(Self(Truncation::None)),
+            "head" => Ok(Self(Truncation::Keep(Keep::Head))),
+            "tail" => Ok(Self(Truncation::Keep(Keep::Tail))),
+            other => Err(PyValueError::new_err(format!(
+                "truncate must be 'none', 'head' or 'tail', not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A size: an `int` number of tokens, or a `float` fraction of the usable budget in [0, 1].
+#[derive(Clone, Copy)]
+pub(crate) struct AmountArg(pub(crate) Amount);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for AmountArg {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if value.is_instance_of::<PyBool>() {
+            return Err(type_error(&value, "an amount", "int tokens or a float fraction"));
+        }
+        if value.is_instance_of::<PyInt>() {
+            let tokens: i64 = value.extract()?;
+            return usize::try_from(tokens)
+                .map(|tokens| Self(Amount::Tokens(tokens)))
+                .map_err(|_| PyValueError::new_err(format!("a token amount must be >= 0, got {tokens}")));
+        }
+        if value.is_instance_of::<PyFloat>() {
+            let fraction: f64 = value.extract()?;
+            if !(0.0..=1.0).contains(&fraction) {
+                return Err(PyValueError::new_err(format!(
+                    "a fraction must be within [0, 1], got {fraction}"
+                )));
+            }
+            return Ok(Self(Amount::Fraction(fraction)));
+        }
+        Err(type_error(&value, "an amount", "int tokens or a float fraction"))
     }
 }

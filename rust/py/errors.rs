@@ -7,6 +7,9 @@ use crate::error::SchedError;
 
 pyo3::import_exception!(ctxsched.exceptions, UnknownEncodingError);
 pyo3::import_exception!(ctxsched.exceptions, InvalidTokenError);
+pyo3::import_exception!(ctxsched.exceptions, BudgetError);
+pyo3::import_exception!(ctxsched.exceptions, DuplicateSegmentIdError);
+pyo3::import_exception!(ctxsched.exceptions, PolicyError);
 
 impl From<SchedError> for PyErr {
     fn from(error: SchedError) -> Self {
@@ -14,6 +17,10 @@ impl From<SchedError> for PyErr {
         match error {
             SchedError::UnknownEncoding { .. } => UnknownEncodingError::new_err(message),
             SchedError::InvalidToken { .. } => InvalidTokenError::new_err(message),
+            SchedError::Budget { .. } | SchedError::QuotaInfeasible { .. } => BudgetError::new_err(message),
+            SchedError::DuplicateId { .. } => DuplicateSegmentIdError::new_err(message),
+            SchedError::InvalidPolicy(_) => PolicyError::new_err(message),
+            SchedError::InvalidArgument(_) => pyo3::exceptions::PyValueError::new_err(message),
         }
     }
 }

@@ -5,6 +5,9 @@
 
 mod convert;
 mod errors;
+mod packer;
+mod result;
+mod segment;
 mod tokenizer;
 
 use pyo3::prelude::*;
@@ -30,6 +33,12 @@ where
 
 #[pymodule(gil_used = false)]
 pub mod _core {
+    #[pymodule_export]
+    use super::packer::PyPacker;
+    #[pymodule_export]
+    use super::result::{PyDecision, PyEvictedSegment, PyKindUsage, PyPackResult, PyPlacedSegment};
+    #[pymodule_export]
+    use super::segment::PySegment;
     #[pymodule_export]
     use super::tokenizer::{count_tokens, encodings, PyTokenizer};
 

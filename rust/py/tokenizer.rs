@@ -12,7 +12,7 @@ use crate::tokenizer::{Encoding, Tokenizer};
 
 /// A token limit: a non-negative `int`. Values beyond what the machine can address mean "no limit".
 #[derive(Clone, Copy)]
-pub(crate) struct TokenLimit(usize);
+pub(crate) struct TokenLimit(pub(crate) usize);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for TokenLimit {
     type Error = PyErr;
@@ -38,7 +38,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TokenLimit {
 #[pyclass(frozen, eq, hash, name = "Tokenizer", module = "ctxsched._core")]
 #[derive(PartialEq, Eq, Hash)]
 pub(crate) struct PyTokenizer {
-    inner: Tokenizer,
+    pub(crate) inner: Tokenizer,
 }
 
 #[pymethods]

@@ -1,0 +1,131 @@
+"""The scheduling policy: a frozen pydantic model, validated once and handed to the Rust core once."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["DEFAULT_PRIORITIES", "DEFAULT_TRUNCATION", "Amount", "Policy", "Quota"]
+
+#: A size: an ``int`` number of tokens, or a ``float`` fraction (0 to 1) of the usable budget.
+Amount: TypeAlias = Annotated[int, Field(ge=0, strict=True)] | Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+
+#: Default priority of each standard kind (higher is kept first). ``Policy.priorities`` overrides these.
+DEFAULT_PRIORITIES: dict[str, int] = {
+    "system": 100,
+    "instruction": 90,
+    "tool_schema": 80,
+    "summary": 60,
+    "memory": 50,
+    "example": 40,
+    "history": 30,
+    "tool_call": 30,
+    "retrieval": 20,
+    "tool_result": 20,
+}
+
+#: Default truncation of each standard kind. ``Policy.truncation`` overrides these.
+DEFAULT_TRUNCATION: dict[str, Literal["none", "head", "tail"]] = {
+    "tool_result": "head",
+    "retrieval": "head",
+    "memory": "head",
+}
+
+_KIND = Annotated[str, Field(min_length=1)]
+
+
+class Quota(BaseModel):
+    """A per-kind quota, like cgroups' memory.min / memory.max.
+
+    ``min`` is reserved for the kind while it has segments to fill it; ``max`` is never exceeded.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min: Amount = 0
+    max: Amount | None = None
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        # Same units can be compared now; tokens against a fraction only once the budget is known.
+        if self.max is not None and type(self.min) is type(self.max) and self.min > self.max:
+            raise ValueError(f"quota min ({self.min}) is above its max ({self.max})")
+        return self
+
+
+class Policy(BaseModel):
+    """How the scheduler shares the budget between kinds of segments.
+
+    Load one from a dict (``Policy.model_validate``), or a JSON, TOML or YAML file (``Policy.from_file``);
+    ``Policy.json_schema()`` describes the format. Unknown keys, negative sizes, fractions above 1 and a
+    quota minimum above its maximum raise ``pydantic.ValidationError``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reserve_output: int = Field(0, ge=0, description="Tokens kept free for the model's answer.")
+    quotas: dict[_KIND, Quota] = Field(default_factory=dict, description="Per-kind quotas.")
+    segment_caps: dict[_KIND, Amount] = Field(
+        default_factory=dict, description="Per-kind cap on one segment: a larger one is cut before admission."
+    )
+    priorities: dict[_KIND, int] = Field(default_factory=dict, description="Priority overrides per kind.")
+    default_priority: int = Field(0, description="Priority of kinds with none set.")
+    truncation: dict[_KIND, Literal["none", "head", "tail"]] = Field(
+        default_factory=dict, description="Truncation overrides per kind."
+    )
+    reorder: list[_KIND] = Field(
+        default_factory=lambda: ["retrieval"],
+        description="Kinds whose runs are ordered by relevance, most relevant at the edges.",
+    )
+    separator: str = Field("\n\n", description="What goes between segments in the rendered text.")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Policy:
+        """A policy from a ``.json``, ``.toml``, ``.yaml`` or ``.yml`` file."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        suffix = path.suffix.lower()
+        data: Any
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError as error:  # pragma: no cover - depends on the environment
+                raise ImportError("reading YAML policies needs PyYAML: pip install 'ctxsched[yaml]'") from error
+            data = yaml.safe_load(text)
+        else:
+            raise ValueError(f"unknown policy file type {suffix!r}; use .json, .toml, .yaml or .yml")
+        return cls.model_validate(data)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of a policy document."""
+        return cls.model_json_schema()
+
+    def effective_priorities(self) -> dict[str, int]:
+        """The default priorities with this policy's overrides applied."""
+        return DEFAULT_PRIORITIES | self.priorities
+
+    def effective_truncation(self) -> dict[str, str]:
+        """The default truncation with this policy's overrides applied."""
+        return DEFAULT_TRUNCATION | self.truncation
+
+    def core_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``ctxsched._core.Packer``: primitives only."""
+        return {
+            "reserve_output": self.reserve_output,
+            "quotas": {kind: (quota.min, quota.max) for kind, quota in self.quotas.items()},
+            "segment_caps": dict(self.segment_caps),
+            "priorities": self.effective_priorities(),
+            "default_priority": self.default_priority,
+            "truncation": self.effective_truncation(),
+            "reorder": set(self.reorder),
+            "separator": self.separator,
+        }

@@ -1,0 +1,82 @@
+"""``Scheduler.pack(segments, budget)``: the public entry point to the allocator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ctxsched._core import Packer, PackResult, Segment, Tokenizer
+from ctxsched.counting import TokenizerLike, as_token_counter
+from ctxsched.exceptions import BudgetError
+from ctxsched.policy import Policy
+
+__all__ = ["Scheduler"]
+
+# With a tokenizer of your own, counts come from Python; a bounded memo keeps agent loops from recounting.
+_MEMO_LIMIT = 100_000
+_REPAIR_ROUNDS = 8
+
+
+class Scheduler:
+    """Decides what goes into the context window, how big each piece is, where it sits, and why.
+
+    Args:
+        tokenizer: a built-in encoding name (``"o200k_base"``, ``"cl100k_base"``), a ``ctxsched.Tokenizer``,
+            or any tokenizer ``as_token_counter`` accepts (tiktoken, HuggingFace, a ``str -> int`` callable).
+            Built-in encodings count in Rust and can cut segments on token boundaries; with any other
+            tokenizer segments are kept whole or evicted (never cut).
+        policy: a ``Policy``, or a dict validated into one. Validated and converted once, here.
+    """
+
+    def __init__(self, tokenizer: TokenizerLike = "o200k_base", policy: Policy | Mapping[str, Any] | None = None):
+        self.policy = policy if isinstance(policy, Policy) else Policy.model_validate(policy or {})
+        self.tokenizer = as_token_counter(tokenizer)
+        self._builtin = self.tokenizer if isinstance(self.tokenizer, Tokenizer) else None
+        self._packer = Packer(self._builtin, **self.policy.core_arguments())
+        self._memo: dict[str, int] = {}
+
+    def pack(self, segments: Iterable[Segment], budget: int) -> PackResult:
+        """Pack ``segments`` (in natural order) into ``budget`` tokens.
+
+        Raises:
+            BudgetError: the pinned and required segments cannot fit, even cut; the message lists them.
+            DuplicateSegmentIdError: two segments share an id.
+            PolicyError: a quota's minimum resolves above its maximum for this budget.
+            TypeError: ``segments`` holds something that is not a ``ctxsched.Segment``.
+        """
+        if isinstance(segments, str | bytes):
+            raise TypeError("segments must be a list of ctxsched.Segment, not a single string")
+        segments = segments if isinstance(segments, list) else list(segments)
+        if self._builtin is not None:
+            return self._packer.pack(segments, budget)
+        return self._pack_counted(segments, budget)
+
+    def _pack_counted(self, segments: list[Segment], budget: int) -> PackResult:
+        for index, segment in enumerate(segments):
+            if not isinstance(segment, Segment):
+                raise TypeError(f"segments[{index}] must be a ctxsched.Segment, not {type(segment).__name__}")
+        missing = list({segment.text for segment in segments if segment.text not in self._memo})
+        if len(self._memo) + len(missing) > _MEMO_LIMIT:
+            self._memo.clear()
+            missing = list({segment.text for segment in segments})
+        self._memo.update(zip(missing, self.tokenizer.count_many(missing), strict=True))
+        counts = [self._memo[segment.text] for segment in segments]
+        separator_tokens = self.tokenizer.count(self.policy.separator)
+        # Your tokenizer may count the joined text differently from its parts: count what is sent and,
+        # if it is over, pack again into a budget smaller by the difference.
+        target = budget
+        for _ in range(_REPAIR_ROUNDS):
+            result = self._packer.pack(segments, target, counts, separator_tokens)
+            sent = self.tokenizer.count(result.text())
+            if sent <= budget - self.policy.reserve_output:
+                return result
+            target -= sent - (budget - self.policy.reserve_output)
+        raise BudgetError(f"could not fit the rendered text into {budget} tokens with {self.tokenizer.name!r}")
+
+    @property
+    def memo_size(self) -> int:
+        """How many distinct texts have memoised token counts."""
+        return self._packer.memo_size if self._builtin is not None else len(self._memo)
+
+    def __repr__(self) -> str:
+        return f"Scheduler(tokenizer={self.tokenizer.name!r}, policy={self.policy!r})"

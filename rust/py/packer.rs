@@ -1,0 +1,128 @@
+//! `ctxsched._core.Packer`: the allocator behind `ctxsched.Scheduler`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::convert::{AmountArg, TruncationArg};
+use super::enter_core;
+use super::result::PyPackResult;
+use super::segment::PySegment;
+use super::tokenizer::{PyTokenizer, TokenLimit};
+use crate::packer::Packer;
+use crate::policy::{Policy, Quota};
+use crate::segment::Segment;
+
+/// A tokenizer (or none, for counts computed in Python), a policy in core form, and the count memo.
+#[pyclass(frozen, name = "Packer", module = "ctxsched._core")]
+pub(crate) struct PyPacker {
+    inner: Packer,
+}
+
+#[pymethods]
+impl PyPacker {
+    #[new]
+    #[pyo3(signature = (
+        tokenizer, *, reserve_output = 0, quotas = BTreeMap::new(), segment_caps = BTreeMap::new(),
+        priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
+        separator = "\n\n"
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        tokenizer: Option<PyRef<'_, PyTokenizer>>,
+        reserve_output: usize,
+        quotas: BTreeMap<String, (AmountArg, Option<AmountArg>)>,
+        segment_caps: BTreeMap<String, AmountArg>,
+        priorities: BTreeMap<String, i64>,
+        default_priority: i64,
+        truncation: BTreeMap<String, TruncationArg>,
+        reorder: BTreeSet<String>,
+        separator: &str,
+    ) -> Self {
+        let policy = Policy {
+            reserve_output,
+            quotas: quotas
+                .into_iter()
+                .map(|(kind, (min, max))| {
+                    (
+                        kind,
+                        Quota {
+                            min: min.0,
+                            max: max.map(|max| max.0),
+                        },
+                    )
+                })
+                .collect(),
+            segment_caps: segment_caps.into_iter().map(|(kind, cap)| (kind, cap.0)).collect(),
+            priorities,
+            default_priority,
+            truncation: truncation
+                .into_iter()
+                .map(|(kind, truncation)| (kind, truncation.0))
+                .collect(),
+            reorder,
+            separator: separator.to_owned(),
+        };
+        Self {
+            inner: Packer::new(tokenizer.map(|tokenizer| tokenizer.inner), policy),
+        }
+    }
+
+    /// Texts whose token counts are memoised.
+    #[getter]
+    fn memo_size(&self) -> usize {
+        self.inner.memo_len()
+    }
+
+    #[getter]
+    fn separator(&self) -> &str {
+        &self.inner.policy().separator
+    }
+
+    #[pyo3(signature = (segments, budget, counts = None, separator_tokens = 0))]
+    fn pack(
+        &self,
+        py: Python<'_>,
+        segments: &Bound<'_, PyAny>,
+        budget: TokenLimit,
+        counts: Option<Vec<usize>>,
+        separator_tokens: usize,
+    ) -> PyResult<PyPackResult> {
+        let list = segments
+            .cast::<PyList>()
+            .map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
+        let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
+        let mut core: Vec<Segment> = Vec::with_capacity(list.len());
+        for (index, item) in list.iter().enumerate() {
+            let segment = item.cast_into::<PySegment>().map_err(|error| {
+                PyTypeError::new_err(format!(
+                    "segments[{index}] must be a ctxsched.Segment, not {}",
+                    error
+                        .into_inner()
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| "?".to_owned(), |name| name.to_string())
+                ))
+            })?;
+            let mut copy = segment.get().core.clone();
+            if segment.get().explicit_id.is_none() {
+                copy.id = format!("{}-{index}", copy.kind);
+            }
+            core.push(copy);
+            inputs.push(segment.unbind());
+        }
+        let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
+        let external = counts.as_deref().map(|counts| (counts, separator_tokens));
+        let packed = enter_core(py, work_bytes.max(core.len() * 64), || {
+            self.inner.pack(&core, budget.0, external)
+        })?;
+        Ok(PyPackResult::new(
+            inputs,
+            core,
+            packed,
+            self.inner.policy().separator.clone(),
+        ))
+    }
+}

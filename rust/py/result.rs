@@ -1,0 +1,273 @@
+//! `PackResult` and the objects it hands out: placed and evicted segments, decisions, usage.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::segment::PySegment;
+use crate::packer::{Decision, Packed};
+use crate::segment::Segment;
+
+/// A segment as placed in the packed prompt.
+#[pyclass(frozen, get_all, name = "PlacedSegment", module = "ctxsched._core")]
+pub(crate) struct PyPlacedSegment {
+    id: String,
+    kind: String,
+    role: Option<String>,
+    text: String,
+    tokens: usize,
+    original_tokens: usize,
+    action: &'static str,
+    rule: &'static str,
+    index: usize,
+    segment: Py<PySegment>,
+}
+
+#[pymethods]
+impl PyPlacedSegment {
+    fn __repr__(&self) -> String {
+        format!(
+            "PlacedSegment(id={:?}, kind={:?}, tokens={}, action={:?})",
+            self.id, self.kind, self.tokens, self.action
+        )
+    }
+}
+
+/// A segment that was not placed, and why.
+#[pyclass(frozen, get_all, name = "EvictedSegment", module = "ctxsched._core")]
+pub(crate) struct PyEvictedSegment {
+    id: String,
+    kind: String,
+    tokens: usize,
+    rule: &'static str,
+    reason: String,
+    index: usize,
+    segment: Py<PySegment>,
+}
+
+#[pymethods]
+impl PyEvictedSegment {
+    fn __repr__(&self) -> String {
+        format!(
+            "EvictedSegment(id={:?}, kind={:?}, rule={:?})",
+            self.id, self.kind, self.rule
+        )
+    }
+}
+
+/// What happened to one input segment and the rule behind it.
+#[pyclass(frozen, get_all, name = "Decision", module = "ctxsched._core")]
+pub(crate) struct PyDecision {
+    id: String,
+    kind: String,
+    index: usize,
+    action: &'static str,
+    rule: &'static str,
+    detail: String,
+    tokens_before: usize,
+    tokens_after: usize,
+}
+
+#[pymethods]
+impl PyDecision {
+    fn __repr__(&self) -> String {
+        format!(
+            "Decision(id={:?}, action={:?}, rule={:?})",
+            self.id, self.action, self.rule
+        )
+    }
+}
+
+/// Tokens of one kind against its quota.
+#[pyclass(frozen, get_all, name = "KindUsage", module = "ctxsched._core")]
+pub(crate) struct PyKindUsage {
+    tokens: usize,
+    kept: usize,
+    evicted: usize,
+    min: usize,
+    max: Option<usize>,
+}
+
+#[pymethods]
+impl PyKindUsage {
+    fn __repr__(&self) -> String {
+        format!(
+            "KindUsage(tokens={}, kept={}, evicted={}, min={}, max={})",
+            self.tokens,
+            self.kept,
+            self.evicted,
+            self.min,
+            self.max.map_or_else(|| "None".to_owned(), |max| max.to_string())
+        )
+    }
+}
+
+/// The packed prompt: placed segments in order, evicted ones, decisions, exact tokens, usage.
+#[pyclass(frozen, name = "PackResult", module = "ctxsched._core")]
+pub(crate) struct PyPackResult {
+    inputs: Vec<Py<PySegment>>,
+    core: Vec<Segment>,
+    packed: Packed,
+    separator: String,
+}
+
+impl PyPackResult {
+    pub(crate) fn new(inputs: Vec<Py<PySegment>>, core: Vec<Segment>, packed: Packed, separator: String) -> Self {
+        Self {
+            inputs,
+            core,
+            packed,
+            separator,
+        }
+    }
+
+    fn decision(&self, index: usize) -> Option<&Decision> {
+        self.packed.decisions.get(index)
+    }
+
+    fn id(&self, index: usize) -> String {
+        self.core
+            .get(index)
+            .map(|segment| segment.id.clone())
+            .unwrap_or_default()
+    }
+
+    fn kind(&self, index: usize) -> String {
+        self.core
+            .get(index)
+            .map(|segment| segment.kind.clone())
+            .unwrap_or_default()
+    }
+
+    fn input(&self, py: Python<'_>, index: usize) -> Option<Py<PySegment>> {
+        self.inputs.get(index).map(|segment| segment.clone_ref(py))
+    }
+}
+
+#[pymethods]
+impl PyPackResult {
+    /// Placed segments in final order.
+    #[getter]
+    fn segments(&self, py: Python<'_>) -> Vec<PyPlacedSegment> {
+        self.packed
+            .order
+            .iter()
+            .filter_map(|&index| {
+                let decision = self.decision(index)?;
+                let segment = self.input(py, index)?;
+                Some(PyPlacedSegment {
+                    id: self.id(index),
+                    kind: self.kind(index),
+                    role: segment.get().role.clone(),
+                    text: self.packed.text_of(&self.core, index)?.to_owned(),
+                    tokens: decision.tokens_after,
+                    original_tokens: decision.tokens_before,
+                    action: decision.action(),
+                    rule: decision.rule(),
+                    index,
+                    segment,
+                })
+            })
+            .collect()
+    }
+
+    /// Segments not placed, in input order.
+    #[getter]
+    fn evicted(&self, py: Python<'_>) -> Vec<PyEvictedSegment> {
+        self.packed
+            .decisions
+            .iter()
+            .filter(|decision| decision.outcome.is_err())
+            .filter_map(|decision| {
+                Some(PyEvictedSegment {
+                    id: self.id(decision.index),
+                    kind: self.kind(decision.index),
+                    tokens: decision.tokens_before,
+                    rule: decision.rule(),
+                    reason: decision.detail(),
+                    index: decision.index,
+                    segment: self.input(py, decision.index)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One decision per input segment, in input order.
+    #[getter]
+    fn decisions(&self) -> Vec<PyDecision> {
+        self.packed
+            .decisions
+            .iter()
+            .map(|decision| PyDecision {
+                id: self.id(decision.index),
+                kind: self.kind(decision.index),
+                index: decision.index,
+                action: decision.action(),
+                rule: decision.rule(),
+                detail: decision.detail(),
+                tokens_before: decision.tokens_before,
+                tokens_after: decision.tokens_after,
+            })
+            .collect()
+    }
+
+    /// Exact tokens of `text()`.
+    #[getter]
+    fn tokens(&self) -> usize {
+        self.packed.tokens
+    }
+
+    #[getter]
+    fn budget(&self) -> usize {
+        self.packed.budget
+    }
+
+    /// Budget minus the output reserve; `tokens` never exceeds it.
+    #[getter]
+    fn usable(&self) -> usize {
+        self.packed.usable
+    }
+
+    /// Per-kind usage against quotas.
+    #[getter]
+    fn usage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (kind, usage) in &self.packed.usage {
+            let value = PyKindUsage {
+                tokens: usage.tokens,
+                kept: usage.kept,
+                evicted: usage.evicted,
+                min: usage.min,
+                max: usage.max,
+            };
+            dict.set_item(kind, Py::new(py, value)?)?;
+        }
+        Ok(dict)
+    }
+
+    /// The separator the prompt was packed with (and `tokens` counted with).
+    #[getter]
+    fn separator(&self) -> &str {
+        &self.separator
+    }
+
+    /// The packed prompt as one string: placed segments joined by the packing separator.
+    fn text(&self) -> String {
+        self.packed.render(&self.core, &self.separator)
+    }
+
+    /// The decision log as text a person can read at a glance.
+    fn explain(&self) -> String {
+        let ids: Vec<String> = self.core.iter().map(|segment| segment.id.clone()).collect();
+        self.packed.explain(&self.core, &ids)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PackResult(placed={}, evicted={}, tokens={}, usable={})",
+            self.packed.order.len(),
+            self.core.len() - self.packed.order.len(),
+            self.packed.tokens,
+            self.packed.usable
+        )
+    }
+}

@@ -1,0 +1,189 @@
+//! `ctxsched.Segment`: a frozen, cheap-to-build Python object around the core's plain `Segment`.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::convert::{text_arg, type_error, TruncationArg};
+use crate::segment::{Pin, Segment, Truncation};
+
+/// Whether a segment's text came from a trusted source (the system, the user) or not (tool output,
+/// retrieved documents). Recorded and passed through for the policies that will use it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trust {
+    Trusted,
+    Untrusted,
+}
+
+#[pyclass(frozen, name = "Segment", module = "ctxsched._core")]
+pub(crate) struct PySegment {
+    pub(crate) core: Segment,
+    /// `None` until `pack` names it `{kind}-{index}`.
+    pub(crate) explicit_id: Option<String>,
+    pub(crate) role: Option<String>,
+    pub(crate) summarizable: bool,
+    pub(crate) trust: Trust,
+    pub(crate) metadata: Option<Py<PyAny>>,
+}
+
+fn pin_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Pin> {
+    let Some(value) = value.filter(|value| !value.is_none()) else {
+        return Ok(Pin::None);
+    };
+    let name = value
+        .cast::<PyString>()
+        .map_err(|_| type_error(value, "pin", "'head', 'tail' or None"))?;
+    match name.to_str()? {
+        "head" => Ok(Pin::Head),
+        "tail" => Ok(Pin::Tail),
+        other => Err(PyValueError::new_err(format!(
+            "pin must be 'head', 'tail' or None, not {other:?}"
+        ))),
+    }
+}
+
+#[pymethods]
+impl PySegment {
+    #[new]
+    #[pyo3(signature = (
+        text, *, id = None, kind = "history", role = None, priority = None, pin = None, required = false,
+        group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = "trusted",
+        metadata = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        text: &Bound<'_, PyAny>,
+        id: Option<String>,
+        kind: &str,
+        role: Option<String>,
+        priority: Option<i64>,
+        pin: Option<&Bound<'_, PyAny>>,
+        required: bool,
+        group: Option<String>,
+        truncate: Option<TruncationArg>,
+        min_tokens: usize,
+        summarizable: bool,
+        relevance: f64,
+        trust: &str,
+        metadata: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let text: Arc<str> = Arc::from(text_arg(text, "text")?.as_ref());
+        if kind.is_empty() {
+            return Err(PyValueError::new_err("kind must be a non-empty str"));
+        }
+        if !relevance.is_finite() {
+            return Err(PyValueError::new_err(format!(
+                "relevance must be a finite number, not {relevance}"
+            )));
+        }
+        let trust = match trust {
+            "trusted" => Trust::Trusted,
+            "untrusted" => Trust::Untrusted,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "trust must be 'trusted' or 'untrusted', not {other:?}"
+                )))
+            }
+        };
+        let mut core = Segment::new(id.clone().unwrap_or_default(), kind, text);
+        core.priority = priority;
+        core.pin = pin_arg(pin)?;
+        core.required = required;
+        core.group = group;
+        core.truncation = truncate.map(|truncate| truncate.0);
+        core.min_tokens = min_tokens;
+        core.relevance = relevance;
+        Ok(Self {
+            core,
+            explicit_id: id,
+            role,
+            summarizable,
+            trust,
+            metadata,
+        })
+    }
+
+    #[getter]
+    fn text(&self) -> &str {
+        &self.core.text
+    }
+    #[getter]
+    fn id(&self) -> Option<&str> {
+        self.explicit_id.as_deref()
+    }
+    #[getter]
+    fn kind(&self) -> &str {
+        &self.core.kind
+    }
+    #[getter]
+    fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+    #[getter]
+    fn priority(&self) -> Option<i64> {
+        self.core.priority
+    }
+    #[getter]
+    fn pin(&self) -> Option<&'static str> {
+        match self.core.pin {
+            Pin::None => None,
+            Pin::Head => Some("head"),
+            Pin::Tail => Some("tail"),
+        }
+    }
+    #[getter]
+    fn required(&self) -> bool {
+        self.core.required
+    }
+    #[getter]
+    fn group(&self) -> Option<&str> {
+        self.core.group.as_deref()
+    }
+    #[getter]
+    fn truncate(&self) -> Option<&'static str> {
+        self.core.truncation.map(|truncation| match truncation {
+            Truncation::None => "none",
+            Truncation::Keep(keep) => keep.name(),
+        })
+    }
+    #[getter]
+    fn min_tokens(&self) -> usize {
+        self.core.min_tokens
+    }
+    #[getter]
+    fn summarizable(&self) -> bool {
+        self.summarizable
+    }
+    #[getter]
+    fn relevance(&self) -> f64 {
+        self.core.relevance
+    }
+    #[getter]
+    fn trust(&self) -> &'static str {
+        match self.trust {
+            Trust::Trusted => "trusted",
+            Trust::Untrusted => "untrusted",
+        }
+    }
+    #[getter]
+    fn metadata(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.metadata.as_ref().map(|metadata| metadata.clone_ref(py))
+    }
+
+    fn __repr__(&self) -> String {
+        let preview: String = self.core.text.chars().take(40).collect();
+        let more = if self.core.text.chars().nth(40).is_some() {
+            "…"
+        } else {
+            ""
+        };
+        let id = self
+            .explicit_id
+            .as_deref()
+            .map(|id| format!("id={id:?}, "))
+            .unwrap_or_default();
+        format!("Segment({preview:?}{more}, {id}kind={:?})", self.core.kind)
+    }
+}

@@ -1,0 +1,37 @@
+"""Helpers for the packing tests: segments of known size, and a model of the allocator's costs."""
+
+from __future__ import annotations
+
+import ctxsched
+
+
+def words(tokens: int) -> str:
+    """A text of exactly ``tokens`` tokens in both encodings (one per " w"), that never merges with "\\n\\n"."""
+    return "" if tokens == 0 else "w" + " w" * (tokens - 1)
+
+
+def planned_size(segment: ctxsched.Segment, count: int, policy: ctxsched.Policy, usable: int) -> int:
+    """The size a segment enters the fill phase with: its count, or its kind's cap when it may be cut to it."""
+    cap = policy.segment_caps.get(segment.kind)
+    if cap is None:
+        return count
+    cap_tokens = cap if isinstance(cap, int) else min(int(cap * usable), usable)
+    truncation = segment.truncate or policy.effective_truncation().get(segment.kind, "none")
+    if count > cap_tokens and truncation != "none" and cap_tokens >= max(segment.min_tokens, 1):
+        return cap_tokens
+    return count
+
+
+def units(segments: list[ctxsched.Segment]) -> list[list[int]]:
+    """Indices of each unit (a group, or one ungrouped segment), in order of first appearance."""
+    by_group: dict[str, list[int]] = {}
+    result: list[list[int]] = []
+    for index, segment in enumerate(segments):
+        if segment.group is None:
+            result.append([index])
+        elif segment.group in by_group:
+            by_group[segment.group].append(index)
+        else:
+            by_group[segment.group] = [index]
+            result.append(by_group[segment.group])
+    return result
