@@ -12,7 +12,8 @@ $(PY):
 ## demo: install the package and run it on the bundled example conversation
 demo: $(PY)
 	$(PY) -m pip install -q .
-	$(VENV)/bin/ctxsched count examples/agent_session.json --budget 8000
+	$(VENV)/bin/ctxsched count examples/agent_session.json --budget 4000
+	$(VENV)/bin/ctxsched pack examples/agent_session.json --budget 4000 --policy examples/policy.toml
 
 ## test: install with test dependencies and run every test, Rust and Python (what CI runs)
 test: $(PY)
@@ -31,7 +32,7 @@ test-python:
 
 ## bench: benchmarks against tiktoken in the same run (release build); figures go to the README
 bench: $(PY)
-	$(PY) -m pip install -q '.[test]'
+	$(PY) -m pip install -q '.[test,bench]'
 	$(PY) -m pytest benches --benchmark-enable --benchmark-json=.benchmarks/latest.json -p no:cacheprovider
 	$(PY) benches/summarize.py .benchmarks/latest.json
 

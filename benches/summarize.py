@@ -22,6 +22,8 @@ def main(path: str) -> None:
         params = bench.get("params") or {}
         implementation = params.get("implementation", "?")
         size = params.get("size")
+        if bench["group"].startswith(("pack:", "one-shot:")):
+            continue
         group = bench["group"] + (f" ({size // 1_000_000} MB)" if size else "")
         groups[group][implementation] = {"mean": bench["stats"]["mean"], "bytes": bench["extra_info"].get("bytes", 0)}
 
@@ -54,6 +56,33 @@ def main(path: str) -> None:
             big = groups[group].get("ctxsched")
             if small and big:
                 print(f"- {group[: -len(' (4 MB)')]}: {big['mean'] / small['mean']:.2f}")
+
+    packing: dict[str, dict[int, float]] = defaultdict(dict)
+    peers: dict[str, dict[str, float]] = defaultdict(dict)
+    for bench in data["benchmarks"]:
+        params = bench.get("params") or {}
+        if bench["group"].startswith("pack:"):
+            packing[params["counts"]][params["count"]] = bench["stats"]["mean"]
+        elif bench["group"].startswith("one-shot:"):
+            peers[bench["group"]][params["implementation"]] = bench["stats"]["mean"]
+    if packing:
+        print("\n| segments | " + " | ".join(f"{name}: per pack / per segment" for name in sorted(packing)) + " |")
+        print("|---" * (len(packing) + 1) + "|")
+        for count in sorted({count for results in packing.values() for count in results}):
+            cells = []
+            for name in sorted(packing):
+                mean = packing[name].get(count)
+                cells.append(f"{mean * 1e6:,.0f} us / {mean * 1e6 / count:,.2f} us" if mean else "—")
+            print(f"| {count:,} | " + " | ".join(cells) + " |")
+        for name, results in sorted(packing.items()):
+            if 10_000 in results and 100_000 in results:
+                print(f"\n10x segments (10k -> 100k), {name}: {results[100_000] / results[10_000]:.1f}x time")
+    for group, results in peers.items():
+        ours = results.get("ctxsched")
+        print(f"\n{group}:")
+        for name, mean in sorted(results.items(), key=lambda item: item[1]):
+            ratio = f" ({mean / ours:,.0f}x ctxsched)" if ours and name != "ctxsched" else ""
+            print(f"- {name}: {mean * 1e3:,.2f} ms{ratio}")
 
     package = Path(ctxsched.__file__).parent
     size = sum(file.stat().st_size for file in package.rglob("*") if file.is_file())

@@ -71,11 +71,8 @@ pub enum SchedError {
 
 fn describe(members: &[(String, String, usize)]) -> String {
     const SHOWN: usize = 20;
-    let mut parts: Vec<String> = members
-        .iter()
-        .take(SHOWN)
-        .map(|(id, kind, tokens)| format!("{id} ({kind}, {tokens} tokens)"))
-        .collect();
+    let mut parts: Vec<String> =
+        members.iter().take(SHOWN).map(|(id, kind, tokens)| format!("{id} ({kind}, {tokens} tokens)")).collect();
     if members.len() > SHOWN {
         parts.push(format!("and {} more", members.len() - SHOWN));
     }

@@ -19,11 +19,7 @@ impl Amount {
         match self {
             Amount::Tokens(tokens) => tokens,
             // usable < 2^53 in practice; the float product is exact enough and clamped to usable.
-            #[allow(
-                clippy::cast_precision_loss,
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss
-            )]
+            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Amount::Fraction(fraction) => ((fraction.clamp(0.0, 1.0) * usable as f64).floor() as usize).min(usable),
         }
     }

@@ -60,3 +60,35 @@ def test_the_installed_script_runs() -> None:
         pytest.fail("the ctxsched script is not installed with the package")
     done = subprocess.run([script, "count", str(EXAMPLE)], capture_output=True, text=True, check=True)
     assert "total:" in done.stdout
+
+
+POLICY = EXAMPLE.parent / "policy.toml"
+
+
+def test_pack_explains_every_message_and_fits_the_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pack", str(EXAMPLE), "--budget", "4000", "--policy", str(POLICY), "--show-text"]) == 0
+    out = capsys.readouterr().out
+    explanation, text = out.split("\n--- packed text ---\n")
+    messages = json.loads(EXAMPLE.read_text())["messages"]
+    assert len([line for line in explanation.splitlines() if line.startswith("  ") and ":" in line.split()[1]]) == len(
+        messages
+    )
+    # The 15k-token test log is cut to the tool_result cap (a fifth of 3,488 usable tokens), keeping its end.
+    assert "15548 -> 697" in explanation
+    assert messages[3]["content"].endswith(text.split("\n\n")[3])
+    assert ctxsched.count_tokens(text.rstrip("\n")) <= 4000 - 512
+    # The task and the system prompt are there.
+    assert messages[0]["content"] in text
+    assert messages[1]["content"] in text
+
+
+def test_pack_with_a_budget_too_small_for_the_mandatory_set_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pack", str(EXAMPLE), "--budget", "50"]) == 2
+    assert "mandatory set needs" in capsys.readouterr().err
+
+
+def test_pack_with_a_bad_policy_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "bad.toml"
+    policy.write_text("reserve_output = -3\n")
+    assert main(["pack", str(EXAMPLE), "--budget", "4000", "--policy", str(policy)]) == 2
+    assert "cannot load policy" in capsys.readouterr().err

@@ -208,7 +208,13 @@ class EvictedSegment:
     @property
     def kind(self) -> str: ...
     @property
-    def tokens(self) -> int: ...
+    def tokens(self) -> int:
+        """Its tokens; a lower bound when ``counted`` is false."""
+
+    @property
+    def counted(self) -> bool:
+        """Whether ``tokens`` is exact: a segment that cannot fit is counted only until that is certain."""
+
     @property
     def rule(self) -> str: ...
     @property
@@ -235,7 +241,11 @@ class Decision:
     @property
     def detail(self) -> str: ...
     @property
-    def tokens_before(self) -> int: ...
+    def tokens_before(self) -> int:
+        """Its tokens as given; a lower bound when ``counted`` is false."""
+
+    @property
+    def counted(self) -> bool: ...
     @property
     def tokens_after(self) -> int: ...
 

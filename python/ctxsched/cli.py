@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctxsched._core import Tokenizer, encodings
+from ctxsched._core import Segment, Tokenizer, encodings
+from ctxsched.exceptions import ContextSchedError
+from ctxsched.policy import Policy
+from ctxsched.scheduler import Scheduler
 
 __all__ = ["main"]
 
@@ -83,6 +86,57 @@ def _count(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segments(messages: list[dict[str, Any]]) -> list[Segment]:
+    """Chat messages as segments, plainly mapped until the chat front-ends arrive.
+
+    System messages are pinned to the head, the first user message (the task) is required, and an
+    assistant turn with tool calls is grouped with its tool results.
+    """
+    groups: dict[str, str] = {}
+    first_user = next((index for index, message in enumerate(messages) if message["role"] == "user"), None)
+    segments = []
+    for index, message in enumerate(messages):
+        role = message["role"]
+        group = None
+        for call in message.get("tool_calls") or []:
+            groups[str(call.get("id"))] = group = f"turn-{index}"
+        if role == "tool":
+            group = groups.get(str(message.get("tool_call_id")))
+        kind = {"system": "system", "tool": "tool_result"}.get(role, "history")
+        if index == first_user:
+            kind = "instruction"
+        segments.append(
+            Segment(
+                message.get("content") or "",
+                id=f"{index}:{role}",
+                kind=kind,
+                role=role,
+                pin="head" if role == "system" else None,
+                required=index == first_user,
+                group=group,
+                metadata=message,
+            )
+        )
+    return segments
+
+
+def _pack(args: argparse.Namespace) -> int:
+    messages = _load_messages(args.file)
+    try:
+        policy = Policy.from_file(args.policy) if args.policy else Policy()
+    except (OSError, ValueError) as error:
+        raise _InputError(f"cannot load policy {args.policy}: {error}") from error
+    try:
+        result = Scheduler(args.encoding, policy).pack(_segments(messages), args.budget)
+    except ContextSchedError as error:
+        raise _InputError(str(error)) from error
+    print(result.explain(), end="")
+    if args.show_text:
+        print("\n--- packed text ---")
+        print(result.text())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctxsched", description="Context-window scheduling for LLM agents.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--encoding", default="o200k_base", choices=encodings())
     count.add_argument("--budget", type=int, help="a token budget to compare the conversation against")
     count.set_defaults(run=_count)
+    pack = commands.add_parser("pack", help="pack an OpenAI-format conversation into a budget and explain it")
+    pack.add_argument("file", type=Path, help="a JSON list of chat messages, or an object with 'messages'")
+    pack.add_argument("--budget", type=int, required=True, help="the token budget")
+    pack.add_argument("--policy", type=Path, help="a policy file (.json, .toml, .yaml)")
+    pack.add_argument("--encoding", default="o200k_base", choices=encodings())
+    pack.add_argument("--show-text", action="store_true", help="print the packed text too")
+    pack.set_defaults(run=_pack)
     return parser
 
 

@@ -67,13 +67,13 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reserve_output: int = Field(0, ge=0, description="Tokens kept free for the model's answer.")
+    reserve_output: int = Field(default=0, ge=0, description="Tokens kept free for the model's answer.")
     quotas: dict[_KIND, Quota] = Field(default_factory=dict, description="Per-kind quotas.")
     segment_caps: dict[_KIND, Amount] = Field(
         default_factory=dict, description="Per-kind cap on one segment: a larger one is cut before admission."
     )
     priorities: dict[_KIND, int] = Field(default_factory=dict, description="Priority overrides per kind.")
-    default_priority: int = Field(0, description="Priority of kinds with none set.")
+    default_priority: int = Field(default=0, description="Priority of kinds with none set.")
     truncation: dict[_KIND, Literal["none", "head", "tail"]] = Field(
         default_factory=dict, description="Truncation overrides per kind."
     )
@@ -81,7 +81,7 @@ class Policy(BaseModel):
         default_factory=lambda: ["retrieval"],
         description="Kinds whose runs are ordered by relevance, most relevant at the edges.",
     )
-    separator: str = Field("\n\n", description="What goes between segments in the rendered text.")
+    separator: str = Field(default="\n\n", description="What goes between segments in the rendered text.")
 
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
@@ -96,7 +96,7 @@ class Policy(BaseModel):
             data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
             try:
-                import yaml
+                import yaml  # type: ignore[import-untyped]
             except ImportError as error:  # pragma: no cover - depends on the environment
                 raise ImportError("reading YAML policies needs PyYAML: pip install 'ctxsched[yaml]'") from error
             data = yaml.safe_load(text)
@@ -113,7 +113,7 @@ class Policy(BaseModel):
         """The default priorities with this policy's overrides applied."""
         return DEFAULT_PRIORITIES | self.priorities
 
-    def effective_truncation(self) -> dict[str, str]:
+    def effective_truncation(self) -> dict[str, Literal["none", "head", "tail"]]:
         """The default truncation with this policy's overrides applied."""
         return DEFAULT_TRUNCATION | self.truncation
 

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::decision::{Admission, Cut, Eviction};
+use super::sizes::Sizes;
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;
 use crate::segment::{Pin, Segment, Truncation};
-use crate::tokenizer::Keep;
+use crate::tokenizer::{Keep, Tokenizer};
 
 /// Segments that are kept or evicted together: a group, or one segment on its own.
 pub(super) struct Unit {
@@ -26,8 +27,8 @@ pub(super) struct Unit {
 
 /// What the allocator decided, before any text is cut.
 pub(super) struct Plan {
-    /// Planned tokens for each segment (its count when kept whole).
-    pub(super) size: Vec<usize>,
+    /// Counted and planned tokens for each segment.
+    pub(super) sizes: Sizes,
     pub(super) outcome: Vec<std::result::Result<Admission, Eviction>>,
     pub(super) cut: Vec<Option<Cut>>,
     pub(super) units: Vec<Unit>,
@@ -37,7 +38,10 @@ pub(super) struct Plan {
 
 pub(super) struct Allocator<'a> {
     pub(super) segments: &'a [Segment],
-    pub(super) counts: &'a [usize],
+    /// Counts known before packing (memo or external counter); the rest are counted as needed.
+    pub(super) known: &'a [Option<usize>],
+    /// Counts what `known` lacks; `None` with an external counter (everything is known then).
+    pub(super) tokenizer: Option<Tokenizer>,
     pub(super) policy: &'a Policy,
     pub(super) usable: usize,
     pub(super) separator: usize,
@@ -48,19 +52,14 @@ pub(super) struct Allocator<'a> {
 impl Allocator<'_> {
     pub(super) fn keep_of(&self, index: usize) -> Option<Keep> {
         let segment = self.segments.get(index)?;
-        match segment
-            .truncation
-            .unwrap_or_else(|| self.policy.truncation_of(&segment.kind))
-        {
+        match segment.truncation.unwrap_or_else(|| self.policy.truncation_of(&segment.kind)) {
             Truncation::Keep(keep) if self.can_truncate => Some(keep),
             _ => None,
         }
     }
 
     fn priority_of(&self, segment: &Segment) -> i64 {
-        segment
-            .priority
-            .unwrap_or_else(|| self.policy.priority_of(&segment.kind))
+        segment.priority.unwrap_or_else(|| self.policy.priority_of(&segment.kind))
     }
 
     fn min_tokens(&self, index: usize) -> usize {
@@ -70,7 +69,7 @@ impl Allocator<'_> {
     pub(super) fn plan(&self) -> Result<Plan> {
         let count = self.segments.len();
         let mut plan = Plan {
-            size: self.counts.to_vec(),
+            sizes: Sizes::new(self.known),
             outcome: vec![Err(Eviction::BoundaryRepair); count],
             cut: vec![None; count],
             units: self.units(),
@@ -89,12 +88,7 @@ impl Allocator<'_> {
         for (index, segment) in self.segments.iter().enumerate() {
             let existing = segment.group.as_deref().and_then(|group| by_group.get(group).copied());
             let unit_index = existing.unwrap_or_else(|| {
-                units.push(Unit {
-                    members: Vec::new(),
-                    priority: i64::MIN,
-                    newest: index,
-                    mandatory: false,
-                });
+                units.push(Unit { members: Vec::new(), priority: i64::MIN, newest: index, mandatory: false });
                 if let Some(group) = segment.group.as_deref() {
                     by_group.insert(group, units.len() - 1);
                 }
@@ -127,24 +121,19 @@ impl Allocator<'_> {
                     continue;
                 };
                 let cap = cap.resolve(self.usable);
-                let Some(size) = plan.size.get_mut(index) else { continue };
-                if *size <= cap {
+                if self.within(&mut plan.sizes, index, cap).is_some() {
                     continue;
                 }
                 if self.keep_of(index).is_some() && cap >= self.min_tokens(index) {
-                    *size = cap;
+                    // Counted in full so that the log can say "cut from N".
+                    self.exact(&mut plan.sizes, index);
+                    plan.sizes.set_planned(index, cap);
                     if let Some(slot) = plan.cut.get_mut(index) {
-                        *slot = Some(Cut::AboveCap {
-                            kind: segment.kind.clone(),
-                            cap,
-                        });
+                        *slot = Some(Cut::AboveCap { kind: segment.kind.clone(), cap });
                     }
                 } else if !mandatory {
                     if let Some(slot) = plan.outcome.get_mut(index) {
-                        *slot = Err(Eviction::AboveCap {
-                            kind: segment.kind.clone(),
-                            cap,
-                        });
+                        *slot = Err(Eviction::AboveCap { kind: segment.kind.clone(), cap });
                     }
                     evicted_by.get_or_insert(index);
                 }
@@ -160,25 +149,14 @@ impl Allocator<'_> {
 
     fn evict_group(&self, plan: &mut Plan, unit_index: usize, cause: usize) {
         let Some(unit) = plan.units.get(unit_index) else { return };
-        let because = self
-            .segments
-            .get(cause)
-            .map(|segment| segment.id.clone())
-            .unwrap_or_default();
+        let because = self.segments.get(cause).map(|segment| segment.id.clone()).unwrap_or_default();
         for &member in &unit.members {
             if member == cause {
                 continue;
             }
-            let group = self
-                .segments
-                .get(member)
-                .and_then(|segment| segment.group.clone())
-                .unwrap_or_default();
+            let group = self.segments.get(member).and_then(|segment| segment.group.clone()).unwrap_or_default();
             if let Some(slot) = plan.outcome.get_mut(member) {
-                *slot = Err(Eviction::GroupMember {
-                    group,
-                    because: because.clone(),
-                });
+                *slot = Err(Eviction::GroupMember { group, because: because.clone() });
             }
         }
     }
@@ -192,6 +170,9 @@ impl Allocator<'_> {
                 members.extend_from_slice(&unit.members);
             }
         }
+        for &index in &members {
+            self.exact(&mut plan.sizes, index);
+        }
         for (kind, quota) in &self.policy.quotas {
             let Some(max) = quota.max.map(|max| max.resolve(self.usable)) else {
                 continue;
@@ -201,23 +182,20 @@ impl Allocator<'_> {
                 .copied()
                 .filter(|&index| self.segments.get(index).is_some_and(|segment| &segment.kind == kind))
                 .collect();
-            self.fit_down(plan, &of_kind, max, 0, &Cut::MandatoryOverQuota(kind.clone()))
-                .map_err(|needed| SchedError::QuotaInfeasible {
-                    kind: kind.clone(),
-                    needed,
-                    max,
-                    members: self.describe(plan, &of_kind),
-                })?;
+            self.fit_down(plan, &of_kind, max, 0, &Cut::MandatoryOverQuota(kind.clone())).map_err(|needed| {
+                SchedError::QuotaInfeasible { kind: kind.clone(), needed, max, members: self.describe(plan, &of_kind) }
+            })?;
         }
         let capacity = self.usable + self.separator;
-        self.fit_down(plan, &members, capacity, self.separator, &Cut::MandatoryOverBudget)
-            .map_err(|needed| SchedError::Budget {
+        self.fit_down(plan, &members, capacity, self.separator, &Cut::MandatoryOverBudget).map_err(|needed| {
+            SchedError::Budget {
                 needed: needed.saturating_sub(self.separator),
                 usable: self.usable,
                 budget: self.usable + self.policy.reserve_output,
                 reserve: self.policy.reserve_output,
                 members: self.describe(plan, &members),
-            })?;
+            }
+        })?;
         for &index in &members {
             let Some(segment) = self.segments.get(index) else {
                 continue;
@@ -241,9 +219,9 @@ impl Allocator<'_> {
             .filter_map(|&index| {
                 let segment = self.segments.get(index)?;
                 let floor = if self.keep_of(index).is_some() {
-                    self.min_tokens(index).min(plan.size.get(index).copied().unwrap_or(0))
+                    self.min_tokens(index).min(plan.sizes.planned(index))
                 } else {
-                    plan.size.get(index).copied().unwrap_or(0)
+                    plan.sizes.planned(index)
                 };
                 Some((segment.id.clone(), segment.kind.clone(), floor))
             })
@@ -262,24 +240,15 @@ impl Allocator<'_> {
         cut: &Cut,
     ) -> std::result::Result<(), usize> {
         let size_at = |level: usize, index: usize| -> usize {
-            let size = plan.size.get(index).copied().unwrap_or(0);
+            let size = plan.sizes.planned(index);
             if self.keep_of(index).is_some() {
                 size.min(level.max(self.min_tokens(index).min(size)))
             } else {
                 size
             }
         };
-        let total_at = |level: usize| {
-            members
-                .iter()
-                .map(|&index| size_at(level, index) + separator)
-                .sum::<usize>()
-        };
-        let largest = members
-            .iter()
-            .map(|&index| plan.size.get(index).copied().unwrap_or(0))
-            .max()
-            .unwrap_or(0);
+        let total_at = |level: usize| members.iter().map(|&index| size_at(level, index) + separator).sum::<usize>();
+        let largest = members.iter().map(|&index| plan.sizes.planned(index)).max().unwrap_or(0);
         if total_at(largest) <= limit {
             return Ok(());
         }
@@ -298,9 +267,9 @@ impl Allocator<'_> {
         }
         let sizes: Vec<(usize, usize)> = members.iter().map(|&index| (index, size_at(low, index))).collect();
         for (index, size) in sizes {
-            if let (Some(slot), Some(why)) = (plan.size.get_mut(index), plan.cut.get_mut(index)) {
-                if size < *slot {
-                    *slot = size;
+            if size < plan.sizes.planned(index) {
+                plan.sizes.set_planned(index, size);
+                if let Some(why) = plan.cut.get_mut(index) {
                     *why = Some(cut.clone());
                 }
             }
@@ -327,29 +296,20 @@ impl Allocator<'_> {
         let mut spent = 0usize;
         for (index, outcome) in plan.outcome.iter().enumerate() {
             if outcome.is_ok() {
-                let (Some(segment), Some(size)) = (self.segments.get(index), plan.size.get(index)) else {
-                    continue;
-                };
+                let Some(segment) = self.segments.get(index) else { continue };
+                let size = plan.sizes.planned(index);
                 *used.entry(segment.kind.as_str()).or_default() += size;
                 spent += size + self.separator;
             }
         }
         let capacity = self.usable + self.separator;
-        let mut order: Vec<usize> = (0..plan.units.len())
-            .filter(|&unit| !decided.get(unit).copied().unwrap_or(true))
-            .collect();
+        let mut order: Vec<usize> =
+            (0..plan.units.len()).filter(|&unit| !decided.get(unit).copied().unwrap_or(true)).collect();
         order.sort_by_key(|&unit| {
-            plan.units
-                .get(unit)
-                .map(|unit| (std::cmp::Reverse(unit.priority), std::cmp::Reverse(unit.newest)))
+            plan.units.get(unit).map(|unit| (std::cmp::Reverse(unit.priority), std::cmp::Reverse(unit.newest)))
         });
 
-        let mut state = FillState {
-            used,
-            spent,
-            capacity,
-            limits,
-        };
+        let mut state = FillState { used, spent, capacity, limits };
         self.fill_minimums(plan, decided, &order, &mut state);
         self.fill_by_priority(plan, decided, &order, &mut state);
         self.fill_partial(plan, &order, &mut state);
@@ -358,12 +318,8 @@ impl Allocator<'_> {
 
     /// Quota minimums, kind by kind, each from its own units in priority order.
     fn fill_minimums<'s>(&'s self, plan: &mut Plan, decided: &mut [bool], order: &[usize], state: &mut FillState<'s>) {
-        let minimums: Vec<(&str, usize)> = state
-            .limits
-            .iter()
-            .map(|(&kind, &(min, _))| (kind, min))
-            .filter(|&(_, min)| min > 0)
-            .collect();
+        let minimums: Vec<(&str, usize)> =
+            state.limits.iter().map(|(&kind, &(min, _))| (kind, min)).filter(|&(_, min)| min > 0).collect();
         for (kind, min) in minimums {
             for &unit in order {
                 if state.used.get(kind).copied().unwrap_or(0) >= min {
@@ -378,15 +334,7 @@ impl Allocator<'_> {
                     continue;
                 }
                 if self.check(plan, state, unit).is_ok() {
-                    self.admit(
-                        plan,
-                        state,
-                        unit,
-                        &Admission::QuotaMinimum {
-                            kind: kind.to_owned(),
-                            min,
-                        },
-                    );
+                    self.admit(plan, state, unit, &Admission::QuotaMinimum { kind: kind.to_owned(), min });
                     if let Some(flag) = decided.get_mut(unit) {
                         *flag = true;
                     }
@@ -405,11 +353,7 @@ impl Allocator<'_> {
             match self.check(plan, state, unit) {
                 Ok(()) => self.admit(plan, state, unit, &Admission::Priority(priority)),
                 Err(eviction) => {
-                    let members = plan
-                        .units
-                        .get(unit)
-                        .map(|unit| unit.members.clone())
-                        .unwrap_or_default();
+                    let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
                     for index in members {
                         if let Some(slot) = plan.outcome.get_mut(index) {
                             *slot = Err(eviction.clone());
@@ -436,65 +380,59 @@ impl Allocator<'_> {
             if let Some((_, Some(max))) = state.limits.get(segment.kind.as_str()) {
                 room = room.min(max.saturating_sub(state.used.get(segment.kind.as_str()).copied().unwrap_or(0)));
             }
-            let size = plan.size.get(index).copied().unwrap_or(0);
+            let size = plan.sizes.planned(index);
             if room >= self.min_tokens(index) && room < size {
-                if let (Some(slot), Some(why)) = (plan.size.get_mut(index), plan.cut.get_mut(index)) {
-                    *slot = room;
+                let priority = unit_ref.priority;
+                // Counted in full so that the log can say "cut from N".
+                self.exact(&mut plan.sizes, index);
+                plan.sizes.set_planned(index, room);
+                if let Some(why) = plan.cut.get_mut(index) {
                     *why = Some(Cut::PartialFit);
                 }
-                let priority = unit_ref.priority;
                 self.admit(plan, state, unit, &Admission::Partial(priority));
                 return;
             }
         }
     }
 
-    fn check(&self, plan: &Plan, state: &FillState<'_>, unit: usize) -> std::result::Result<(), Eviction> {
-        let Some(unit_ref) = plan.units.get(unit) else {
-            return Ok(());
-        };
-        let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut cost = 0;
-        for &index in &unit_ref.members {
-            let (Some(segment), Some(size)) = (self.segments.get(index), plan.size.get(index)) else {
-                continue;
-            };
-            *by_kind.entry(segment.kind.as_str()).or_default() += size;
-            cost += size + self.separator;
-        }
-        for (kind, tokens) in by_kind {
-            if let Some(&(_, Some(max))) = state.limits.get(kind) {
-                let used = state.used.get(kind).copied().unwrap_or(0);
-                if used + tokens > max {
-                    return Err(Eviction::QuotaMaximum {
-                        kind: kind.to_owned(),
-                        max,
-                        used,
-                    });
-                }
-            }
-        }
+    /// Whether `unit` fits the room and its kinds' quota maximums. Each member is counted only as far as
+    /// the room left for it, so a long segment that cannot fit is never counted in full.
+    fn check(&self, plan: &mut Plan, state: &FillState<'_>, unit: usize) -> std::result::Result<(), Eviction> {
+        let Some(unit_ref) = plan.units.get(unit) else { return Ok(()) };
+        let (members, priority) = (unit_ref.members.clone(), unit_ref.priority);
         let room = state.capacity.saturating_sub(state.spent);
-        if cost > room {
-            return Err(Eviction::DoesNotFit {
-                needed: cost,
-                room,
-                priority: unit_ref.priority,
+        let mut added: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut cost = 0;
+        let last = members.last().copied();
+        for index in members {
+            let Some(segment) = self.segments.get(index) else { continue };
+            let kind = segment.kind.as_str();
+            let room_left = room.saturating_sub(cost + self.separator);
+            let quota = state.limits.get(kind).and_then(|&(_, max)| max).map(|max| {
+                let used = state.used.get(kind).copied().unwrap_or(0) + added.get(kind).copied().unwrap_or(0);
+                (max, used, max.saturating_sub(used))
             });
+            let limit = quota.map_or(room_left, |(_, _, quota_left)| quota_left.min(room_left));
+            let Some(size) = self.within(&mut plan.sizes, index, limit) else {
+                if let Some((max, used, _)) = quota.filter(|&(_, _, quota_left)| quota_left < room_left) {
+                    return Err(Eviction::QuotaMaximum { kind: kind.to_owned(), max, used });
+                }
+                let needed = cost + plan.sizes.planned(index) + self.separator;
+                // A lower bound unless this segment is counted in full and no member comes after it.
+                let at_least = !plan.sizes.counted(index) || last != Some(index);
+                return Err(Eviction::DoesNotFit { needed, room, priority, at_least });
+            };
+            cost += size + self.separator;
+            *added.entry(kind).or_default() += size;
         }
         Ok(())
     }
 
     fn admit<'s>(&'s self, plan: &mut Plan, state: &mut FillState<'s>, unit: usize, admission: &Admission) {
-        let members = plan
-            .units
-            .get(unit)
-            .map(|unit| unit.members.clone())
-            .unwrap_or_default();
+        let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
         for index in members {
-            let (Some(segment), Some(size)) = (self.segments.get(index), plan.size.get(index)) else {
-                continue;
-            };
+            let Some(segment) = self.segments.get(index) else { continue };
+            let size = plan.sizes.planned(index);
             *state.used.entry(segment.kind.as_str()).or_default() += size;
             state.spent += size + self.separator;
             if let Some(slot) = plan.outcome.get_mut(index) {

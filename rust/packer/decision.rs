@@ -37,6 +37,8 @@ pub enum Eviction {
         room: usize,
         /// Its priority.
         priority: i64,
+        /// `needed` is a lower bound: the unit was counted only until it could not fit.
+        at_least: bool,
     },
     /// Its kind's quota maximum would have been exceeded.
     QuotaMaximum {
@@ -88,8 +90,10 @@ pub enum Cut {
 pub struct Decision {
     /// The segment's position in the input.
     pub index: usize,
-    /// Its tokens as given.
+    /// Its tokens as given; a lower bound when `counted` is false.
     pub tokens_before: usize,
+    /// Whether `tokens_before` is exact. Evicted segments are counted only as far as the decision needed.
+    pub counted: bool,
     /// Its tokens as placed (0 when evicted).
     pub tokens_after: usize,
     /// Kept and why, or evicted and why.
@@ -136,7 +140,8 @@ impl Decision {
             Ok(Admission::QuotaMinimum { kind, min }) => format!("fills the {kind} quota minimum of {min}"),
             Ok(Admission::Priority(priority)) => format!("fits by priority {priority}"),
             Ok(Admission::Partial(priority)) => format!("priority {priority}, cut to the room that was left"),
-            Err(Eviction::DoesNotFit { needed, room, priority }) => {
+            Err(Eviction::DoesNotFit { needed, room, priority, at_least }) => {
+                let needed = if *at_least { format!("at least {needed}") } else { needed.to_string() };
                 format!("does not fit: needs {needed}, {room} left after higher priorities (priority {priority})")
             }
             Err(Eviction::QuotaMaximum { kind, max, used }) => {
@@ -148,7 +153,7 @@ impl Decision {
             }
             Err(Eviction::BoundaryRepair) => "evicted to repair a token merge across a separator".to_owned(),
         };
-        if let Some(cut) = &self.cut {
+        if let (Some(cut), Ok(_)) = (&self.cut, &self.outcome) {
             if self.tokens_after < self.tokens_before {
                 let why = match cut {
                     Cut::AboveCap { kind, cap } => format!("above the {kind} cap of {cap}"),
@@ -156,11 +161,7 @@ impl Decision {
                     Cut::MandatoryOverQuota(kind) => format!("mandatory {kind} segments exceeded its quota"),
                     Cut::PartialFit => "only part of it fitted".to_owned(),
                 };
-                let _ = write!(
-                    text,
-                    "; cut {} -> {} tokens: {why}",
-                    self.tokens_before, self.tokens_after
-                );
+                let _ = write!(text, "; cut {} -> {} tokens: {why}", self.tokens_before, self.tokens_after);
             }
         }
         text

@@ -21,12 +21,7 @@ impl Packed {
             reserve
         );
         let id_width = ids.iter().map(String::len).max().unwrap_or(2).clamp(2, 32);
-        let kind_width = segments
-            .iter()
-            .map(|segment| segment.kind.len())
-            .max()
-            .unwrap_or(4)
-            .clamp(4, 16);
+        let kind_width = segments.iter().map(|segment| segment.kind.len()).max().unwrap_or(4).clamp(4, 16);
         for decision in &self.decisions {
             let (Some(segment), Some(id)) = (segments.get(decision.index), ids.get(decision.index)) else {
                 continue;

@@ -7,6 +7,7 @@ mod allocate;
 mod decision;
 mod explain;
 mod place;
+mod sizes;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -87,12 +88,7 @@ impl Packer {
     /// A packer counting with `tokenizer`, or with counts given to each `pack` call when `None`.
     pub fn new(tokenizer: Option<Tokenizer>, policy: Policy) -> Self {
         let separator_tokens = tokenizer.map_or(0, |tokenizer| tokenizer.count(&policy.separator));
-        Self {
-            tokenizer,
-            policy,
-            separator_tokens,
-            memo: Mutex::new(FxHashMap::default()),
-        }
+        Self { tokenizer, policy, separator_tokens, memo: Mutex::new(FxHashMap::default()) }
     }
 
     /// The policy.
@@ -109,18 +105,18 @@ impl Packer {
     /// required when the packer has no tokenizer and ignored otherwise.
     pub fn pack(&self, segments: &[Segment], budget: usize, external: Option<(&[usize], usize)>) -> Result<Packed> {
         check_ids(segments)?;
-        let usable = budget
-            .checked_sub(self.policy.reserve_output)
-            .ok_or_else(|| SchedError::Budget {
-                needed: self.policy.reserve_output,
-                usable: 0,
-                budget,
-                reserve: self.policy.reserve_output,
-                members: Vec::new(),
-            })?;
-        let (counts, separator) = match (self.tokenizer, external) {
-            (Some(tokenizer), _) => (self.count(tokenizer, segments), self.separator_tokens),
-            (None, Some((counts, separator))) if counts.len() == segments.len() => (counts.to_vec(), separator),
+        let usable = budget.checked_sub(self.policy.reserve_output).ok_or_else(|| SchedError::Budget {
+            needed: self.policy.reserve_output,
+            usable: 0,
+            budget,
+            reserve: self.policy.reserve_output,
+            members: Vec::new(),
+        })?;
+        let (known, separator) = match (self.tokenizer, external) {
+            (Some(_), _) => (self.remembered(segments), self.separator_tokens),
+            (None, Some((counts, separator))) if counts.len() == segments.len() => {
+                (counts.iter().copied().map(Some).collect(), separator)
+            }
             (None, Some((counts, _))) => {
                 return Err(SchedError::InvalidArgument(format!(
                     "{} counts given for {} segments",
@@ -129,20 +125,20 @@ impl Packer {
                 )))
             }
             (None, None) => {
-                return Err(SchedError::InvalidArgument(
-                    "a packer without a tokenizer needs counts".to_owned(),
-                ))
+                return Err(SchedError::InvalidArgument("a packer without a tokenizer needs counts".to_owned()))
             }
         };
         let allocator = Allocator {
             segments,
-            counts: &counts,
+            known: &known,
+            tokenizer: self.tokenizer,
             policy: &self.policy,
             usable,
             separator,
             can_truncate: self.tokenizer.is_some(),
         };
         let mut plan = allocator.plan()?;
+        self.remember(segments, plan.sizes.counted_now(&known));
         let mut packed = self.realise(&allocator, &plan, budget);
         // Step 7: verify the render as it will be sent; repair if tokens merged across a separator.
         if let Some(tokenizer) = self.tokenizer {
@@ -160,11 +156,7 @@ impl Packer {
                         members: Vec::new(),
                     });
                 };
-                let members = plan
-                    .units
-                    .get(unit)
-                    .map(|unit| unit.members.clone())
-                    .unwrap_or_default();
+                let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
                 for index in members {
                     if let Some(slot) = plan.outcome.get_mut(index) {
                         *slot = Err(Eviction::BoundaryRepair);
@@ -176,32 +168,23 @@ impl Packer {
         Ok(packed)
     }
 
-    fn count(&self, tokenizer: Tokenizer, segments: &[Segment]) -> Vec<usize> {
-        let mut counts = vec![None; segments.len()];
-        {
-            let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-            for (slot, segment) in counts.iter_mut().zip(segments) {
-                *slot = memo.get(&segment.content_hash).copied();
-            }
+    /// Counts the memo already knows, by content hash.
+    fn remembered(&self, segments: &[Segment]) -> Vec<Option<usize>> {
+        let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        segments.iter().map(|segment| memo.get(&segment.content_hash).copied()).collect()
+    }
+
+    fn remember(&self, segments: &[Segment], counted: impl Iterator<Item = (usize, usize)>) {
+        let fresh: Vec<(u128, usize)> =
+            counted.filter_map(|(index, count)| Some((segments.get(index)?.content_hash, count))).collect();
+        if fresh.is_empty() {
+            return;
         }
-        // Count what the memo lacks without holding its lock, each distinct text once.
-        let mut fresh: FxHashMap<u128, usize> = FxHashMap::default();
-        for (slot, segment) in counts.iter_mut().zip(segments) {
-            if slot.is_none() {
-                let count = *fresh
-                    .entry(segment.content_hash)
-                    .or_insert_with(|| tokenizer.count(&segment.text));
-                *slot = Some(count);
-            }
+        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.len() + fresh.len() > MEMO_LIMIT {
+            memo.clear();
         }
-        if !fresh.is_empty() {
-            let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-            if memo.len() + fresh.len() > MEMO_LIMIT {
-                memo.clear();
-            }
-            memo.extend(fresh);
-        }
-        counts.into_iter().map(Option::unwrap_or_default).collect()
+        memo.extend(fresh);
     }
 
     /// Cut the texts to their planned sizes, place them, and write the decisions and usage.
@@ -218,15 +201,11 @@ impl Packer {
         }
         let mut planned_total = 0;
         for (index, segment) in segments.iter().enumerate() {
-            let before = allocator.counts.get(index).copied().unwrap_or(0);
-            let outcome = plan
-                .outcome
-                .get(index)
-                .cloned()
-                .unwrap_or(Err(Eviction::BoundaryRepair));
+            let before = plan.sizes.before(index);
+            let outcome = plan.outcome.get(index).cloned().unwrap_or(Err(Eviction::BoundaryRepair));
             let mut after = 0;
             if outcome.is_ok() {
-                after = plan.size.get(index).copied().unwrap_or(before);
+                after = plan.sizes.planned(index);
                 if after < before {
                     if let (Some(tokenizer), Some(keep)) = (self.tokenizer, allocator.keep_of(index)) {
                         let cut = tokenizer.truncate(&segment.text, after, keep);
@@ -239,7 +218,10 @@ impl Packer {
                 kept.push(index);
                 planned_total += after + allocator.separator;
             }
-            let entry = usage.entry(segment.kind.clone()).or_default();
+            if !usage.contains_key(&segment.kind) {
+                usage.insert(segment.kind.clone(), KindUsage::default());
+            }
+            let Some(entry) = usage.get_mut(&segment.kind) else { continue };
             if outcome.is_ok() {
                 entry.tokens += after;
                 entry.kept += 1;
@@ -247,13 +229,8 @@ impl Packer {
                 entry.evicted += 1;
             }
             let cut = plan.cut.get(index).cloned().flatten();
-            decisions.push(Decision {
-                index,
-                tokens_before: before,
-                tokens_after: after,
-                outcome,
-                cut,
-            });
+            let counted = plan.sizes.counted(index);
+            decisions.push(Decision { index, tokens_before: before, counted, tokens_after: after, outcome, cut });
         }
         Packed {
             order: place::place(segments, &kept, &self.policy),
@@ -271,11 +248,7 @@ fn check_ids(segments: &[Segment]) -> Result<()> {
     let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
     for (index, segment) in segments.iter().enumerate() {
         if let Some(&first) = seen.get(segment.id.as_str()) {
-            return Err(SchedError::DuplicateId {
-                id: segment.id.clone(),
-                first,
-                second: index,
-            });
+            return Err(SchedError::DuplicateId { id: segment.id.clone(), first, second: index });
         }
         seen.insert(&segment.id, index);
     }

@@ -6,26 +6,16 @@ use crate::segment::{Pin, Segment};
 /// Head pins in input order, then the body in natural order (runs of reordered kinds arranged by
 /// relevance, most relevant at the edges of the run, where models attend best), then tail pins.
 pub(super) fn place(segments: &[Segment], kept: &[usize], policy: &Policy) -> Vec<usize> {
-    let pinned = |pin: Pin| {
-        kept.iter()
-            .copied()
-            .filter(move |&index| segments.get(index).is_some_and(|s| s.pin == pin))
-    };
+    let pinned =
+        |pin: Pin| kept.iter().copied().filter(move |&index| segments.get(index).is_some_and(|s| s.pin == pin));
     let mut order: Vec<usize> = pinned(Pin::Head).collect();
     let body: Vec<usize> = pinned(Pin::None).collect();
     let mut start = 0;
     while start < body.len() {
-        let kind = body
-            .get(start)
-            .and_then(|&index| segments.get(index))
-            .map(|segment| segment.kind.as_str());
+        let kind = body.get(start).and_then(|&index| segments.get(index)).map(|segment| segment.kind.as_str());
         let mut end = start + 1;
         while end < body.len()
-            && body
-                .get(end)
-                .and_then(|&index| segments.get(index))
-                .map(|segment| segment.kind.as_str())
-                == kind
+            && body.get(end).and_then(|&index| segments.get(index)).map(|segment| segment.kind.as_str()) == kind
         {
             end += 1;
         }
@@ -85,11 +75,8 @@ mod tests {
     #[test]
     fn reordered_runs_put_the_most_relevant_at_both_edges() {
         let relevances = [0.1, 0.9, 0.5, 0.7, 0.3];
-        let segments: Vec<Segment> = relevances
-            .iter()
-            .enumerate()
-            .map(|(index, &r)| segment(index, "retrieval", Pin::None, r))
-            .collect();
+        let segments: Vec<Segment> =
+            relevances.iter().enumerate().map(|(index, &r)| segment(index, "retrieval", Pin::None, r)).collect();
         let mut policy = Policy::default();
         policy.reorder.insert("retrieval".to_owned());
         // Ranked: 1 (0.9), 3 (0.7), 2 (0.5), 4 (0.3), 0 (0.1) -> front 1, 2, 0; back 4, 3.

@@ -27,10 +27,7 @@ pub(crate) fn text_arg<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<
 
 /// `TypeError: {what} must be {expected}, not {type}`.
 pub(crate) fn type_error(value: &Bound<'_, PyAny>, what: &str, expected: &str) -> PyErr {
-    let type_name = value
-        .get_type()
-        .name()
-        .map_or_else(|_| "?".to_owned(), |name| name.to_string());
+    let type_name = value.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
     PyTypeError::new_err(format!("{what} must be {expected}, not {type_name}"))
 }
 
@@ -42,9 +39,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for EncodingArg {
     type Error = PyErr;
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let name = value
-            .cast::<PyString>()
-            .map_err(|_| type_error(&value, "encoding", "str"))?;
+        let name = value.cast::<PyString>().map_err(|_| type_error(&value, "encoding", "str"))?;
         Ok(Self(name.to_str()?.parse()?))
     }
 }
@@ -57,9 +52,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for KeepArg {
     type Error = PyErr;
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let name = value
-            .cast::<PyString>()
-            .map_err(|_| type_error(&value, "keep", "str"))?;
+        let name = value.cast::<PyString>().map_err(|_| type_error(&value, "keep", "str"))?;
         let name = name.to_str()?;
         [Keep::Head, Keep::Tail]
             .into_iter()
@@ -77,16 +70,12 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TruncationArg {
     type Error = PyErr;
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let name = value
-            .cast::<PyString>()
-            .map_err(|_| type_error(&value, "truncate", "str"))?;
+        let name = value.cast::<PyString>().map_err(|_| type_error(&value, "truncate", "str"))?;
         match name.to_str()? {
             "none" => Ok(Self(Truncation::None)),
             "head" => Ok(Self(Truncation::Keep(Keep::Head))),
             "tail" => Ok(Self(Truncation::Keep(Keep::Tail))),
-            other => Err(PyValueError::new_err(format!(
-                "truncate must be 'none', 'head' or 'tail', not {other:?}"
-            ))),
+            other => Err(PyValueError::new_err(format!("truncate must be 'none', 'head' or 'tail', not {other:?}"))),
         }
     }
 }
@@ -111,9 +100,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AmountArg {
         if value.is_instance_of::<PyFloat>() {
             let fraction: f64 = value.extract()?;
             if !(0.0..=1.0).contains(&fraction) {
-                return Err(PyValueError::new_err(format!(
-                    "a fraction must be within [0, 1], got {fraction}"
-                )));
+                return Err(PyValueError::new_err(format!("a fraction must be within [0, 1], got {fraction}")));
             }
             return Ok(Self(Amount::Fraction(fraction)));
         }

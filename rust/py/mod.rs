@@ -23,11 +23,7 @@ where
     F: FnOnce() -> crate::Result<T> + Send,
 {
     const DETACH_ABOVE_BYTES: usize = 16 * 1024;
-    let result = if work_bytes > DETACH_ABOVE_BYTES {
-        py.detach(work)
-    } else {
-        work()
-    };
+    let result = if work_bytes > DETACH_ABOVE_BYTES { py.detach(work) } else { work() };
     result.map_err(PyErr::from)
 }
 

@@ -45,29 +45,16 @@ impl PyPacker {
             reserve_output,
             quotas: quotas
                 .into_iter()
-                .map(|(kind, (min, max))| {
-                    (
-                        kind,
-                        Quota {
-                            min: min.0,
-                            max: max.map(|max| max.0),
-                        },
-                    )
-                })
+                .map(|(kind, (min, max))| (kind, Quota { min: min.0, max: max.map(|max| max.0) }))
                 .collect(),
             segment_caps: segment_caps.into_iter().map(|(kind, cap)| (kind, cap.0)).collect(),
             priorities,
             default_priority,
-            truncation: truncation
-                .into_iter()
-                .map(|(kind, truncation)| (kind, truncation.0))
-                .collect(),
+            truncation: truncation.into_iter().map(|(kind, truncation)| (kind, truncation.0)).collect(),
             reorder,
             separator: separator.to_owned(),
         };
-        Self {
-            inner: Packer::new(tokenizer.map(|tokenizer| tokenizer.inner), policy),
-        }
+        Self { inner: Packer::new(tokenizer.map(|tokenizer| tokenizer.inner), policy) }
     }
 
     /// Texts whose token counts are memoised.
@@ -90,20 +77,14 @@ impl PyPacker {
         counts: Option<Vec<usize>>,
         separator_tokens: usize,
     ) -> PyResult<PyPackResult> {
-        let list = segments
-            .cast::<PyList>()
-            .map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
+        let list = segments.cast::<PyList>().map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
         let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
         let mut core: Vec<Segment> = Vec::with_capacity(list.len());
         for (index, item) in list.iter().enumerate() {
             let segment = item.cast_into::<PySegment>().map_err(|error| {
                 PyTypeError::new_err(format!(
                     "segments[{index}] must be a ctxsched.Segment, not {}",
-                    error
-                        .into_inner()
-                        .get_type()
-                        .name()
-                        .map_or_else(|_| "?".to_owned(), |name| name.to_string())
+                    error.into_inner().get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string())
                 ))
             })?;
             let mut copy = segment.get().core.clone();
@@ -115,14 +96,7 @@ impl PyPacker {
         }
         let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
         let external = counts.as_deref().map(|counts| (counts, separator_tokens));
-        let packed = enter_core(py, work_bytes.max(core.len() * 64), || {
-            self.inner.pack(&core, budget.0, external)
-        })?;
-        Ok(PyPackResult::new(
-            inputs,
-            core,
-            packed,
-            self.inner.policy().separator.clone(),
-        ))
+        let packed = enter_core(py, work_bytes.max(core.len() * 64), || self.inner.pack(&core, budget.0, external))?;
+        Ok(PyPackResult::new(inputs, core, packed, self.inner.policy().separator.clone()))
     }
 }

@@ -38,6 +38,7 @@ pub(crate) struct PyEvictedSegment {
     id: String,
     kind: String,
     tokens: usize,
+    counted: bool,
     rule: &'static str,
     reason: String,
     index: usize,
@@ -47,10 +48,7 @@ pub(crate) struct PyEvictedSegment {
 #[pymethods]
 impl PyEvictedSegment {
     fn __repr__(&self) -> String {
-        format!(
-            "EvictedSegment(id={:?}, kind={:?}, rule={:?})",
-            self.id, self.kind, self.rule
-        )
+        format!("EvictedSegment(id={:?}, kind={:?}, rule={:?})", self.id, self.kind, self.rule)
     }
 }
 
@@ -64,16 +62,14 @@ pub(crate) struct PyDecision {
     rule: &'static str,
     detail: String,
     tokens_before: usize,
+    counted: bool,
     tokens_after: usize,
 }
 
 #[pymethods]
 impl PyDecision {
     fn __repr__(&self) -> String {
-        format!(
-            "Decision(id={:?}, action={:?}, rule={:?})",
-            self.id, self.action, self.rule
-        )
+        format!("Decision(id={:?}, action={:?}, rule={:?})", self.id, self.action, self.rule)
     }
 }
 
@@ -112,12 +108,7 @@ pub(crate) struct PyPackResult {
 
 impl PyPackResult {
     pub(crate) fn new(inputs: Vec<Py<PySegment>>, core: Vec<Segment>, packed: Packed, separator: String) -> Self {
-        Self {
-            inputs,
-            core,
-            packed,
-            separator,
-        }
+        Self { inputs, core, packed, separator }
     }
 
     fn decision(&self, index: usize) -> Option<&Decision> {
@@ -125,17 +116,11 @@ impl PyPackResult {
     }
 
     fn id(&self, index: usize) -> String {
-        self.core
-            .get(index)
-            .map(|segment| segment.id.clone())
-            .unwrap_or_default()
+        self.core.get(index).map(|segment| segment.id.clone()).unwrap_or_default()
     }
 
     fn kind(&self, index: usize) -> String {
-        self.core
-            .get(index)
-            .map(|segment| segment.kind.clone())
-            .unwrap_or_default()
+        self.core.get(index).map(|segment| segment.kind.clone()).unwrap_or_default()
     }
 
     fn input(&self, py: Python<'_>, index: usize) -> Option<Py<PySegment>> {
@@ -182,6 +167,7 @@ impl PyPackResult {
                     id: self.id(decision.index),
                     kind: self.kind(decision.index),
                     tokens: decision.tokens_before,
+                    counted: decision.counted,
                     rule: decision.rule(),
                     reason: decision.detail(),
                     index: decision.index,
@@ -205,6 +191,7 @@ impl PyPackResult {
                 rule: decision.rule(),
                 detail: decision.detail(),
                 tokens_before: decision.tokens_before,
+                counted: decision.counted,
                 tokens_after: decision.tokens_after,
             })
             .collect()

@@ -32,15 +32,11 @@ fn pin_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Pin> {
     let Some(value) = value.filter(|value| !value.is_none()) else {
         return Ok(Pin::None);
     };
-    let name = value
-        .cast::<PyString>()
-        .map_err(|_| type_error(value, "pin", "'head', 'tail' or None"))?;
+    let name = value.cast::<PyString>().map_err(|_| type_error(value, "pin", "'head', 'tail' or None"))?;
     match name.to_str()? {
         "head" => Ok(Pin::Head),
         "tail" => Ok(Pin::Tail),
-        other => Err(PyValueError::new_err(format!(
-            "pin must be 'head', 'tail' or None, not {other:?}"
-        ))),
+        other => Err(PyValueError::new_err(format!("pin must be 'head', 'tail' or None, not {other:?}"))),
     }
 }
 
@@ -74,17 +70,13 @@ impl PySegment {
             return Err(PyValueError::new_err("kind must be a non-empty str"));
         }
         if !relevance.is_finite() {
-            return Err(PyValueError::new_err(format!(
-                "relevance must be a finite number, not {relevance}"
-            )));
+            return Err(PyValueError::new_err(format!("relevance must be a finite number, not {relevance}")));
         }
         let trust = match trust {
             "trusted" => Trust::Trusted,
             "untrusted" => Trust::Untrusted,
             other => {
-                return Err(PyValueError::new_err(format!(
-                    "trust must be 'trusted' or 'untrusted', not {other:?}"
-                )))
+                return Err(PyValueError::new_err(format!("trust must be 'trusted' or 'untrusted', not {other:?}")))
             }
         };
         let mut core = Segment::new(id.clone().unwrap_or_default(), kind, text);
@@ -95,14 +87,7 @@ impl PySegment {
         core.truncation = truncate.map(|truncate| truncate.0);
         core.min_tokens = min_tokens;
         core.relevance = relevance;
-        Ok(Self {
-            core,
-            explicit_id: id,
-            role,
-            summarizable,
-            trust,
-            metadata,
-        })
+        Ok(Self { core, explicit_id: id, role, summarizable, trust, metadata })
     }
 
     #[getter]
@@ -174,16 +159,8 @@ impl PySegment {
 
     fn __repr__(&self) -> String {
         let preview: String = self.core.text.chars().take(40).collect();
-        let more = if self.core.text.chars().nth(40).is_some() {
-            "…"
-        } else {
-            ""
-        };
-        let id = self
-            .explicit_id
-            .as_deref()
-            .map(|id| format!("id={id:?}, "))
-            .unwrap_or_default();
+        let more = if self.core.text.chars().nth(40).is_some() { "…" } else { "" };
+        let id = self.explicit_id.as_deref().map(|id| format!("id={id:?}, ")).unwrap_or_default();
         format!("Segment({preview:?}{more}, {id}kind={:?})", self.core.kind)
     }
 }

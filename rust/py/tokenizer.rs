@@ -18,17 +18,12 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TokenLimit {
     type Error = PyErr;
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let int = value
-            .cast::<PyInt>()
-            .map_err(|_| type_error(&value, "a token limit", "int"))?;
+        let int = value.cast::<PyInt>().map_err(|_| type_error(&value, "a token limit", "int"))?;
         if let Ok(limit) = int.extract::<usize>() {
             return Ok(Self(limit));
         }
         if int.lt(0)? {
-            return Err(PyValueError::new_err(format!(
-                "a token limit must be >= 0, got {}",
-                int.as_any()
-            )));
+            return Err(PyValueError::new_err(format!("a token limit must be >= 0, got {}", int.as_any())));
         }
         Ok(Self(usize::MAX))
     }
@@ -46,9 +41,7 @@ impl PyTokenizer {
     #[new]
     #[pyo3(signature = (encoding = EncodingArg(Encoding::O200kBase)), text_signature = "(encoding='o200k_base')")]
     fn py_new(encoding: EncodingArg) -> Self {
-        Self {
-            inner: Tokenizer::new(encoding.0),
-        }
+        Self { inner: Tokenizer::new(encoding.0) }
     }
 
     /// The encoding's name.
@@ -70,9 +63,7 @@ impl PyTokenizer {
 
     fn count_many(&self, py: Python<'_>, texts: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
         if texts.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(
-                "texts must be an iterable of str, not a single str",
-            ));
+            return Err(PyTypeError::new_err("texts must be an iterable of str, not a single str"));
         }
         let items = texts
             .try_iter()
@@ -84,9 +75,7 @@ impl PyTokenizer {
             .map(|(index, item)| text_arg(item, &format!("texts[{index}]")))
             .collect::<PyResult<Vec<Cow<'_, str>>>>()?;
         let work_bytes = texts.iter().map(|text| text.len()).sum();
-        enter_core(py, work_bytes, || {
-            Ok(texts.iter().map(|text| self.inner.count(text)).collect())
-        })
+        enter_core(py, work_bytes, || Ok(texts.iter().map(|text| self.inner.count(text)).collect()))
     }
 
     fn count_up_to(&self, py: Python<'_>, text: &Bound<'_, PyAny>, limit: TokenLimit) -> PyResult<Option<usize>> {

@@ -85,13 +85,10 @@ impl FromStr for Encoding {
     type Err = SchedError;
 
     fn from_str(name: &str) -> Result<Self> {
-        Encoding::ALL
-            .into_iter()
-            .find(|encoding| encoding.name() == name)
-            .ok_or_else(|| SchedError::UnknownEncoding {
-                name: name.to_owned(),
-                known: Encoding::ALL.map(Encoding::name).join(", "),
-            })
+        Encoding::ALL.into_iter().find(|encoding| encoding.name() == name).ok_or_else(|| SchedError::UnknownEncoding {
+            name: name.to_owned(),
+            known: Encoding::ALL.map(Encoding::name).join(", "),
+        })
     }
 }
 
@@ -134,9 +131,7 @@ pub struct Tokenizer {
 
 impl fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tokenizer")
-            .field("encoding", &self.encoding)
-            .finish_non_exhaustive()
+        f.debug_struct("Tokenizer").field("encoding", &self.encoding).finish_non_exhaustive()
     }
 }
 
@@ -157,11 +152,7 @@ impl std::hash::Hash for Tokenizer {
 impl Tokenizer {
     /// The tokenizer for `encoding`.
     pub fn new(encoding: Encoding) -> Self {
-        Self {
-            encoding,
-            bpe: encoding.bpe(),
-            whole_pieces: encoding.whole_pieces(),
-        }
+        Self { encoding, bpe: encoding.bpe(), whole_pieces: encoding.whole_pieces() }
     }
 
     /// The encoding this tokenizer implements.
@@ -189,9 +180,7 @@ impl Tokenizer {
     /// Exact number of tokens in `text`, identical to tiktoken's `len(encode_ordinary(text))`.
     pub fn count(&self, text: &str) -> usize {
         PieceCache::with(self.encoding, |cache| {
-            self.pieces(text)
-                .map(|piece| cache.count(piece.as_bytes(), |bytes| self.count_piece(bytes)))
-                .sum()
+            self.pieces(text).map(|piece| cache.count(piece.as_bytes(), |bytes| self.count_piece(bytes))).sum()
         })
     }
 
@@ -217,9 +206,7 @@ impl Tokenizer {
 
     /// Token ids of `text`, identical to tiktoken's `encode_ordinary(text)`.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        self.pieces(text)
-            .flat_map(|piece| self.bpe.bpe.encode_via_backtracking(piece.as_bytes()))
-            .collect()
+        self.pieces(text).flat_map(|piece| self.bpe.bpe.encode_via_backtracking(piece.as_bytes())).collect()
     }
 
     /// The bytes that `tokens` stand for. Special-token ids decode to their text.

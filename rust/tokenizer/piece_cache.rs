@@ -25,11 +25,7 @@ struct Slot {
     bytes: [u8; MAX_PIECE],
 }
 
-const EMPTY: Slot = Slot {
-    len: 0,
-    count: 0,
-    bytes: [0; MAX_PIECE],
-};
+const EMPTY: Slot = Slot { len: 0, count: 0, bytes: [0; MAX_PIECE] };
 
 struct Table {
     slots: Box<[Slot]>,
@@ -50,22 +46,14 @@ impl PieceCache<'_> {
         let index = Encoding::ALL.iter().position(|&known| known == encoding).unwrap_or(0);
         TABLES.with(|tables| {
             let Ok(mut tables) = tables.try_borrow_mut() else {
-                return work(&mut PieceCache {
-                    slots: &mut vec![EMPTY; SLOTS],
-                });
+                return work(&mut PieceCache { slots: &mut vec![EMPTY; SLOTS] });
             };
-            let table = tables.get_mut(index).map(|table| {
-                table.get_or_insert_with(|| Table {
-                    slots: vec![EMPTY; SLOTS].into_boxed_slice(),
-                })
-            });
+            let table = tables
+                .get_mut(index)
+                .map(|table| table.get_or_insert_with(|| Table { slots: vec![EMPTY; SLOTS].into_boxed_slice() }));
             match table {
-                Some(table) => work(&mut PieceCache {
-                    slots: &mut table.slots,
-                }),
-                None => work(&mut PieceCache {
-                    slots: &mut vec![EMPTY; SLOTS],
-                }),
+                Some(table) => work(&mut PieceCache { slots: &mut table.slots }),
+                None => work(&mut PieceCache { slots: &mut vec![EMPTY; SLOTS] }),
             }
         })
     }

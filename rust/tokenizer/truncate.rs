@@ -46,12 +46,8 @@ impl Tokenizer {
         }
         match keep {
             Keep::Head => {
-                let mut cuts = HeadCuts {
-                    tokenizer: self,
-                    pieces: self.pieces(text),
-                    piece_start: 0,
-                    ends: Vec::new(),
-                };
+                let mut cuts =
+                    HeadCuts { tokenizer: self, pieces: self.pieces(text), piece_start: 0, ends: Vec::new() };
                 let kept = |cut: usize| text.get(..cut);
                 let cut = self.longest_fitting(&mut cuts, max_tokens, 0, kept);
                 kept(cut).unwrap_or_default()
@@ -210,20 +206,13 @@ mod tests {
         }
         match keep {
             Keep::Head => offsets.into_iter().filter(|&cut| text.is_char_boundary(cut)).collect(),
-            Keep::Tail => offsets
-                .into_iter()
-                .rev()
-                .filter(|&cut| text.is_char_boundary(cut))
-                .collect(),
+            Keep::Tail => offsets.into_iter().rev().filter(|&cut| text.is_char_boundary(cut)).collect(),
         }
     }
 
     fn check(tokenizer: &Tokenizer, text: &str, max_tokens: usize, keep: Keep) {
         let kept = tokenizer.truncate(text, max_tokens, keep);
-        assert!(
-            tokenizer.count(kept) <= max_tokens,
-            "{keep:?} {max_tokens} {text:?} -> {kept:?}"
-        );
+        assert!(tokenizer.count(kept) <= max_tokens, "{keep:?} {max_tokens} {text:?} -> {kept:?}");
         match keep {
             Keep::Head => assert!(text.starts_with(kept)),
             Keep::Tail => assert!(text.ends_with(kept)),
@@ -238,15 +227,9 @@ mod tests {
             Keep::Head => &text[..cut],
             Keep::Tail => &text[cut..],
         };
-        let position = cuts
-            .iter()
-            .position(|&cut| candidate(cut).len() == kept.len())
-            .expect("on a token boundary");
+        let position = cuts.iter().position(|&cut| candidate(cut).len() == kept.len()).expect("on a token boundary");
         let next = cuts[position + 1];
-        assert!(
-            tokenizer.count(candidate(next)) > max_tokens,
-            "{keep:?} {max_tokens} {text:?}: not maximal"
-        );
+        assert!(tokenizer.count(candidate(next)) > max_tokens, "{keep:?} {max_tokens} {text:?}: not maximal");
     }
 
     #[test]

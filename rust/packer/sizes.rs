@@ -1,0 +1,92 @@
+//! Token sizes, counted lazily and only as far as a decision needs.
+//!
+//! Packing a long history into a small budget decides most segments by "does not fit in the room that is
+//! left", and the room is small. Counting every segment in full first would make packing cost as much as
+//! tokenising the whole history; instead a segment is counted up to the limit a decision asks about
+//! (`Tokenizer::count_up_to` stops there), and in full only when it is kept, cut or mandatory. A segment
+//! that was never counted in full reports a lower bound (`counted == false`). Known counts come from the
+//! packer's memo, and every count made here goes back into it.
+
+use super::allocate::Allocator;
+
+/// Per segment: its size as given (exact, or a lower bound), whether that is exact, and its planned size.
+pub(super) struct Sizes {
+    before: Vec<usize>,
+    counted: Vec<bool>,
+    planned: Vec<usize>,
+}
+
+impl Sizes {
+    /// Sizes from what is known: `Some(count)` from the memo or an external counter, `None` to count later.
+    pub(super) fn new(known: &[Option<usize>]) -> Self {
+        let before: Vec<usize> = known.iter().map(|count| count.unwrap_or(0)).collect();
+        Self { planned: before.clone(), counted: known.iter().map(Option::is_some).collect(), before }
+    }
+
+    /// The segment's tokens as given: exact when `counted`, else a lower bound.
+    pub(super) fn before(&self, index: usize) -> usize {
+        self.before.get(index).copied().unwrap_or(0)
+    }
+
+    /// Whether `before` is exact.
+    pub(super) fn counted(&self, index: usize) -> bool {
+        self.counted.get(index).copied().unwrap_or(false)
+    }
+
+    /// The size the allocator plans for it (cut sizes are below `before`).
+    pub(super) fn planned(&self, index: usize) -> usize {
+        self.planned.get(index).copied().unwrap_or(0)
+    }
+
+    pub(super) fn set_planned(&mut self, index: usize, size: usize) {
+        if let Some(slot) = self.planned.get_mut(index) {
+            *slot = size;
+        }
+    }
+
+    fn record(&mut self, index: usize, count: usize, exact: bool) {
+        if let (Some(before), Some(counted), Some(planned)) =
+            (self.before.get_mut(index), self.counted.get_mut(index), self.planned.get_mut(index))
+        {
+            *before = count;
+            *counted = exact;
+            *planned = count;
+        }
+    }
+
+    /// Exact counts that were not known when packing started, for the memo.
+    pub(super) fn counted_now<'k>(&'k self, known: &'k [Option<usize>]) -> impl Iterator<Item = (usize, usize)> + 'k {
+        known
+            .iter()
+            .enumerate()
+            .filter(|(index, count)| count.is_none() && self.counted(*index))
+            .map(|(index, _)| (index, self.before(index)))
+    }
+}
+
+impl Allocator<'_> {
+    /// The exact size of segment `index`, counting it in full if it was not yet.
+    pub(super) fn exact(&self, sizes: &mut Sizes, index: usize) -> usize {
+        if !sizes.counted(index) {
+            if let (Some(tokenizer), Some(segment)) = (self.tokenizer, self.segments.get(index)) {
+                sizes.record(index, tokenizer.count(&segment.text), true);
+            }
+        }
+        sizes.planned(index)
+    }
+
+    /// The planned size of segment `index` if it is at most `limit`, counting no further than that;
+    /// `None` if it is larger.
+    pub(super) fn within(&self, sizes: &mut Sizes, index: usize, limit: usize) -> Option<usize> {
+        if sizes.counted(index) || sizes.before(index) > limit {
+            let size = sizes.planned(index);
+            return (size <= limit).then_some(size);
+        }
+        let (Some(tokenizer), Some(segment)) = (self.tokenizer, self.segments.get(index)) else {
+            return Some(sizes.planned(index));
+        };
+        let count = tokenizer.count_up_to(&segment.text, limit);
+        sizes.record(index, count.unwrap_or(limit.saturating_add(1)), count.is_some());
+        count
+    }
+}

@@ -1,0 +1,233 @@
+"""Examples that read like documentation: one per policy feature, one per error."""
+
+from __future__ import annotations
+
+import pytest
+
+import ctxsched as cs
+from tests.packing import words
+
+
+def kept_ids(result: cs.PackResult) -> list[str]:
+    return [placed.id for placed in result.segments]
+
+
+def test_system_prompt_and_task_stay_at_the_edges_while_old_history_goes() -> None:
+    sched = cs.Scheduler()
+    segments = [
+        cs.Segment("You are a careful coding agent.", id="system", kind="system", pin="head"),
+        *(cs.Segment(words(100), id=f"turn-{i}", kind="history") for i in range(10)),
+        cs.Segment("Fix the failing parser test.", id="task", kind="instruction", pin="tail"),
+    ]
+    result = sched.pack(segments, budget=350)
+    ids = kept_ids(result)
+    assert ids[0] == "system"
+    assert ids[-1] == "task"
+    # Equal priority: the newest history is kept, the oldest evicted.
+    assert "turn-9" in ids
+    assert "turn-0" not in ids
+    assert result.tokens <= 350
+
+
+def test_higher_priority_wins_and_a_big_unit_is_skipped_not_a_wall() -> None:
+    result = cs.Scheduler().pack(
+        [
+            cs.Segment(words(10), id="small-old", priority=1),
+            cs.Segment(words(90), id="important", priority=5),
+            cs.Segment(words(200), id="huge", priority=3),
+        ],
+        budget=110,
+    )
+    assert kept_ids(result) == ["small-old", "important"]
+    assert next(e for e in result.evicted if e.id == "huge").rule == "does_not_fit"
+
+
+def test_an_oversized_tool_result_is_preempted_to_its_cap_before_admission() -> None:
+    policy = cs.Policy(segment_caps={"tool_result": 50})
+    log = "\n".join(f"PASSED test_{i}" for i in range(500))
+    result = cs.Scheduler(policy=policy).pack([cs.Segment(log, id="log", kind="tool_result")], budget=1000)
+    (placed,) = result.segments
+    assert placed.action == "truncated"
+    assert placed.tokens <= 50
+    assert log.startswith(placed.text)  # tool results keep their start by default
+    assert "above the tool_result cap of 50" in result.explain()
+
+
+def test_a_quota_maximum_caps_a_kind_and_a_minimum_reserves_room_for_it() -> None:
+    policy = cs.Policy(
+        quotas={"tool_result": cs.Quota(max=0.25), "retrieval": cs.Quota(min=100)},
+        priorities={"history": 90},
+        truncation={"tool_result": "none"},
+    )
+    segments = [
+        *(cs.Segment(words(40), id=f"tool-{i}", kind="tool_result") for i in range(5)),
+        cs.Segment(words(100), id="doc", kind="retrieval"),
+        *(cs.Segment(words(50), id=f"turn-{i}", kind="history") for i in range(10)),
+    ]
+    result = cs.Scheduler(policy=policy).pack(segments, budget=400)
+    assert result.usage["tool_result"].tokens <= 100
+    assert result.usage["tool_result"].max == 100
+    # History outranks retrieval, yet the retrieval minimum was reserved first.
+    assert "doc" in kept_ids(result)
+    assert next(d for d in result.decisions if d.id == "doc").rule == "quota_min"
+
+
+def test_groups_keep_a_tool_call_with_its_results() -> None:
+    segments = [
+        cs.Segment(words(30), id="call", kind="tool_call", group="call-1"),
+        cs.Segment(words(100), id="result", kind="tool_result", group="call-1", truncate="none"),
+        cs.Segment(words(40), id="chat", kind="history", priority=0),
+    ]
+    result = cs.Scheduler().pack(segments, budget=100)
+    assert kept_ids(result) == ["chat"]
+    assert {e.id: e.rule for e in result.evicted} == {"call": "does_not_fit", "result": "does_not_fit"}
+
+
+def test_the_last_unit_is_admitted_partially_when_it_may_be_cut() -> None:
+    text = "\n".join(f"line {i}" for i in range(300))
+    segments = [
+        cs.Segment(words(20), id="chat"),
+        cs.Segment(text, id="log", kind="tool_result", truncate="tail"),
+    ]
+    result = cs.Scheduler(policy=cs.Policy(separator="")).pack(segments, budget=120)
+    log = next(placed for placed in result.segments if placed.id == "log")
+    assert log.action == "truncated"
+    assert text.endswith(log.text)
+    assert log.rule == "partial"
+    assert result.tokens <= 120
+
+
+def test_output_reserve_is_kept_free() -> None:
+    policy = cs.Policy(reserve_output=60)
+    result = cs.Scheduler(policy=policy).pack([cs.Segment(words(50), id=f"s{i}") for i in range(3)], budget=160)
+    assert result.usable == 100
+    assert result.tokens <= 100
+    assert len(result.segments) == 1
+
+
+def test_retrieval_is_placed_most_relevant_at_the_edges() -> None:
+    docs = [cs.Segment(words(5), id=f"doc-{r}", kind="retrieval", relevance=r / 10) for r in (1, 9, 5, 7, 3)]
+    result = cs.Scheduler().pack(docs, budget=1000)
+    assert kept_ids(result) == ["doc-9", "doc-5", "doc-1", "doc-3", "doc-7"]
+
+
+def test_text_joins_with_the_separator_and_tokens_count_exactly_what_is_sent() -> None:
+    result = cs.Scheduler(policy=cs.Policy(separator="\n---\n")).pack(
+        [cs.Segment("alpha", id="a"), cs.Segment("beta", id="b")], budget=100
+    )
+    assert result.text() == "alpha\n---\nbeta"
+    assert result.tokens == cs.count_tokens(result.text())
+
+
+def test_every_decision_is_recorded_and_explained() -> None:
+    segments = [
+        cs.Segment("system prompt", id="sys", kind="system", pin="head"),
+        cs.Segment(words(500), id="big", kind="history", truncate="none"),
+        cs.Segment("recent", id="recent"),
+    ]
+    result = cs.Scheduler().pack(segments, budget=100)
+    assert [d.id for d in result.decisions] == ["sys", "big", "recent"]
+    assert [d.action for d in result.decisions] == ["kept", "evicted", "kept"]
+    assert [d.rule for d in result.decisions] == ["pinned_head", "does_not_fit", "priority"]
+    explanation = result.explain()
+    assert explanation.count("\n") >= 3
+    for segment_id in ("sys", "big", "recent"):
+        assert segment_id in explanation
+    evicted = result.evicted[0]
+    assert evicted.segment.text == segments[1].text  # the original is reachable
+
+
+def test_ids_default_to_kind_and_position_and_metadata_passes_through() -> None:
+    marker = object()
+    result = cs.Scheduler().pack([cs.Segment("x", kind="memory", metadata={"k": marker})], budget=10)
+    (placed,) = result.segments
+    assert placed.id == "memory-0"
+    assert placed.segment.metadata["k"] is marker
+
+
+def test_counts_are_memoised_across_calls() -> None:
+    sched = cs.Scheduler()
+    history = [cs.Segment(words(10), id=f"t{i}") for i in range(5)]
+    sched.pack(history, budget=1000)
+    assert sched.memo_size == 1  # five segments, one distinct text
+    history.append(cs.Segment("a new turn", id="t5"))
+    sched.pack(history, budget=1000)
+    assert sched.memo_size == 2
+
+
+def test_an_external_tokenizer_packs_whole_segments_within_its_own_count() -> None:
+    def count_words(text: str) -> int:
+        return len(text.split())
+
+    sched = cs.Scheduler(tokenizer=count_words)
+    segments = [cs.Segment(" ".join(["word"] * 30), id=f"s{i}") for i in range(5)]
+    result = sched.pack(segments, budget=70)
+    assert count_words(result.text()) <= 70
+    assert len(result.segments) == 2
+    assert all(placed.action == "kept" for placed in result.segments)
+
+
+# Errors: each is typed and says what was wrong.
+
+
+def test_an_infeasible_mandatory_set_raises_budget_error_listing_it() -> None:
+    segments = [
+        cs.Segment(words(80), id="system", kind="system", pin="head"),
+        cs.Segment(words(50), id="task", kind="instruction", required=True),
+    ]
+    with pytest.raises(cs.BudgetError, match=r"needs 131 tokens but only 100 are usable") as caught:
+        cs.Scheduler().pack(segments, budget=100)
+    assert "system (system, 80 tokens)" in str(caught.value)
+    assert "task (instruction, 50 tokens)" in str(caught.value)
+
+
+def test_a_mandatory_set_that_may_be_cut_is_cut_instead_of_failing() -> None:
+    segments = [
+        cs.Segment(words(300), id="system", kind="system", pin="head", truncate="head", min_tokens=20),
+        cs.Segment(words(50), id="task", kind="instruction", pin="tail"),
+    ]
+    result = cs.Scheduler().pack(segments, budget=120)
+    assert [placed.action for placed in result.segments] == ["truncated", "kept"]
+    assert result.tokens <= 120
+
+
+def test_a_reserve_larger_than_the_budget_is_a_budget_error() -> None:
+    with pytest.raises(cs.BudgetError):
+        cs.Scheduler(policy=cs.Policy(reserve_output=500)).pack([], budget=100)
+
+
+def test_duplicate_ids_are_an_error_naming_them() -> None:
+    with pytest.raises(cs.DuplicateSegmentIdError, match=r"'a'|\"a\""):
+        cs.Scheduler().pack([cs.Segment("x", id="a"), cs.Segment("y", id="a")], budget=10)
+
+
+def test_a_quota_minimum_above_its_maximum_at_this_budget_is_a_policy_error() -> None:
+    policy = cs.Policy(quotas={"retrieval": cs.Quota(min=500, max=0.1)})
+    with pytest.raises(cs.PolicyError, match="retrieval"):
+        cs.Scheduler(policy=policy).pack([cs.Segment("x", kind="retrieval")], budget=1000)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: cs.Segment(3), TypeError, "text must be str"),  # type: ignore[arg-type]
+        (lambda: cs.Segment("x", pin="middle"), ValueError, "pin must be 'head', 'tail' or None"),  # type: ignore[arg-type]
+        (lambda: cs.Segment("x", truncate="json"), ValueError, "truncate must be"),  # type: ignore[arg-type]
+        (lambda: cs.Segment("x", trust="maybe"), ValueError, "trust must be"),  # type: ignore[arg-type]
+        (lambda: cs.Segment("x", kind=""), ValueError, "kind must be a non-empty str"),
+        (lambda: cs.Segment("x", relevance=float("nan")), ValueError, "relevance must be a finite"),
+    ],
+)
+def test_malformed_segments_are_rejected_with_a_clear_error(build: object, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        build()  # type: ignore[operator]
+
+
+def test_malformed_pack_arguments_are_type_errors() -> None:
+    sched = cs.Scheduler()
+    with pytest.raises(TypeError, match=r"segments\[1\] must be a ctxsched.Segment"):
+        sched.pack([cs.Segment("x"), "not a segment"], budget=10)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not a single string"):
+        sched.pack("text", budget=10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be >= 0"):
+        sched.pack([], budget=-1)
