@@ -22,3 +22,11 @@ def test_readme_starts_with_the_demo_and_test_commands() -> None:
     assert "\ndemo:" in makefile
     assert "\ntest:" in makefile
     assert "make test" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_the_printed_decision_log_in_the_readme_is_what_the_example_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text()
+    example = next(code for code in EXAMPLES if "print(result.explain())" in code)
+    exec(compile(example, str(README), "exec"), {})
+    shown = text.split("prints (ids default to `{kind}-{position}`):\n\n```text\n", 1)[1].split("```", 1)[0]
+    assert capsys.readouterr().out == shown

@@ -231,3 +231,20 @@ def test_malformed_pack_arguments_are_type_errors() -> None:
         sched.pack("text", budget=10)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be >= 0"):
         sched.pack([], budget=-1)
+
+
+def test_a_segment_that_cannot_fit_is_counted_only_as_far_as_the_decision_needs() -> None:
+    big = words(50_000)
+    result = cs.Scheduler(policy=cs.Policy(separator="")).pack(
+        [cs.Segment(big, id="big", priority=0), cs.Segment(words(50), id="chat", priority=1)], budget=60
+    )
+    (evicted,) = result.evicted
+    assert evicted.id == "big"
+    assert not evicted.counted
+    # A lower bound just past the 10 tokens that were left, not the 50,000 it has.
+    assert evicted.tokens == 11
+    assert "needs at least 11, 10 left" in evicted.reason
+    decision = result.decisions[0]
+    assert decision.tokens_before == 11
+    assert not decision.counted
+    assert result.decisions[1].counted

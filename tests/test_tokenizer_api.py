@@ -100,3 +100,16 @@ def test_exceptions_share_one_root() -> None:
         assert issubclass(error, ContextSchedError)
         assert issubclass(error, ValueError)
     assert issubclass(ctxsched.PanicException, BaseException)
+
+
+def test_counting_alone_does_not_import_the_policy_layer() -> None:
+    # Cold start matters for CLIs and serverless agents: pydantic (~0.3 s) loads only with the scheduler.
+    import subprocess
+    import sys
+
+    code = "import sys, ctxsched; ctxsched.count_tokens('x'); print('pydantic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    code = "import sys, ctxsched; ctxsched.Scheduler; print('pydantic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"

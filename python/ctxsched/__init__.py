@@ -26,8 +26,25 @@ from ctxsched.exceptions import (
     TokenizerError,
     UnknownEncodingError,
 )
-from ctxsched.policy import Policy, Quota
-from ctxsched.scheduler import Scheduler
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ctxsched.policy import Policy, Quota
+    from ctxsched.scheduler import Scheduler
+
+# The policy layer imports pydantic (~0.3 s). Import it on first use, so that counting alone starts fast.
+_LAZY = {"Policy": "ctxsched.policy", "Quota": "ctxsched.policy", "Scheduler": "ctxsched.scheduler"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ctxsched' has no attribute {name!r}")
+
 
 __all__ = [
     "BudgetError",
