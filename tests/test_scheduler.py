@@ -248,3 +248,10 @@ def test_a_segment_that_cannot_fit_is_counted_only_as_far_as_the_decision_needs(
     assert decision.tokens_before == 11
     assert not decision.counted
     assert result.decisions[1].counted
+
+
+def test_an_enormous_budget_is_simply_no_limit() -> None:
+    segments = [cs.Segment(words(10), id="a"), cs.Segment(words(10), id="b", truncate="head")]
+    result = cs.Scheduler(policy=cs.Policy(quotas={"history": cs.Quota(max=0.5)})).pack(segments, budget=10**30)
+    assert kept_ids(result) == ["a", "b"]
+    assert result.tokens == cs.count_tokens(result.text())

@@ -186,12 +186,12 @@ impl Allocator<'_> {
                 SchedError::QuotaInfeasible { kind: kind.clone(), needed, max, members: self.describe(plan, &of_kind) }
             })?;
         }
-        let capacity = self.usable + self.separator;
+        let capacity = self.usable.saturating_add(self.separator);
         self.fit_down(plan, &members, capacity, self.separator, &Cut::MandatoryOverBudget).map_err(|needed| {
             SchedError::Budget {
                 needed: needed.saturating_sub(self.separator),
                 usable: self.usable,
-                budget: self.usable + self.policy.reserve_output,
+                budget: self.usable.saturating_add(self.policy.reserve_output),
                 reserve: self.policy.reserve_output,
                 members: self.describe(plan, &members),
             }
@@ -302,7 +302,7 @@ impl Allocator<'_> {
                 spent += size + self.separator;
             }
         }
-        let capacity = self.usable + self.separator;
+        let capacity = self.usable.saturating_add(self.separator);
         let mut order: Vec<usize> =
             (0..plan.units.len()).filter(|&unit| !decided.get(unit).copied().unwrap_or(true)).collect();
         order.sort_by_key(|&unit| {

@@ -9,7 +9,7 @@ impl Packed {
     /// A summary line, one line per input segment (in input order), and usage per kind.
     pub fn explain(&self, segments: &[Segment], ids: &[String]) -> String {
         let mut out = String::new();
-        let reserve = self.budget - self.usable;
+        let reserve = self.budget.saturating_sub(self.usable);
         let _ = writeln!(
             out,
             "packed {} of {} segments into {} of {} usable tokens (budget {}, {} reserved for output)",
