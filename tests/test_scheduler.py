@@ -116,6 +116,7 @@ def test_text_joins_with_the_separator_and_tokens_count_exactly_what_is_sent() -
         [cs.Segment("alpha", id="a"), cs.Segment("beta", id="b")], budget=100
     )
     assert result.text() == "alpha\n---\nbeta"
+    assert result.text(separator=" | ") == "alpha | beta"
     assert result.tokens == cs.count_tokens(result.text())
 
 

@@ -294,8 +294,11 @@ class PackResult:
     def usage(self) -> dict[str, KindUsage]: ...
     @property
     def separator(self) -> str: ...
-    def text(self) -> str:
-        """The packed prompt: placed segments joined by the policy's separator."""
+    def text(self, separator: str | None = None) -> str:
+        """The packed prompt: placed segments joined by the policy's separator.
+
+        Another ``separator`` renders the same segments differently; ``tokens`` counts the policy's render.
+        """
 
     def explain(self) -> str:
         """The decision log as text a person can read at a glance."""

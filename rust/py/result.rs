@@ -237,9 +237,11 @@ impl PyPackResult {
         &self.separator
     }
 
-    /// The packed prompt as one string: placed segments joined by the packing separator.
-    fn text(&self) -> String {
-        self.packed.render(&self.core, &self.separator)
+    /// The packed prompt as one string: placed segments joined by the packing separator (or another;
+    /// `tokens` counts the packing separator's render).
+    #[pyo3(signature = (separator = None))]
+    fn text(&self, separator: Option<&str>) -> String {
+        self.packed.render(&self.core, separator.unwrap_or(&self.separator))
     }
 
     /// The decision log as text a person can read at a glance.
