@@ -256,3 +256,26 @@ def test_an_enormous_budget_is_simply_no_limit() -> None:
     result = cs.Scheduler(policy=cs.Policy(quotas={"history": cs.Quota(max=0.5)})).pack(segments, budget=10**30)
     assert kept_ids(result) == ["a", "b"]
     assert result.tokens == cs.count_tokens(result.text())
+
+
+def test_edge_cases_empty_inputs_zero_budget_and_empty_texts() -> None:
+    sched = cs.Scheduler()
+    empty = sched.pack([], budget=0)
+    assert (empty.segments, empty.evicted, empty.tokens, empty.text()) == ([], [], 0, "")
+    result = sched.pack([cs.Segment("some text", id="a")], budget=0)
+    assert [e.id for e in result.evicted] == ["a"]
+    assert result.tokens == 0
+    blank = sched.pack([cs.Segment("", id="blank"), cs.Segment("x", id="x")], budget=1)
+    assert blank.tokens <= 1
+    assert blank.tokens == cs.count_tokens(blank.text())
+
+
+def test_a_pinned_member_makes_its_whole_group_mandatory() -> None:
+    segments = [
+        cs.Segment(words(20), id="call", kind="tool_call", group="g", pin="head"),
+        cs.Segment(words(20), id="result", kind="tool_result", group="g", truncate="none"),
+        cs.Segment(words(20), id="chat", priority=100),
+    ]
+    result = cs.Scheduler(policy=cs.Policy(separator="")).pack(segments, budget=45)
+    assert kept_ids(result) == ["call", "result"]
+    assert result.decisions[1].rule == "mandatory_group"
