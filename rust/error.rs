@@ -51,6 +51,17 @@ pub enum SchedError {
         /// (id, kind, tokens) of each.
         members: Vec<(String, String, usize)>,
     },
+    /// A mandatory segment whose planned cut keeps nothing: no character boundary within that many tokens.
+    #[error(
+        "segment {id:?} must be kept but cannot be cut to {tokens} tokens without splitting a character; \
+         raise the budget or its min_tokens"
+    )]
+    Uncuttable {
+        /// The segment's id.
+        id: String,
+        /// The size it was to be cut to.
+        tokens: usize,
+    },
     /// Two segments share an id.
     #[error("segment id {id:?} is used by segments {first} and {second}; ids must be unique")]
     DuplicateId {

@@ -279,3 +279,28 @@ def test_a_pinned_member_makes_its_whole_group_mandatory() -> None:
     result = cs.Scheduler(policy=cs.Policy(separator="")).pack(segments, budget=45)
     assert kept_ids(result) == ["call", "result"]
     assert result.decisions[1].rule == "mandatory_group"
+
+
+def test_an_empty_segment_whose_separator_does_not_fit_is_not_admitted() -> None:
+    sched = cs.Scheduler(tokenizer=len)  # the separator "\n\n" counts 2
+    result = sched.pack([cs.Segment("abcde", id="text", priority=1), cs.Segment("", id="empty", priority=0)], budget=5)
+    assert kept_ids(result) == ["text"]
+    assert result.decisions[1].rule == "does_not_fit"
+    both_empty = sched.pack([cs.Segment("", id="a"), cs.Segment("", id="b")], budget=0)
+    assert len(both_empty.segments) == 1
+    assert both_empty.text() == ""
+
+
+def test_implausibly_large_external_counts_are_refused() -> None:
+    with pytest.raises(ValueError, match="implausibly large"):
+        cs.Scheduler(tokenizer=lambda text: 2**62).pack([cs.Segment("x", pin="head")], budget=10)
+
+
+def test_a_cut_that_would_keep_nothing_evicts_instead_and_fails_for_mandatory_segments() -> None:
+    earths = "🌍" * 10  # several cl100k tokens per character: a 1-token cut keeps nothing
+    sched = cs.Scheduler(tokenizer="cl100k_base", policy=cs.Policy(separator=""))
+    result = sched.pack([cs.Segment(earths, id="earths", truncate="head")], budget=1)
+    assert result.segments == []
+    assert result.decisions[0].rule == "cut_to_nothing"
+    with pytest.raises(cs.BudgetError, match="cannot be cut to 1 tokens without splitting a character"):
+        sched.pack([cs.Segment(earths, id="earths", truncate="head", required=True)], budget=1)

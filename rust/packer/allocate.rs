@@ -213,7 +213,7 @@ impl Allocator<'_> {
         Ok(())
     }
 
-    fn describe(&self, plan: &Plan, members: &[usize]) -> Vec<(String, String, usize)> {
+    pub(super) fn describe(&self, plan: &Plan, members: &[usize]) -> Vec<(String, String, usize)> {
         members
             .iter()
             .filter_map(|&index| {
@@ -247,7 +247,11 @@ impl Allocator<'_> {
                 size
             }
         };
-        let total_at = |level: usize| members.iter().map(|&index| size_at(level, index) + separator).sum::<usize>();
+        let total_at = |level: usize| {
+            members
+                .iter()
+                .fold(0usize, |total, &index| total.saturating_add(size_at(level, index)).saturating_add(separator))
+        };
         let largest = members.iter().map(|&index| plan.sizes.planned(index)).max().unwrap_or(0);
         if total_at(largest) <= limit {
             return Ok(());
@@ -299,7 +303,7 @@ impl Allocator<'_> {
                 let Some(segment) = self.segments.get(index) else { continue };
                 let size = plan.sizes.planned(index);
                 *used.entry(segment.kind.as_str()).or_default() += size;
-                spent += size + self.separator;
+                spent = spent.saturating_add(size).saturating_add(self.separator);
             }
         }
         let capacity = self.usable.saturating_add(self.separator);
@@ -376,7 +380,7 @@ impl Allocator<'_> {
             let Some(segment) = self.segments.get(index) else {
                 continue;
             };
-            let mut room = state.capacity.saturating_sub(state.spent + self.separator);
+            let mut room = state.capacity.saturating_sub(state.spent.saturating_add(self.separator));
             if let Some((_, Some(max))) = state.limits.get(segment.kind.as_str()) {
                 room = room.min(max.saturating_sub(state.used.get(segment.kind.as_str()).copied().unwrap_or(0)));
             }
@@ -402,14 +406,19 @@ impl Allocator<'_> {
         let (members, priority) = (unit_ref.members.clone(), unit_ref.priority);
         let room = state.capacity.saturating_sub(state.spent);
         let mut added: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut cost = 0;
+        let mut cost = 0usize;
         let last = members.last().copied();
         for index in members {
             let Some(segment) = self.segments.get(index) else { continue };
             let kind = segment.kind.as_str();
-            let room_left = room.saturating_sub(cost + self.separator);
+            let Some(room_left) = room.checked_sub(cost.saturating_add(self.separator)) else {
+                // Not even its separator fits (this matters for empty segments, which cost only that).
+                let needed = cost.saturating_add(self.separator).saturating_add(plan.sizes.planned(index));
+                return Err(Eviction::DoesNotFit { needed, room, priority, at_least: !plan.sizes.counted(index) });
+            };
             let quota = state.limits.get(kind).and_then(|&(_, max)| max).map(|max| {
-                let used = state.used.get(kind).copied().unwrap_or(0) + added.get(kind).copied().unwrap_or(0);
+                let used =
+                    state.used.get(kind).copied().unwrap_or(0).saturating_add(added.get(kind).copied().unwrap_or(0));
                 (max, used, max.saturating_sub(used))
             });
             let limit = quota.map_or(room_left, |(_, _, quota_left)| quota_left.min(room_left));
@@ -417,12 +426,12 @@ impl Allocator<'_> {
                 if let Some((max, used, _)) = quota.filter(|&(_, _, quota_left)| quota_left < room_left) {
                     return Err(Eviction::QuotaMaximum { kind: kind.to_owned(), max, used });
                 }
-                let needed = cost + plan.sizes.planned(index) + self.separator;
+                let needed = cost.saturating_add(plan.sizes.planned(index)).saturating_add(self.separator);
                 // A lower bound unless this segment is counted in full and no member comes after it.
                 let at_least = !plan.sizes.counted(index) || last != Some(index);
                 return Err(Eviction::DoesNotFit { needed, room, priority, at_least });
             };
-            cost += size + self.separator;
+            cost = cost.saturating_add(size).saturating_add(self.separator);
             *added.entry(kind).or_default() += size;
         }
         Ok(())
@@ -434,7 +443,7 @@ impl Allocator<'_> {
             let Some(segment) = self.segments.get(index) else { continue };
             let size = plan.sizes.planned(index);
             *state.used.entry(segment.kind.as_str()).or_default() += size;
-            state.spent += size + self.separator;
+            state.spent = state.spent.saturating_add(size).saturating_add(self.separator);
             if let Some(slot) = plan.outcome.get_mut(index) {
                 *slot = Ok(admission.clone());
             }

@@ -65,6 +65,11 @@ pub enum Eviction {
     },
     /// Evicted after rendering, when tokens merging across a separator pushed the prompt over budget.
     BoundaryRepair,
+    /// Its cut to the planned size kept nothing (no character boundary within that many tokens).
+    CutToNothing {
+        /// The planned size.
+        tokens: usize,
+    },
 }
 
 /// Why a kept segment was cut.
@@ -127,6 +132,7 @@ impl Decision {
             Err(Eviction::GroupMember { .. }) => "group_member",
             Err(Eviction::AboveCap { .. }) => "above_cap",
             Err(Eviction::BoundaryRepair) => "boundary_repair",
+            Err(Eviction::CutToNothing { .. }) => "cut_to_nothing",
         }
     }
 
@@ -152,6 +158,9 @@ impl Decision {
                 format!("above the {kind} cap of {cap} and not truncatable")
             }
             Err(Eviction::BoundaryRepair) => "evicted to repair a token merge across a separator".to_owned(),
+            Err(Eviction::CutToNothing { tokens }) => {
+                format!("cutting it to {tokens} tokens on a character boundary kept nothing")
+            }
         };
         if let (Some(cut), Ok(_)) = (&self.cut, &self.outcome) {
             if self.tokens_after < self.tokens_before {

@@ -81,6 +81,13 @@ pub struct Packer {
     memo: Mutex<FxHashMap<u128, usize>>,
 }
 
+/// External token counts above this are refused (no sum of them can overflow then).
+const MAX_COUNT: usize = 1 << 40;
+
+fn mandatory_members(plan: &Plan) -> Vec<usize> {
+    plan.units.iter().filter(|unit| unit.mandatory).flat_map(|unit| unit.members.iter().copied()).collect()
+}
+
 /// The memo is cleared when it grows past this many texts (an agent's whole history is far smaller).
 const MEMO_LIMIT: usize = 1 << 20;
 
@@ -115,6 +122,12 @@ impl Packer {
         let (known, separator) = match (self.tokenizer, external) {
             (Some(_), _) => (self.remembered(segments), self.separator_tokens),
             (None, Some((counts, separator))) if counts.len() == segments.len() => {
+                // Bounded so that no sum of counts can overflow (2^40 tokens is far beyond any model).
+                if let Some(&count) = counts.iter().chain([&separator]).find(|&&count| count > MAX_COUNT) {
+                    return Err(SchedError::InvalidArgument(format!(
+                        "a token count of {count} is implausibly large (the limit is {MAX_COUNT})"
+                    )));
+                }
                 (counts.iter().copied().map(Some).collect(), separator)
             }
             (None, Some((counts, _))) => {
@@ -140,6 +153,9 @@ impl Packer {
         let mut plan = allocator.plan()?;
         self.remember(segments, plan.sizes.counted_now(&known));
         let mut packed = self.realise(&allocator, &plan, budget);
+        while drop_empty_cuts(&allocator, &mut plan, &packed)? {
+            packed = self.realise(&allocator, &plan, budget);
+        }
         // Step 7: verify the render as it will be sent; repair if tokens merged across a separator.
         if let Some(tokenizer) = self.tokenizer {
             loop {
@@ -153,7 +169,7 @@ impl Packer {
                         usable,
                         budget,
                         reserve: self.policy.reserve_output,
-                        members: Vec::new(),
+                        members: allocator.describe(&plan, &mandatory_members(&plan)),
                     });
                 };
                 let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
@@ -242,6 +258,36 @@ impl Packer {
             usage,
         }
     }
+}
+
+/// A cut that kept nothing (a character that needs more tokens than the room, say) is no admission:
+/// evict its unit, or fail with a typed error if the unit is mandatory. `Ok(true)` if anything changed.
+fn drop_empty_cuts(allocator: &Allocator<'_>, plan: &mut Plan, packed: &Packed) -> Result<bool> {
+    let Some(decision) = packed
+        .decisions
+        .iter()
+        .find(|decision| decision.outcome.is_ok() && decision.tokens_before > 0 && decision.tokens_after == 0)
+    else {
+        return Ok(false);
+    };
+    let index = decision.index;
+    let Some(unit) = plan.units.iter().position(|unit| unit.members.contains(&index)) else { return Ok(false) };
+    let (members, mandatory) =
+        plan.units.get(unit).map(|unit| (unit.members.clone(), unit.mandatory)).unwrap_or_default();
+    if mandatory {
+        let segment = allocator.segments.get(index);
+        return Err(SchedError::Uncuttable {
+            id: segment.map(|segment| segment.id.clone()).unwrap_or_default(),
+            tokens: plan.sizes.planned(index),
+        });
+    }
+    for member in members {
+        if let Some(slot) = plan.outcome.get_mut(member) {
+            *slot = Err(Eviction::CutToNothing { tokens: plan.sizes.planned(index) });
+        }
+    }
+    plan.admitted.retain(|&admitted| admitted != unit);
+    Ok(true)
 }
 
 fn check_ids(segments: &[Segment]) -> Result<()> {

@@ -17,7 +17,9 @@ impl From<SchedError> for PyErr {
         match error {
             SchedError::UnknownEncoding { .. } => UnknownEncodingError::new_err(message),
             SchedError::InvalidToken { .. } => InvalidTokenError::new_err(message),
-            SchedError::Budget { .. } | SchedError::QuotaInfeasible { .. } => BudgetError::new_err(message),
+            SchedError::Budget { .. } | SchedError::QuotaInfeasible { .. } | SchedError::Uncuttable { .. } => {
+                BudgetError::new_err(message)
+            }
             SchedError::DuplicateId { .. } => DuplicateSegmentIdError::new_err(message),
             SchedError::InvalidPolicy(_) => PolicyError::new_err(message),
             SchedError::InvalidArgument(_) => pyo3::exceptions::PyValueError::new_err(message),
