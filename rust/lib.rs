@@ -18,4 +18,4 @@ pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer};
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
-pub use tokenizer::{Encoding, Keep, Tokenizer};
+pub use tokenizer::{Encoding, Keep, Tokenizer, DEFAULT_MARKER};

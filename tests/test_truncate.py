@@ -79,11 +79,65 @@ def test_a_character_split_across_tokens_is_never_cut_in_half() -> None:
 
 def test_truncation_options_are_checked() -> None:
     tokenizer = ctxsched.Tokenizer()
-    with pytest.raises(ValueError, match="keep must be 'head' or 'tail'"):
-        tokenizer.truncate("text", 1, "middle")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="keep must be 'head', 'tail' or 'middle'"):
+        tokenizer.truncate("text", 1, "json")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be >= 0"):
         tokenizer.truncate("text", -1)
     with pytest.raises(TypeError, match="must be int"):
         tokenizer.truncate("text", 1.5)  # type: ignore[arg-type]
     # A limit larger than any machine word is simply no limit.
     assert tokenizer.truncate("text", 10**30) == "text"
+
+
+MARKER = "\n[... {n} tokens elided ...]\n"
+
+
+def _split_middle(kept: str) -> tuple[str, int, str]:
+    start, rest = kept.split("\n[... ", 1)
+    count, end = rest.split(" tokens elided ...]\n", 1)
+    return start, int(count), end
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(text=any_text, max_tokens=st.integers(min_value=0, max_value=60))
+def test_middle_keeps_a_prefix_and_a_suffix_around_an_honest_marker(encoding: str, text: str, max_tokens: int) -> None:
+    tokenizer = ctxsched.Tokenizer(encoding)
+    ref = reference(encoding)
+    kept = tokenizer.truncate(text, max_tokens, "middle", MARKER)
+    assert len(ref.encode_ordinary(kept)) <= max_tokens
+    if kept == text:
+        return
+    if "tokens elided" not in kept:  # the marker alone did not fit: the head is kept
+        assert kept == tokenizer.truncate(text, max_tokens, "head")
+        return
+    start, elided, end = _split_middle(kept)
+    assert text.startswith(start)
+    assert text.endswith(end)
+    assert len(start) + len(end) <= len(text)
+    assert elided == len(ref.encode_ordinary(text[len(start) : len(text) - len(end)]))
+
+    def fits(start: str, end: str) -> bool:
+        middle = text[len(start) : len(text) - len(end)]
+        marker = MARKER.replace("{n}", f"{len(ref.encode_ordinary(middle)):,}")
+        return len(ref.encode_ordinary(start + marker + end)) <= max_tokens
+
+    # Maximal: neither side's next longer token-boundary candidate fits.
+    starts = [c for c in _candidates(encoding, text, "head") if len(c) > len(start)]
+    if starts and len(starts[0]) + len(end) <= len(text):
+        assert not fits(starts[0], end)
+    rest = text[len(start) :]
+    ends = [c for c in _candidates(encoding, rest, "tail") if len(c) > len(end)]
+    if ends and len(start) + len(ends[0]) <= len(text):
+        assert not fits(start, ends[0])
+
+
+def test_middle_on_a_long_log_names_the_elided_count_with_separators() -> None:
+    log = "\n".join(f"2026-11-27 INFO step {i} ok" for i in range(5000))
+    tokenizer = ctxsched.Tokenizer()
+    kept = tokenizer.truncate(log, 200, "middle")
+    assert tokenizer.count(kept) <= 200
+    assert log.startswith(kept.split("\n[…")[0])
+    end = kept.split(" tokens elided …]\n")[-1]
+    assert end
+    assert log.endswith(end)
+    assert "," in kept.split("[… ")[1].split(" tokens")[0]

@@ -76,11 +76,20 @@ class Tokenizer:
             InvalidTokenError: an id is not in the encoding (a ``ValueError``).
         """
 
-    def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
-        """``text`` cut on a token boundary to at most ``max_tokens`` tokens, keeping its start or its end.
+    def truncate(
+        self,
+        text: str,
+        max_tokens: int,
+        keep: Literal["head", "tail", "middle"] = "head",
+        marker: str | None = None,
+    ) -> str:
+        r"""``text`` cut on token boundaries to at most ``max_tokens`` tokens; ``text`` itself if it fits.
 
-        The result is the longest prefix (``"head"``) or suffix (``"tail"``) of ``text`` that ends on one of
-        its token boundaries, is valid text and counts at most ``max_tokens`` tokens; ``text`` itself if it fits.
+        ``"head"`` and ``"tail"`` give the longest prefix or suffix of ``text`` that ends on one of its token
+        boundaries, is valid text and counts at most ``max_tokens`` tokens. ``"middle"`` keeps the start and
+        the end around ``marker`` (default ``"\n[… {n} tokens elided …]\n"``; ``{n}`` becomes the number of
+        tokens elided), the marker counted inside the limit, each side as long as still fits; if the marker
+        alone cannot fit, the head is kept.
         """
 
     def token_byte_values(self) -> list[bytes]:

@@ -44,21 +44,24 @@ impl<'a, 'py> FromPyObject<'a, 'py> for EncodingArg {
     }
 }
 
-/// The `keep` option of truncation.
+/// The `keep` option of `Tokenizer.truncate`: one end, or both ends around a marker.
 #[derive(Clone, Copy)]
-pub(crate) struct KeepArg(pub(crate) Keep);
+pub(crate) enum KeepArg {
+    End(Keep),
+    Middle,
+}
 
 impl<'a, 'py> FromPyObject<'a, 'py> for KeepArg {
     type Error = PyErr;
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let name = value.cast::<PyString>().map_err(|_| type_error(&value, "keep", "str"))?;
-        let name = name.to_str()?;
-        [Keep::Head, Keep::Tail]
-            .into_iter()
-            .find(|keep| keep.name() == name)
-            .map(Self)
-            .ok_or_else(|| PyValueError::new_err(format!("keep must be 'head' or 'tail', not {name:?}")))
+        match name.to_str()? {
+            "head" => Ok(Self::End(Keep::Head)),
+            "tail" => Ok(Self::End(Keep::Tail)),
+            "middle" => Ok(Self::Middle),
+            other => Err(PyValueError::new_err(format!("keep must be 'head', 'tail' or 'middle', not {other:?}"))),
+        }
     }
 }
 

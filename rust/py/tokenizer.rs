@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyInt, PyString, PyTuple};
 
 use super::convert::{text_arg, type_error, EncodingArg, KeepArg};
 use super::enter_core;
-use crate::tokenizer::{Encoding, Tokenizer};
+use crate::tokenizer::{Encoding, Tokenizer, DEFAULT_MARKER};
 
 /// A token limit: a non-negative `int`. Values beyond what the machine can address mean "no limit".
 #[derive(Clone, Copy)]
@@ -102,23 +102,29 @@ impl PyTokenizer {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    #[pyo3(signature = (text, max_tokens, keep = KeepArg(crate::tokenizer::Keep::Head)))]
-    #[pyo3(text_signature = "(self, text, max_tokens, keep='head')")]
+    #[pyo3(signature = (text, max_tokens, keep = KeepArg::End(crate::tokenizer::Keep::Head), marker = None))]
+    #[pyo3(text_signature = "(self, text, max_tokens, keep='head', marker=None)")]
     fn truncate<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         max_tokens: TokenLimit,
         keep: KeepArg,
+        marker: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let original = text;
         let text = text_arg(original, "text")?;
-        let kept = enter_core(py, text.len(), || Ok(self.inner.truncate(&text, max_tokens.0, keep.0)))?;
+        let kept: Cow<'_, str> = enter_core(py, text.len(), || {
+            Ok(match keep {
+                KeepArg::End(end) => Cow::Borrowed(self.inner.truncate(&text, max_tokens.0, end)),
+                KeepArg::Middle => self.inner.truncate_middle(&text, max_tokens.0, marker.unwrap_or(DEFAULT_MARKER)),
+            })
+        })?;
         // A text that fits comes back as the very same object (no copy, identity preserved).
-        if kept.len() == text.len() && matches!(text, Cow::Borrowed(_)) {
+        if matches!((&kept, &text), (Cow::Borrowed(kept), Cow::Borrowed(whole)) if kept.len() == whole.len()) {
             return Ok(original.clone());
         }
-        Ok(PyString::new(py, kept).into_any())
+        Ok(PyString::new(py, &kept).into_any())
     }
 
     /// The bytes of every ordinary token, in rank order (tiktoken's ``token_byte_values``).

@@ -8,6 +8,7 @@
 //! Our tests check its vocabulary byte-for-byte against tiktoken's published rank-file hashes and its
 //! output against tiktoken itself.
 
+mod middle;
 mod piece_cache;
 mod truncate;
 
@@ -17,6 +18,7 @@ use std::sync::LazyLock;
 
 use rustc_hash::FxHashMap;
 
+pub use middle::DEFAULT_MARKER;
 use piece_cache::PieceCache;
 pub use truncate::Keep;
 
