@@ -53,6 +53,8 @@ pub struct Policy {
     pub reorder: BTreeSet<String>,
     /// What `text()` puts between segments; counted in the budget.
     pub separator: String,
+    /// What middle truncation puts where it cut; `{n}` becomes the number of tokens elided.
+    pub elision_marker: String,
 }
 
 impl Default for Policy {
@@ -66,6 +68,7 @@ impl Default for Policy {
             truncation: BTreeMap::new(),
             reorder: BTreeSet::new(),
             separator: "\n\n".to_owned(),
+            elision_marker: crate::tokenizer::DEFAULT_MARKER.to_owned(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Truncation {
     None,
     /// Cut on a token boundary, keeping one end.
     Keep(Keep),
+    /// Cut in the middle: the start and the end around the policy's elision marker.
+    Middle,
 }
 
 /// One piece of the prompt and what the scheduler may do with it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ctxsched
 
 
@@ -20,6 +22,22 @@ def planned_size(segment: ctxsched.Segment, count: int, policy: ctxsched.Policy,
     if count > cap_tokens and truncation != "none" and cap_tokens >= max(segment.min_tokens, 1):
         return cap_tokens
     return count
+
+
+def derived_from(original: str, cut: str, marker: str) -> bool:
+    """Whether ``cut`` is a prefix or a suffix of ``original``, or a prefix and a suffix around ``marker``
+    (with ``{n}`` the token count of what it replaced)."""
+    if original.startswith(cut) or original.endswith(cut):
+        return True
+    before, after = marker.split("{n}", 1)
+    pattern = re.escape(before) + r"([0-9,]+)" + re.escape(after)
+    for match in re.finditer(pattern, cut):
+        start, end = cut[: match.start()], cut[match.end() :]
+        if original.startswith(start) and original.endswith(end) and len(start) + len(end) <= len(original):
+            elided = original[len(start) : len(original) - len(end)]
+            if int(match.group(1).replace(",", "")) == ctxsched.count_tokens(elided):
+                return True
+    return False
 
 
 def units(segments: list[ctxsched.Segment]) -> list[list[int]]:

@@ -213,7 +213,7 @@ def test_a_quota_minimum_above_its_maximum_at_this_budget_is_a_policy_error() ->
     [
         (lambda: cs.Segment(3), TypeError, "text must be str"),  # type: ignore[arg-type]
         (lambda: cs.Segment("x", pin="middle"), ValueError, "pin must be 'head', 'tail' or None"),  # type: ignore[arg-type]
-        (lambda: cs.Segment("x", truncate="json"), ValueError, "truncate must be"),  # type: ignore[arg-type]
+        (lambda: cs.Segment("x", truncate="json"), ValueError, "truncate must be 'none', 'head', 'tail' or 'middle'"),  # type: ignore[arg-type]
         (lambda: cs.Segment("x", trust="maybe"), ValueError, "trust must be"),  # type: ignore[arg-type]
         (lambda: cs.Segment("x", kind=""), ValueError, "kind must be a non-empty str"),
         (lambda: cs.Segment("x", relevance=float("nan")), ValueError, "relevance must be a finite"),
@@ -304,3 +304,24 @@ def test_a_cut_that_would_keep_nothing_evicts_instead_and_fails_for_mandatory_se
     assert result.decisions[0].rule == "cut_to_nothing"
     with pytest.raises(cs.BudgetError, match="cannot be cut to 1 tokens without splitting a character"):
         sched.pack([cs.Segment(earths, id="earths", truncate="head", required=True)], budget=1)
+
+
+def test_a_log_cut_in_the_middle_keeps_its_start_and_its_end_around_a_marker() -> None:
+    log = "\n".join(["$ pytest -q", *(f"test_{i} PASSED" for i in range(2000)), "1 failed, 1999 passed"])
+    policy = cs.Policy(segment_caps={"tool_result": 100}, truncation={"tool_result": "middle"})
+    result = cs.Scheduler(policy=policy).pack([cs.Segment(log, id="log", kind="tool_result")], budget=1000)
+    (placed,) = result.segments
+    assert placed.tokens <= 100
+    assert placed.text.startswith("$ pytest -q")
+    assert placed.text.endswith("1 failed, 1999 passed")
+    start, rest = placed.text.split("\n[… ", 1)
+    count, end = rest.split(" tokens elided …]\n", 1)
+    assert int(count.replace(",", "")) == cs.count_tokens(log[len(start) : len(log) - len(end)])
+
+
+def test_the_elision_marker_is_a_policy_template() -> None:
+    policy = cs.Policy(truncation={"tool_result": "middle"}, elision_marker=" <{n} cut> ", separator="")
+    text = " ".join(f"word{i}" for i in range(400))
+    result = cs.Scheduler(policy=policy).pack([cs.Segment(text, kind="tool_result")], budget=60)
+    assert " cut> " in result.segments[0].text
+    assert result.tokens <= 60

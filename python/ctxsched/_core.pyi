@@ -124,8 +124,8 @@ class Segment:
         pin: ``"head"`` or ``"tail"``: always kept, placed first or last.
         required: always kept, in natural position.
         group: segments sharing a group are kept or evicted together.
-        truncate: ``"none"``, ``"head"`` (keep the start) or ``"tail"`` (keep the end); ``None`` takes the
-            policy's truncation for the kind.
+        truncate: ``"none"``, ``"head"`` (keep the start), ``"tail"`` (keep the end) or ``"middle"`` (keep
+            both around the policy's elision marker); ``None`` takes the policy's truncation for the kind.
         min_tokens: a cut segment keeps at least this many tokens, or is not cut.
         summarizable: whether a summariser may replace it when evicted (used by summarisation hooks).
         relevance: for kinds the policy reorders: the most relevant go to the edges of their run.
@@ -144,7 +144,7 @@ class Segment:
         pin: Literal["head", "tail"] | None = None,
         required: bool = False,
         group: str | None = None,
-        truncate: Literal["none", "head", "tail"] | None = None,
+        truncate: Literal["none", "head", "tail", "middle"] | None = None,
         min_tokens: int = 0,
         summarizable: bool = False,
         relevance: float = 0.0,
@@ -168,7 +168,7 @@ class Segment:
     @property
     def group(self) -> str | None: ...
     @property
-    def truncate(self) -> Literal["none", "head", "tail"] | None: ...
+    def truncate(self) -> Literal["none", "head", "tail", "middle"] | None: ...
     @property
     def min_tokens(self) -> int: ...
     @property
@@ -325,9 +325,10 @@ class Packer:
         segment_caps: Mapping[str, int | float] = ...,
         priorities: Mapping[str, int] = ...,
         default_priority: int = 0,
-        truncation: Mapping[str, Literal["none", "head", "tail"]] = ...,
+        truncation: Mapping[str, Literal["none", "head", "tail", "middle"]] = ...,
         reorder: Set[str] = ...,
         separator: str = "\n\n",
+        elision_marker: str = ...,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

@@ -29,7 +29,7 @@ DEFAULT_PRIORITIES: dict[str, int] = {
 }
 
 #: Default truncation of each standard kind. ``Policy.truncation`` overrides these.
-DEFAULT_TRUNCATION: dict[str, Literal["none", "head", "tail"]] = {
+DEFAULT_TRUNCATION: dict[str, Literal["none", "head", "tail", "middle"]] = {
     "tool_result": "head",
     "retrieval": "head",
     "memory": "head",
@@ -74,7 +74,7 @@ class Policy(BaseModel):
     )
     priorities: dict[_KIND, int] = Field(default_factory=dict, description="Priority overrides per kind.")
     default_priority: int = Field(default=0, description="Priority of kinds with none set.")
-    truncation: dict[_KIND, Literal["none", "head", "tail"]] = Field(
+    truncation: dict[_KIND, Literal["none", "head", "tail", "middle"]] = Field(
         default_factory=dict, description="Truncation overrides per kind."
     )
     reorder: list[_KIND] = Field(
@@ -82,6 +82,10 @@ class Policy(BaseModel):
         description="Kinds whose runs are ordered by relevance, most relevant at the edges.",
     )
     separator: str = Field(default="\n\n", description="What goes between segments in the rendered text.")
+    elision_marker: str = Field(
+        default="\n[… {n} tokens elided …]\n",
+        description="What middle truncation puts where it cut; {n} becomes the number of tokens elided.",
+    )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
@@ -113,7 +117,7 @@ class Policy(BaseModel):
         """The default priorities with this policy's overrides applied."""
         return DEFAULT_PRIORITIES | self.priorities
 
-    def effective_truncation(self) -> dict[str, Literal["none", "head", "tail"]]:
+    def effective_truncation(self) -> dict[str, Literal["none", "head", "tail", "middle"]]:
         """The default truncation with this policy's overrides applied."""
         return DEFAULT_TRUNCATION | self.truncation
 
@@ -128,4 +132,5 @@ class Policy(BaseModel):
             "truncation": self.effective_truncation(),
             "reorder": set(self.reorder),
             "separator": self.separator,
+            "elision_marker": self.elision_marker,
         }

@@ -14,7 +14,7 @@ use super::sizes::Sizes;
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;
 use crate::segment::{Pin, Segment, Truncation};
-use crate::tokenizer::{Keep, Tokenizer};
+use crate::tokenizer::Tokenizer;
 
 /// Segments that are kept or evicted together: a group, or one segment on its own.
 pub(super) struct Unit {
@@ -50,11 +50,13 @@ pub(super) struct Allocator<'a> {
 }
 
 impl Allocator<'_> {
-    pub(super) fn keep_of(&self, index: usize) -> Option<Keep> {
+    /// How segment `index` may be cut, or `None` if it may not (or cannot: an external counter).
+    pub(super) fn cut_of(&self, index: usize) -> Option<Truncation> {
         let segment = self.segments.get(index)?;
         match segment.truncation.unwrap_or_else(|| self.policy.truncation_of(&segment.kind)) {
-            Truncation::Keep(keep) if self.can_truncate => Some(keep),
-            _ => None,
+            Truncation::None => None,
+            _ if !self.can_truncate => None,
+            cut => Some(cut),
         }
     }
 
@@ -124,7 +126,7 @@ impl Allocator<'_> {
                 if self.within(&mut plan.sizes, index, cap).is_some() {
                     continue;
                 }
-                if self.keep_of(index).is_some() && cap >= self.min_tokens(index) {
+                if self.cut_of(index).is_some() && cap >= self.min_tokens(index) {
                     // Counted in full so that the log can say "cut from N".
                     self.exact(&mut plan.sizes, index);
                     plan.sizes.set_planned(index, cap);
@@ -218,7 +220,7 @@ impl Allocator<'_> {
             .iter()
             .filter_map(|&index| {
                 let segment = self.segments.get(index)?;
-                let floor = if self.keep_of(index).is_some() {
+                let floor = if self.cut_of(index).is_some() {
                     self.min_tokens(index).min(plan.sizes.planned(index))
                 } else {
                     plan.sizes.planned(index)
@@ -241,7 +243,7 @@ impl Allocator<'_> {
     ) -> std::result::Result<(), usize> {
         let size_at = |level: usize, index: usize| -> usize {
             let size = plan.sizes.planned(index);
-            if self.keep_of(index).is_some() {
+            if self.cut_of(index).is_some() {
                 size.min(level.max(self.min_tokens(index).min(size)))
             } else {
                 size
@@ -374,7 +376,7 @@ impl Allocator<'_> {
         for &unit in order {
             let Some(unit_ref) = plan.units.get(unit) else { continue };
             let [index] = unit_ref.members[..] else { continue };
-            if plan.outcome.get(index).is_none_or(std::result::Result::is_ok) || self.keep_of(index).is_none() {
+            if plan.outcome.get(index).is_none_or(std::result::Result::is_ok) || self.cut_of(index).is_none() {
                 continue;
             }
             let Some(segment) = self.segments.get(index) else {

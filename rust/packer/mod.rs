@@ -18,7 +18,7 @@ pub use decision::{Admission, Cut, Decision, Eviction};
 
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;
-use crate::segment::Segment;
+use crate::segment::{Segment, Truncation};
 use crate::tokenizer::Tokenizer;
 use allocate::{Allocator, Plan};
 
@@ -223,11 +223,16 @@ impl Packer {
             if outcome.is_ok() {
                 after = plan.sizes.planned(index);
                 if after < before {
-                    if let (Some(tokenizer), Some(keep)) = (self.tokenizer, allocator.keep_of(index)) {
-                        let cut = tokenizer.truncate(&segment.text, after, keep);
-                        after = tokenizer.count(cut);
+                    if let (Some(tokenizer), Some(how)) = (self.tokenizer, allocator.cut_of(index)) {
+                        let cut = match how {
+                            Truncation::Keep(keep) => tokenizer.truncate(&segment.text, after, keep).to_owned(),
+                            _ => tokenizer
+                                .truncate_middle(&segment.text, after, &self.policy.elision_marker)
+                                .into_owned(),
+                        };
+                        after = tokenizer.count(&cut);
                         if let Some(slot) = texts.get_mut(index) {
-                            *slot = Some(cut.to_owned());
+                            *slot = Some(cut);
                         }
                     }
                 }

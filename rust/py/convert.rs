@@ -78,7 +78,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TruncationArg {
             "none" => Ok(Self(Truncation::None)),
             "head" => Ok(Self(Truncation::Keep(Keep::Head))),
             "tail" => Ok(Self(Truncation::Keep(Keep::Tail))),
-            other => Err(PyValueError::new_err(format!("truncate must be 'none', 'head' or 'tail', not {other:?}"))),
+            "middle" => Ok(Self(Truncation::Middle)),
+            other => Err(PyValueError::new_err(format!(
+                "truncate must be 'none', 'head', 'tail' or 'middle', not {other:?}"
+            ))),
         }
     }
 }

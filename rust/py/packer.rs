@@ -27,7 +27,7 @@ impl PyPacker {
     #[pyo3(signature = (
         tokenizer, *, reserve_output = 0, quotas = BTreeMap::new(), segment_caps = BTreeMap::new(),
         priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
-        separator = "\n\n"
+        separator = "\n\n", elision_marker = crate::tokenizer::DEFAULT_MARKER
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -40,6 +40,7 @@ impl PyPacker {
         truncation: BTreeMap<String, TruncationArg>,
         reorder: BTreeSet<String>,
         separator: &str,
+        elision_marker: &str,
     ) -> Self {
         let policy = Policy {
             reserve_output,
@@ -53,6 +54,7 @@ impl PyPacker {
             truncation: truncation.into_iter().map(|(kind, truncation)| (kind, truncation.0)).collect(),
             reorder,
             separator: separator.to_owned(),
+            elision_marker: elision_marker.to_owned(),
         };
         Self { inner: Packer::new(tokenizer.map(|tokenizer| tokenizer.inner), policy) }
     }

@@ -131,6 +131,7 @@ impl PySegment {
         self.core.truncation.map(|truncation| match truncation {
             Truncation::None => "none",
             Truncation::Keep(keep) => keep.name(),
+            Truncation::Middle => "middle",
         })
     }
     #[getter]
