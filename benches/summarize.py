@@ -22,7 +22,7 @@ def main(path: str) -> None:
         params = bench.get("params") or {}
         implementation = params.get("implementation", "?")
         size = params.get("size")
-        if bench["group"].startswith(("pack:", "one-shot:")):
+        if bench["group"].startswith(("pack:", "one-shot:", "truncate")):
             continue
         group = bench["group"] + (f" ({size // 1_000_000} MB)" if size else "")
         groups[group][implementation] = {"mean": bench["stats"]["mean"], "bytes": bench["extra_info"].get("bytes", 0)}
@@ -77,6 +77,17 @@ def main(path: str) -> None:
         for name, results in sorted(packing.items()):
             if 10_000 in results and 100_000 in results:
                 print(f"\n10x segments (10k -> 100k), {name}: {results[100_000] / results[10_000]:.1f}x time")
+    truncation: dict[str, dict[str, float]] = defaultdict(dict)
+    for bench in data["benchmarks"]:
+        if bench["group"].startswith("truncate"):
+            truncation[bench["group"]][bench["params"]["implementation"]] = bench["stats"]["mean"]
+    if truncation:
+        print("\n| truncation | ctxsched | tiktoken encode+slice+decode | speed-up |")
+        print("|---|---|---|---|")
+        for group, results in sorted(truncation.items()):
+            ours, theirs = results.get("ctxsched"), results.get("tiktoken")
+            if ours and theirs:
+                print(f"| {group} | {ours * 1e3:,.2f} ms | {theirs * 1e3:,.1f} ms | {theirs / ours:,.0f}x |")
     for group, results in peers.items():
         ours = results.get("ctxsched")
         print(f"\n{group}:")
