@@ -10,6 +10,7 @@ mod packer;
 mod policy;
 mod segment;
 mod tokenizer;
+mod truncation;
 
 #[cfg(feature = "python")]
 mod py;
@@ -18,4 +19,5 @@ pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer};
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
-pub use tokenizer::{Encoding, Keep, Tokenizer, DEFAULT_MARKER};
+pub use tokenizer::{Encoding, Keep, Tokenizer};
+pub use truncation::{Strategy, Truncated, DEFAULT_MARKER};

@@ -68,7 +68,7 @@ impl Default for Policy {
             truncation: BTreeMap::new(),
             reorder: BTreeSet::new(),
             separator: "\n\n".to_owned(),
-            elision_marker: crate::tokenizer::DEFAULT_MARKER.to_owned(),
+            elision_marker: crate::truncation::DEFAULT_MARKER.to_owned(),
         }
     }
 }
@@ -81,6 +81,6 @@ impl Policy {
 
     /// The truncation of a kind when a segment does not set one.
     pub fn truncation_of(&self, kind: &str) -> Truncation {
-        self.truncation.get(kind).copied().unwrap_or(Truncation::None)
+        self.truncation.get(kind).cloned().unwrap_or(Truncation::None)
     }
 }

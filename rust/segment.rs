@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::tokenizer::Keep;
+use crate::truncation::Strategy;
 
 /// Where a segment must sit, if anywhere in particular.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -17,14 +17,25 @@ pub enum Pin {
 }
 
 /// How a segment may be cut to fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Truncation {
     /// Never cut: kept whole or evicted.
     None,
-    /// Cut on a token boundary, keeping one end.
-    Keep(Keep),
-    /// Cut in the middle: the start and the end around the policy's elision marker.
-    Middle,
+    /// Cut by a built-in strategy.
+    Cut(Strategy),
+    /// Cut by the user's truncation hook of this name; its result is checked, and `auto` is used if it fails.
+    Hook(Arc<str>),
+}
+
+impl Truncation {
+    /// The name as the Python API spells it: `none`, a strategy's name, or the hook's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Truncation::None => "none",
+            Truncation::Cut(strategy) => strategy.name(),
+            Truncation::Hook(name) => name,
+        }
+    }
 }
 
 /// One piece of the prompt and what the scheduler may do with it.

@@ -49,7 +49,11 @@ def test_an_oversized_tool_result_is_preempted_to_its_cap_before_admission() -> 
     (placed,) = result.segments
     assert placed.action == "truncated"
     assert placed.tokens <= 50
-    assert log.startswith(placed.text)  # tool results keep their start by default
+    # Tool results are cut by "auto": a log keeps whole first and last lines around the marker.
+    start, end = placed.text.split("\n[… ")[0], placed.text.split(" tokens elided …]\n")[1]
+    assert log.startswith(start + "\n") and log.endswith("\n" + end) and start and end
+    (decision,) = result.decisions
+    assert decision.strategy == "lines" and decision.fallback is None
     assert "above the tool_result cap of 50" in result.explain()
 
 
@@ -213,7 +217,7 @@ def test_a_quota_minimum_above_its_maximum_at_this_budget_is_a_policy_error() ->
     [
         (lambda: cs.Segment(3), TypeError, "text must be str"),  # type: ignore[arg-type]
         (lambda: cs.Segment("x", pin="middle"), ValueError, "pin must be 'head', 'tail' or None"),  # type: ignore[arg-type]
-        (lambda: cs.Segment("x", truncate="json"), ValueError, "truncate must be 'none', 'head', 'tail' or 'middle'"),  # type: ignore[arg-type]
+        (lambda: cs.Segment("x", truncate=" "), ValueError, "truncate must be 'none', a built-in strategy or a"),
         (lambda: cs.Segment("x", trust="maybe"), ValueError, "trust must be"),  # type: ignore[arg-type]
         (lambda: cs.Segment("x", kind=""), ValueError, "kind must be a non-empty str"),
         (lambda: cs.Segment("x", relevance=float("nan")), ValueError, "relevance must be a finite"),

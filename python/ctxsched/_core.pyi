@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension module, checked against it by ``mypy.stubtest``."""
 
-from collections.abc import Iterable, Mapping, Set
-from typing import Any, Literal, final
+from collections.abc import Callable, Iterable, Mapping, Set
+from typing import Any, Literal, TypeAlias, final
 
 __all__ = [
     "Decision",
@@ -13,12 +13,18 @@ __all__ = [
     "PlacedSegment",
     "Segment",
     "Tokenizer",
+    "Truncated",
     "__version__",
     "count_tokens",
     "encodings",
 ]
 
 __version__: str
+
+#: A built-in truncation strategy.
+_Strategy: TypeAlias = Literal["head", "tail", "middle", "lines", "json", "auto"]
+#: A user truncation function: ``(text, max_tokens, tokenizer) -> str`` within ``max_tokens``.
+_Truncator: TypeAlias = Callable[[str, int, "Tokenizer"], str]
 
 class PanicException(BaseException):
     """A Rust panic. Always a bug in ctxsched."""
@@ -80,23 +86,55 @@ class Tokenizer:
         self,
         text: str,
         max_tokens: int,
-        keep: Literal["head", "tail", "middle"] = "head",
+        strategy: _Strategy = "head",
         marker: str | None = None,
     ) -> str:
-        r"""``text`` cut on token boundaries to at most ``max_tokens`` tokens; ``text`` itself if it fits.
+        r"""``text`` cut to at most ``max_tokens`` tokens by ``strategy``; ``text`` itself if it fits.
 
         ``"head"`` and ``"tail"`` give the longest prefix or suffix of ``text`` that ends on one of its token
         boundaries, is valid text and counts at most ``max_tokens`` tokens. ``"middle"`` keeps the start and
         the end around ``marker`` (default ``"\n[… {n} tokens elided …]\n"``; ``{n}`` becomes the number of
-        tokens elided), the marker counted inside the limit, each side as long as still fits; if the marker
-        alone cannot fit, the head is kept.
+        tokens elided, prefixed with ``~`` when estimated), the marker counted inside the limit, each side as
+        long as still fits. ``"lines"`` does the same with whole lines, ``"json"`` returns a smaller valid
+        JSON document made of the original's values, and ``"auto"`` picks one of them by the text's shape.
+        ``cut`` says which strategy was used and why it differs from the one asked for.
+
+        Raises:
+            ValueError: ``strategy`` is not a built-in strategy.
         """
+
+    def cut(
+        self,
+        text: str,
+        max_tokens: int,
+        strategy: _Strategy = "auto",
+        marker: str | None = None,
+    ) -> Truncated:
+        """Like ``truncate``, but says which strategy produced the text and why (``Truncated.fallback``)."""
 
     def token_byte_values(self) -> list[bytes]:
         """The bytes of every ordinary token, in rank order."""
 
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class Truncated:
+    """A text cut to a limit by ``Tokenizer.cut``."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def tokens(self) -> int:
+        """Exact tokens of ``text``."""
+
+    @property
+    def strategy(self) -> Literal["head", "tail", "middle", "lines", "json", "auto"]:
+        """The strategy that produced ``text`` (``auto`` only for a text that fitted)."""
+
+    @property
+    def fallback(self) -> str | None:
+        """Why ``strategy`` is not the one asked for (or what ``auto`` tried first), if so."""
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Exact number of tokens in ``text`` for a built-in encoding.
@@ -124,8 +162,9 @@ class Segment:
         pin: ``"head"`` or ``"tail"``: always kept, placed first or last.
         required: always kept, in natural position.
         group: segments sharing a group are kept or evicted together.
-        truncate: ``"none"``, ``"head"`` (keep the start), ``"tail"`` (keep the end) or ``"middle"`` (keep
-            both around the policy's elision marker); ``None`` takes the policy's truncation for the kind.
+        truncate: ``"none"``, a built-in strategy (``"head"``, ``"tail"``, ``"middle"``, ``"lines"``,
+            ``"json"``, ``"auto"``; see ``Tokenizer.truncate``) or the name of a truncator registered with the
+            ``Scheduler``; ``None`` takes the policy's truncation for the kind.
         min_tokens: a cut segment keeps at least this many tokens, or is not cut.
         summarizable: whether a summariser may replace it when evicted (used by summarisation hooks).
         relevance: for kinds the policy reorders: the most relevant go to the edges of their run.
@@ -144,7 +183,7 @@ class Segment:
         pin: Literal["head", "tail"] | None = None,
         required: bool = False,
         group: str | None = None,
-        truncate: Literal["none", "head", "tail", "middle"] | None = None,
+        truncate: str | None = None,
         min_tokens: int = 0,
         summarizable: bool = False,
         relevance: float = 0.0,
@@ -168,7 +207,7 @@ class Segment:
     @property
     def group(self) -> str | None: ...
     @property
-    def truncate(self) -> Literal["none", "head", "tail", "middle"] | None: ...
+    def truncate(self) -> str | None: ...
     @property
     def min_tokens(self) -> int: ...
     @property
@@ -257,6 +296,13 @@ class Decision:
     def counted(self) -> bool: ...
     @property
     def tokens_after(self) -> int: ...
+    @property
+    def strategy(self) -> str | None:
+        """The strategy or truncator that cut it, if it was cut."""
+
+    @property
+    def fallback(self) -> str | None:
+        """Why its own strategy was not the one used (a failing truncator, JSON that did not parse), if so."""
 
 @final
 class KindUsage:
@@ -325,10 +371,11 @@ class Packer:
         segment_caps: Mapping[str, int | float] = ...,
         priorities: Mapping[str, int] = ...,
         default_priority: int = 0,
-        truncation: Mapping[str, Literal["none", "head", "tail", "middle"]] = ...,
+        truncation: Mapping[str, str] = ...,
         reorder: Set[str] = ...,
         separator: str = "\n\n",
         elision_marker: str = ...,
+        truncators: Mapping[str, _Truncator] | None = None,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["DEFAULT_PRIORITIES", "DEFAULT_TRUNCATION", "Amount", "Policy", "Quota"]
+__all__ = ["BUILTIN_TRUNCATION", "DEFAULT_PRIORITIES", "DEFAULT_TRUNCATION", "Amount", "Policy", "Quota"]
 
 #: A size: an ``int`` number of tokens, or a ``float`` fraction (0 to 1) of the usable budget.
 Amount: TypeAlias = Annotated[int, Field(ge=0, strict=True)] | Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
@@ -28,9 +28,15 @@ DEFAULT_PRIORITIES: dict[str, int] = {
     "tool_result": 20,
 }
 
+#: The built-in truncation strategies (see ``Tokenizer.truncate``); ``"none"`` means never cut.
+BUILTIN_TRUNCATION: tuple[str, ...] = ("none", "head", "tail", "middle", "lines", "json", "auto")
+
+#: ``"none"``, a built-in strategy, or the name of a truncator registered with the ``Scheduler``.
+TruncationName: TypeAlias = Annotated[str, Field(min_length=1, pattern=r"\S")]
+
 #: Default truncation of each standard kind. ``Policy.truncation`` overrides these.
-DEFAULT_TRUNCATION: dict[str, Literal["none", "head", "tail", "middle"]] = {
-    "tool_result": "head",
+DEFAULT_TRUNCATION: dict[str, str] = {
+    "tool_result": "auto",
     "retrieval": "head",
     "memory": "head",
 }
@@ -74,8 +80,10 @@ class Policy(BaseModel):
     )
     priorities: dict[_KIND, int] = Field(default_factory=dict, description="Priority overrides per kind.")
     default_priority: int = Field(default=0, description="Priority of kinds with none set.")
-    truncation: dict[_KIND, Literal["none", "head", "tail", "middle"]] = Field(
-        default_factory=dict, description="Truncation overrides per kind."
+    truncation: dict[_KIND, TruncationName] = Field(
+        default_factory=dict,
+        description="Truncation overrides per kind: 'none', head, tail, middle, lines, json, auto, or the name "
+        "of a truncator registered with the Scheduler.",
     )
     reorder: list[_KIND] = Field(
         default_factory=lambda: ["retrieval"],
@@ -84,7 +92,8 @@ class Policy(BaseModel):
     separator: str = Field(default="\n\n", description="What goes between segments in the rendered text.")
     elision_marker: str = Field(
         default="\n[… {n} tokens elided …]\n",
-        description="What middle truncation puts where it cut; {n} becomes the number of tokens elided.",
+        description="What middle, lines and json truncation put where they cut; {n} becomes the number of "
+        "tokens elided (with ~ when estimated).",
     )
 
     @classmethod
@@ -117,7 +126,7 @@ class Policy(BaseModel):
         """The default priorities with this policy's overrides applied."""
         return DEFAULT_PRIORITIES | self.priorities
 
-    def effective_truncation(self) -> dict[str, Literal["none", "head", "tail", "middle"]]:
+    def effective_truncation(self) -> dict[str, str]:
         """The default truncation with this policy's overrides applied."""
         return DEFAULT_TRUNCATION | self.truncation
 

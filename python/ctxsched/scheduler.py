@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ctxsched._core import Packer, PackResult, Segment, Tokenizer
 from ctxsched.counting import TokenizerLike, as_token_counter
-from ctxsched.exceptions import BudgetError
-from ctxsched.policy import Policy
+from ctxsched.exceptions import BudgetError, PolicyError
+from ctxsched.policy import BUILTIN_TRUNCATION, Policy
+
+#: A truncation function: ``(text, max_tokens, tokenizer) -> str``, the result within ``max_tokens``.
+Truncator = Callable[[str, int, Tokenizer], str]
 
 __all__ = ["Scheduler"]
 
@@ -26,13 +29,30 @@ class Scheduler:
             Built-in encodings count in Rust and can cut segments on token boundaries; with any other
             tokenizer segments are kept whole or evicted (never cut).
         policy: a ``Policy``, or a dict validated into one. Validated and converted once, here.
+        truncators: your own truncation functions by name, for ``Segment(truncate=name)`` and
+            ``Policy.truncation``. Each is called as ``function(text, max_tokens, tokenizer)`` and must return
+            a ``str`` of at most ``max_tokens`` tokens; if it raises, returns something else, or returns too
+            much, the segment is cut by ``"auto"`` instead and its decision says why (``Decision.fallback``).
+
+    Raises:
+        PolicyError: the policy names a truncation that is neither built in nor in ``truncators``, or a
+            truncator's name is a built-in one.
+        TypeError: a truncator is not callable.
     """
 
-    def __init__(self, tokenizer: TokenizerLike = "o200k_base", policy: Policy | Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        tokenizer: TokenizerLike = "o200k_base",
+        policy: Policy | Mapping[str, Any] | None = None,
+        *,
+        truncators: Mapping[str, Truncator] | None = None,
+    ):
         self.policy = policy if isinstance(policy, Policy) else Policy.model_validate(policy or {})
         self.tokenizer = as_token_counter(tokenizer)
+        self.truncators = dict(truncators or {})
+        _check_truncators(self.policy, self.truncators)
         self._builtin = self.tokenizer if isinstance(self.tokenizer, Tokenizer) else None
-        self._packer = Packer(self._builtin, **self.policy.core_arguments())
+        self._packer = Packer(self._builtin, **self.policy.core_arguments(), truncators=self.truncators)
         self._memo: dict[str, int] = {}
 
     def pack(self, segments: Iterable[Segment], budget: int) -> PackResult:
@@ -41,7 +61,8 @@ class Scheduler:
         Raises:
             BudgetError: the pinned and required segments cannot fit, even cut; the message lists them.
             DuplicateSegmentIdError: two segments share an id.
-            PolicyError: a quota's minimum resolves above its maximum for this budget.
+            PolicyError: a quota's minimum resolves above its maximum for this budget, or a segment names a
+                truncation that is neither built in nor a registered truncator.
             TypeError: ``segments`` holds something that is not a ``ctxsched.Segment``.
         """
         if isinstance(segments, str | bytes):
@@ -80,3 +101,18 @@ class Scheduler:
 
     def __repr__(self) -> str:
         return f"Scheduler(tokenizer={self.tokenizer.name!r}, policy={self.policy!r})"
+
+
+def _check_truncators(policy: Policy, truncators: Mapping[str, Truncator]) -> None:
+    for name, function in truncators.items():
+        if name in BUILTIN_TRUNCATION:
+            raise PolicyError(f"truncator name {name!r} is taken by a built-in strategy")
+        if not callable(function):
+            raise TypeError(f"truncator {name!r} must be callable, not {type(function).__name__}")
+    for kind, name in policy.effective_truncation().items():
+        if name not in BUILTIN_TRUNCATION and name not in truncators:
+            known = ", ".join(BUILTIN_TRUNCATION[1:])
+            registered = ", ".join(sorted(truncators)) or "none registered"
+            raise PolicyError(
+                f"truncation {name!r} for kind {kind!r} is neither built in ({known}) nor a truncator ({registered})"
+            )

@@ -53,7 +53,7 @@ impl Allocator<'_> {
     /// How segment `index` may be cut, or `None` if it may not (or cannot: an external counter).
     pub(super) fn cut_of(&self, index: usize) -> Option<Truncation> {
         let segment = self.segments.get(index)?;
-        match segment.truncation.unwrap_or_else(|| self.policy.truncation_of(&segment.kind)) {
+        match segment.truncation.clone().unwrap_or_else(|| self.policy.truncation_of(&segment.kind)) {
             Truncation::None => None,
             _ if !self.can_truncate => None,
             cut => Some(cut),

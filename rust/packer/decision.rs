@@ -105,6 +105,10 @@ pub struct Decision {
     pub outcome: Result<Admission, Eviction>,
     /// Why it was cut, if it was.
     pub cut: Option<Cut>,
+    /// The strategy (or hook) that cut it, if it was cut.
+    pub strategy: Option<String>,
+    /// Why the segment's own strategy was not the one used (or what `auto` tried first), if so.
+    pub fallback: Option<String>,
 }
 
 impl Decision {
@@ -170,7 +174,11 @@ impl Decision {
                     Cut::MandatoryOverQuota(kind) => format!("mandatory {kind} segments exceeded its quota"),
                     Cut::PartialFit => "only part of it fitted".to_owned(),
                 };
-                let _ = write!(text, "; cut {} -> {} tokens: {why}", self.tokens_before, self.tokens_after);
+                let by = self.strategy.as_deref().map(|strategy| format!(" by {strategy}")).unwrap_or_default();
+                let _ = write!(text, "; cut {} -> {} tokens{by}: {why}", self.tokens_before, self.tokens_after);
+                if let Some(fallback) = &self.fallback {
+                    let _ = write!(text, " ({fallback})");
+                }
             }
         }
         text

@@ -20,7 +20,23 @@ use crate::error::{Result, SchedError};
 use crate::policy::Policy;
 use crate::segment::{Segment, Truncation};
 use crate::tokenizer::Tokenizer;
+use crate::truncation::Strategy;
 use allocate::{Allocator, Plan};
+
+/// The user's truncation functions, by name. The core never calls into Python: the bindings implement
+/// this, and the packer checks what comes back (a failure or an over-long result means `auto` is used,
+/// and the decision says why).
+pub trait Truncators: Send + Sync {
+    /// Whether a function of this name is registered.
+    fn has(&self, name: &str) -> bool;
+    /// The registered names, for error messages.
+    fn names(&self) -> Vec<String>;
+    /// `text` cut to `max_tokens` by the function `name`, or why it failed.
+    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> std::result::Result<String, String>;
+}
+
+/// A cut text: the text, the strategy (or hook) that made it, and why the requested one was not used.
+type CutText = (String, String, Option<String>);
 
 /// Token usage of one kind against its quota.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +95,7 @@ pub struct Packer {
     policy: Policy,
     separator_tokens: usize,
     memo: Mutex<FxHashMap<u128, usize>>,
+    truncators: Option<Box<dyn Truncators>>,
 }
 
 /// External token counts above this are refused (no sum of them can overflow then).
@@ -95,7 +112,14 @@ impl Packer {
     /// A packer counting with `tokenizer`, or with counts given to each `pack` call when `None`.
     pub fn new(tokenizer: Option<Tokenizer>, policy: Policy) -> Self {
         let separator_tokens = tokenizer.map_or(0, |tokenizer| tokenizer.count(&policy.separator));
-        Self { tokenizer, policy, separator_tokens, memo: Mutex::new(FxHashMap::default()) }
+        Self { tokenizer, policy, separator_tokens, memo: Mutex::new(FxHashMap::default()), truncators: None }
+    }
+
+    /// The packer with the user's truncation functions.
+    #[must_use]
+    pub fn with_truncators(mut self, truncators: Box<dyn Truncators>) -> Self {
+        self.truncators = Some(truncators);
+        self
     }
 
     /// The policy.
@@ -112,6 +136,7 @@ impl Packer {
     /// required when the packer has no tokenizer and ignored otherwise.
     pub fn pack(&self, segments: &[Segment], budget: usize, external: Option<(&[usize], usize)>) -> Result<Packed> {
         check_ids(segments)?;
+        self.check_hooks(segments)?;
         let usable = budget.checked_sub(self.policy.reserve_output).ok_or_else(|| SchedError::Budget {
             needed: self.policy.reserve_output,
             usable: 0,
@@ -152,9 +177,11 @@ impl Packer {
         };
         let mut plan = allocator.plan()?;
         self.remember(segments, plan.sizes.counted_now(&known));
-        let mut packed = self.realise(&allocator, &plan, budget);
+        // Cuts by (segment, size), so that re-realising after a repair does not cut (or call a hook) again.
+        let mut cuts = FxHashMap::default();
+        let mut packed = self.realise(&allocator, &plan, budget, &mut cuts);
         while drop_empty_cuts(&allocator, &mut plan, &packed)? {
-            packed = self.realise(&allocator, &plan, budget);
+            packed = self.realise(&allocator, &plan, budget, &mut cuts);
         }
         // Step 7: verify the render as it will be sent; repair if tokens merged across a separator.
         if let Some(tokenizer) = self.tokenizer {
@@ -178,7 +205,7 @@ impl Packer {
                         *slot = Err(Eviction::BoundaryRepair);
                     }
                 }
-                packed = self.realise(&allocator, &plan, budget);
+                packed = self.realise(&allocator, &plan, budget, &mut cuts);
             }
         }
         Ok(packed)
@@ -204,7 +231,13 @@ impl Packer {
     }
 
     /// Cut the texts to their planned sizes, place them, and write the decisions and usage.
-    fn realise(&self, allocator: &Allocator<'_>, plan: &Plan, budget: usize) -> Packed {
+    fn realise(
+        &self,
+        allocator: &Allocator<'_>,
+        plan: &Plan,
+        budget: usize,
+        cuts: &mut FxHashMap<(usize, usize), CutText>,
+    ) -> Packed {
         let segments = allocator.segments;
         let mut texts = vec![None; segments.len()];
         let mut decisions = Vec::with_capacity(segments.len());
@@ -220,17 +253,17 @@ impl Packer {
             let before = plan.sizes.before(index);
             let outcome = plan.outcome.get(index).cloned().unwrap_or(Err(Eviction::BoundaryRepair));
             let mut after = 0;
+            let mut strategy = None;
             if outcome.is_ok() {
                 after = plan.sizes.planned(index);
                 if after < before {
                     if let (Some(tokenizer), Some(how)) = (self.tokenizer, allocator.cut_of(index)) {
-                        let cut = match how {
-                            Truncation::Keep(keep) => tokenizer.truncate(&segment.text, after, keep).to_owned(),
-                            _ => tokenizer
-                                .truncate_middle(&segment.text, after, &self.policy.elision_marker)
-                                .into_owned(),
-                        };
+                        let (cut, used, fallback) = cuts
+                            .entry((index, after))
+                            .or_insert_with(|| self.cut_text(tokenizer, &segment.text, &how, after))
+                            .clone();
                         after = tokenizer.count(&cut);
+                        strategy = Some((used, fallback));
                         if let Some(slot) = texts.get_mut(index) {
                             *slot = Some(cut);
                         }
@@ -251,7 +284,17 @@ impl Packer {
             }
             let cut = plan.cut.get(index).cloned().flatten();
             let counted = plan.sizes.counted(index);
-            decisions.push(Decision { index, tokens_before: before, counted, tokens_after: after, outcome, cut });
+            let (strategy, fallback) = strategy.map_or((None, None), |(used, fallback)| (Some(used), fallback));
+            decisions.push(Decision {
+                index,
+                tokens_before: before,
+                counted,
+                tokens_after: after,
+                outcome,
+                cut,
+                strategy,
+                fallback,
+            });
         }
         Packed {
             order: place::place(segments, &kept, &self.policy),
@@ -262,6 +305,59 @@ impl Packer {
             usable: allocator.usable,
             usage,
         }
+    }
+}
+
+impl Packer {
+    /// A segment's text cut to `max_tokens` as `how` says; a failing hook falls back to `auto`.
+    fn cut_text(&self, tokenizer: Tokenizer, text: &str, how: &Truncation, max_tokens: usize) -> CutText {
+        let marker = &self.policy.elision_marker;
+        let by = |strategy: Strategy, reason: Option<String>| {
+            let cut = tokenizer.cut(text, max_tokens, strategy, marker);
+            let fallback = match (reason, cut.fallback) {
+                (Some(reason), Some(also)) => Some(format!("{reason}; {also}")),
+                (reason, also) => reason.or(also),
+            };
+            (cut.text.into_owned(), cut.strategy.name().to_owned(), fallback)
+        };
+        let Truncation::Hook(name) = how else {
+            return by(if let Truncation::Cut(strategy) = how { *strategy } else { Strategy::Auto }, None);
+        };
+        let Some(truncators) = &self.truncators else {
+            return by(Strategy::Auto, Some(format!("truncator {name:?} is not registered; auto used")));
+        };
+        match truncators.truncate(name, text, max_tokens) {
+            Ok(cut) if tokenizer.fits(&cut, max_tokens) => (cut, name.to_string(), None),
+            Ok(cut) => {
+                let tokens = tokenizer.count(&cut);
+                by(
+                    Strategy::Auto,
+                    Some(format!("truncator {name:?} returned {tokens} tokens for a limit of {max_tokens}; auto used")),
+                )
+            }
+            Err(reason) => by(Strategy::Auto, Some(format!("truncator {name:?} {reason}; auto used"))),
+        }
+    }
+
+    /// Every hook a segment or the policy names must be registered.
+    fn check_hooks(&self, segments: &[Segment]) -> Result<()> {
+        let named = segments.iter().filter_map(|segment| segment.truncation.as_ref().map(|how| (Some(segment), how)));
+        let by_kind = self.policy.truncation.values().map(|how| (None, how));
+        for (segment, how) in named.chain(by_kind) {
+            let Truncation::Hook(name) = how else { continue };
+            if self.truncators.as_ref().is_some_and(|truncators| truncators.has(name)) {
+                continue;
+            }
+            let registered = self.truncators.as_ref().map(|truncators| truncators.names()).unwrap_or_default();
+            let whose = segment.map_or_else(|| "the policy".to_owned(), |segment| format!("segment {:?}", segment.id));
+            return Err(SchedError::InvalidPolicy(format!(
+                "{whose} asks for truncation {name:?}, which is neither built in ({}) nor a registered \
+                 truncator ({})",
+                Strategy::ALL.map(Strategy::name).join(", "),
+                if registered.is_empty() { "none registered".to_owned() } else { registered.join(", ") }
+            )));
+        }
+        Ok(())
     }
 }
 

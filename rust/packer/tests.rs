@@ -1,7 +1,8 @@
 use super::*;
 use crate::policy::{Amount, Quota};
 use crate::segment::{Pin, Truncation};
-use crate::tokenizer::{Encoding, Keep};
+use crate::tokenizer::Encoding;
+use crate::truncation::Strategy;
 
 fn words(count: usize) -> String {
     // "w w w ..." is exactly `count` tokens in o200k_base: one per " w".
@@ -73,7 +74,7 @@ fn groups_are_all_or_nothing() {
 fn caps_preempt_and_quota_maximums_hold() {
     let mut policy = Policy::default();
     policy.segment_caps.insert("tool_result".into(), Amount::Tokens(20));
-    policy.truncation.insert("tool_result".into(), Truncation::Keep(Keep::Head));
+    policy.truncation.insert("tool_result".into(), Truncation::Cut(Strategy::Head));
     policy.quotas.insert("tool_result".into(), Quota { min: Amount::Tokens(0), max: Some(Amount::Fraction(0.5)) });
     let segments =
         vec![segment("r1", "tool_result", 100), segment("r2", "tool_result", 100), segment("r3", "tool_result", 100)];
@@ -102,7 +103,7 @@ fn quota_minimums_are_reserved_before_priorities() {
 #[test]
 fn the_last_unit_may_be_admitted_partially() {
     let mut log = segment("log", "tool_result", 100);
-    log.truncation = Some(Truncation::Keep(Keep::Tail));
+    log.truncation = Some(Truncation::Cut(Strategy::Tail));
     let segments = vec![segment("a", "history", 10), log];
     let packed = packer(Policy::default()).pack(&segments, 40, None).unwrap();
     assert_eq!(packed.decisions[1].rule(), "partial");
@@ -124,10 +125,10 @@ fn an_infeasible_mandatory_set_is_a_budget_error_listing_it() {
 fn a_mandatory_set_that_may_be_cut_is_cut_largest_first() {
     let mut a = segment("a", "system", 80);
     a.required = true;
-    a.truncation = Some(Truncation::Keep(Keep::Head));
+    a.truncation = Some(Truncation::Cut(Strategy::Head));
     let mut b = segment("b", "instruction", 10);
     b.required = true;
-    b.truncation = Some(Truncation::Keep(Keep::Head));
+    b.truncation = Some(Truncation::Cut(Strategy::Head));
     let segments = vec![a, b];
     let packed = packer(Policy::default()).pack(&segments, 50, None).unwrap();
     assert_eq!(packed.decisions[0].tokens_after, 40);

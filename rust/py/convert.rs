@@ -8,7 +8,8 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
 use crate::policy::Amount;
 use crate::segment::Truncation;
-use crate::tokenizer::{Encoding, Keep};
+use crate::tokenizer::Encoding;
+use crate::truncation::Strategy;
 
 /// Borrow the text of a Python `str` argument.
 ///
@@ -44,29 +45,21 @@ impl<'a, 'py> FromPyObject<'a, 'py> for EncodingArg {
     }
 }
 
-/// The `keep` option of `Tokenizer.truncate`: one end, or both ends around a marker.
+/// A built-in truncation strategy's name.
 #[derive(Clone, Copy)]
-pub(crate) enum KeepArg {
-    End(Keep),
-    Middle,
-}
+pub(crate) struct StrategyArg(pub(crate) Strategy);
 
-impl<'a, 'py> FromPyObject<'a, 'py> for KeepArg {
+impl<'a, 'py> FromPyObject<'a, 'py> for StrategyArg {
     type Error = PyErr;
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let name = value.cast::<PyString>().map_err(|_| type_error(&value, "keep", "str"))?;
-        match name.to_str()? {
-            "head" => Ok(Self::End(Keep::Head)),
-            "tail" => Ok(Self::End(Keep::Tail)),
-            "middle" => Ok(Self::Middle),
-            other => Err(PyValueError::new_err(format!("keep must be 'head', 'tail' or 'middle', not {other:?}"))),
-        }
+        let name = value.cast::<PyString>().map_err(|_| type_error(&value, "strategy", "str"))?;
+        Ok(Self(name.to_str()?.parse()?))
     }
 }
 
-/// A segment's `truncate` option.
-#[derive(Clone, Copy)]
+/// A segment's `truncate` option: `"none"`, a built-in strategy, or the name of a registered truncator.
+#[derive(Clone)]
 pub(crate) struct TruncationArg(pub(crate) Truncation);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for TruncationArg {
@@ -74,15 +67,19 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TruncationArg {
 
     fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let name = value.cast::<PyString>().map_err(|_| type_error(&value, "truncate", "str"))?;
-        match name.to_str()? {
-            "none" => Ok(Self(Truncation::None)),
-            "head" => Ok(Self(Truncation::Keep(Keep::Head))),
-            "tail" => Ok(Self(Truncation::Keep(Keep::Tail))),
-            "middle" => Ok(Self(Truncation::Middle)),
-            other => Err(PyValueError::new_err(format!(
-                "truncate must be 'none', 'head', 'tail' or 'middle', not {other:?}"
-            ))),
+        let name = name.to_str()?;
+        if name == "none" {
+            return Ok(Self(Truncation::None));
         }
+        if let Ok(strategy) = name.parse::<Strategy>() {
+            return Ok(Self(Truncation::Cut(strategy)));
+        }
+        if name.trim().is_empty() {
+            return Err(PyValueError::new_err(
+                "truncate must be 'none', a built-in strategy or a truncator's name, not an empty string",
+            ));
+        }
+        Ok(Self(Truncation::Hook(name.into())))
     }
 }
 

@@ -36,7 +36,7 @@ pub mod _core {
     #[pymodule_export]
     use super::segment::PySegment;
     #[pymodule_export]
-    use super::tokenizer::{count_tokens, encodings, PyTokenizer};
+    use super::tokenizer::{count_tokens, encodings, PyTokenizer, PyTruncated};
 
     #[pymodule_init]
     fn init(module: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

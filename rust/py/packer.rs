@@ -4,14 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList, PyString};
 
 use super::convert::{AmountArg, TruncationArg};
 use super::enter_core;
 use super::result::PyPackResult;
 use super::segment::PySegment;
 use super::tokenizer::{PyTokenizer, TokenLimit};
-use crate::packer::Packer;
+use crate::packer::{Packer, Truncators};
 use crate::policy::{Policy, Quota};
 use crate::segment::Segment;
 
@@ -27,7 +27,7 @@ impl PyPacker {
     #[pyo3(signature = (
         tokenizer, *, reserve_output = 0, quotas = BTreeMap::new(), segment_caps = BTreeMap::new(),
         priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
-        separator = "\n\n", elision_marker = crate::tokenizer::DEFAULT_MARKER
+        separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -41,7 +41,8 @@ impl PyPacker {
         reorder: BTreeSet<String>,
         separator: &str,
         elision_marker: &str,
-    ) -> Self {
+        truncators: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         let policy = Policy {
             reserve_output,
             quotas: quotas
@@ -56,7 +57,20 @@ impl PyPacker {
             separator: separator.to_owned(),
             elision_marker: elision_marker.to_owned(),
         };
-        Self { inner: Packer::new(tokenizer.map(|tokenizer| tokenizer.inner), policy) }
+        let builtin = tokenizer.as_ref().map(|tokenizer| tokenizer.inner);
+        let mut inner = Packer::new(builtin, policy);
+        if let (Some(truncators), Some(tokenizer)) = (truncators, tokenizer) {
+            let mut functions = BTreeMap::new();
+            for (name, function) in truncators.iter() {
+                let name: String = name.extract().map_err(|_| PyTypeError::new_err("truncator names must be str"))?;
+                if !function.is_callable() {
+                    return Err(PyTypeError::new_err(format!("truncator {name:?} must be callable")));
+                }
+                functions.insert(name, function.unbind());
+            }
+            inner = inner.with_truncators(Box::new(PyTruncators { functions, tokenizer: tokenizer.into() }));
+        }
+        Ok(Self { inner })
     }
 
     /// Texts whose token counts are memoised.
@@ -101,4 +115,43 @@ impl PyPacker {
         let packed = enter_core(py, work_bytes.max(core.len() * 64), || self.inner.pack(&core, budget.0, external))?;
         Ok(PyPackResult::new(inputs, core, packed, self.inner.policy().separator.clone()))
     }
+}
+
+/// The user's truncation functions, called as `function(text, max_tokens, tokenizer)`. Only here does the
+/// core call back into Python, with the GIL taken for the call; any failure becomes a reason string,
+/// which the packer records while it falls back to `auto`.
+struct PyTruncators {
+    functions: BTreeMap<String, Py<PyAny>>,
+    tokenizer: Py<PyTokenizer>,
+}
+
+impl Truncators for PyTruncators {
+    fn has(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.functions.keys().cloned().collect()
+    }
+
+    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> Result<String, String> {
+        let function = self.functions.get(name).ok_or_else(|| "is not registered".to_owned())?;
+        Python::attach(|py| {
+            let result = function
+                .bind(py)
+                .call1((text, max_tokens, self.tokenizer.bind(py)))
+                .map_err(|error| format!("raised {}", describe(py, &error)))?;
+            let text = result.cast::<PyString>().map_err(|_| {
+                let type_name = result.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
+                format!("returned {type_name}, not str")
+            })?;
+            text.to_str().map(str::to_owned).map_err(|_| "returned a str that is not valid Unicode".to_owned())
+        })
+    }
+}
+
+/// `TypeName: message` for a Python exception.
+fn describe(py: Python<'_>, error: &PyErr) -> String {
+    let type_name = error.get_type(py).name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
+    format!("{type_name}: {}", error.value(py))
 }

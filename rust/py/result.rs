@@ -64,6 +64,8 @@ pub(crate) struct PyDecision {
     tokens_before: usize,
     counted: bool,
     tokens_after: usize,
+    strategy: Option<String>,
+    fallback: Option<String>,
 }
 
 #[pymethods]
@@ -193,6 +195,8 @@ impl PyPackResult {
                 tokens_before: decision.tokens_before,
                 counted: decision.counted,
                 tokens_after: decision.tokens_after,
+                strategy: decision.strategy.clone(),
+                fallback: decision.fallback.clone(),
             })
             .collect()
     }

@@ -127,12 +127,8 @@ impl PySegment {
         self.core.group.as_deref()
     }
     #[getter]
-    fn truncate(&self) -> Option<&'static str> {
-        self.core.truncation.map(|truncation| match truncation {
-            Truncation::None => "none",
-            Truncation::Keep(keep) => keep.name(),
-            Truncation::Middle => "middle",
-        })
+    fn truncate(&self) -> Option<&str> {
+        self.core.truncation.as_ref().map(Truncation::name)
     }
     #[getter]
     fn min_tokens(&self) -> usize {

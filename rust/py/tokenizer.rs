@@ -6,9 +6,10 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString, PyTuple};
 
-use super::convert::{text_arg, type_error, EncodingArg, KeepArg};
+use super::convert::{text_arg, type_error, EncodingArg, StrategyArg};
 use super::enter_core;
-use crate::tokenizer::{Encoding, Tokenizer, DEFAULT_MARKER};
+use crate::tokenizer::{Encoding, Tokenizer};
+use crate::truncation::{Strategy, DEFAULT_MARKER};
 
 /// A token limit: a non-negative `int`. Values beyond what the machine can address mean "no limit".
 #[derive(Clone, Copy)]
@@ -102,29 +103,48 @@ impl PyTokenizer {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    #[pyo3(signature = (text, max_tokens, keep = KeepArg::End(crate::tokenizer::Keep::Head), marker = None))]
-    #[pyo3(text_signature = "(self, text, max_tokens, keep='head', marker=None)")]
+    #[pyo3(signature = (text, max_tokens, strategy = StrategyArg(Strategy::Head), marker = None))]
+    #[pyo3(text_signature = "(self, text, max_tokens, strategy='head', marker=None)")]
     fn truncate<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
         max_tokens: TokenLimit,
-        keep: KeepArg,
+        strategy: StrategyArg,
         marker: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let original = text;
         let text = text_arg(original, "text")?;
-        let kept: Cow<'_, str> = enter_core(py, text.len(), || {
-            Ok(match keep {
-                KeepArg::End(end) => Cow::Borrowed(self.inner.truncate(&text, max_tokens.0, end)),
-                KeepArg::Middle => self.inner.truncate_middle(&text, max_tokens.0, marker.unwrap_or(DEFAULT_MARKER)),
-            })
+        let cut = enter_core(py, text.len(), || {
+            Ok(self.inner.cut(&text, max_tokens.0, strategy.0, marker.unwrap_or(DEFAULT_MARKER)).text)
         })?;
         // A text that fits comes back as the very same object (no copy, identity preserved).
-        if matches!((&kept, &text), (Cow::Borrowed(kept), Cow::Borrowed(whole)) if kept.len() == whole.len()) {
+        if matches!((&cut, &text), (Cow::Borrowed(cut), Cow::Borrowed(whole)) if cut.len() == whole.len()) {
             return Ok(original.clone());
         }
-        Ok(PyString::new(py, &kept).into_any())
+        Ok(PyString::new(py, &cut).into_any())
+    }
+
+    #[pyo3(signature = (text, max_tokens, strategy = StrategyArg(Strategy::Auto), marker = None))]
+    #[pyo3(text_signature = "(self, text, max_tokens, strategy='auto', marker=None)")]
+    fn cut(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        max_tokens: TokenLimit,
+        strategy: StrategyArg,
+        marker: Option<&str>,
+    ) -> PyResult<PyTruncated> {
+        let text = text_arg(text, "text")?;
+        enter_core(py, text.len(), || {
+            let cut = self.inner.cut(&text, max_tokens.0, strategy.0, marker.unwrap_or(DEFAULT_MARKER));
+            Ok(PyTruncated {
+                tokens: self.inner.count(&cut.text),
+                text: cut.text.into_owned(),
+                strategy: cut.strategy.name(),
+                fallback: cut.fallback,
+            })
+        })
     }
 
     /// The bytes of every ordinary token, in rank order (tiktoken's ``token_byte_values``).
@@ -143,6 +163,22 @@ impl PyTokenizer {
         let py = slf.py();
         let args = PyTuple::new(py, [slf.get().name()])?;
         Ok((py.get_type::<Self>().into_any(), args))
+    }
+}
+
+/// A text cut to a limit, with the strategy that cut it and why, if it is not the one asked for.
+#[pyclass(frozen, get_all, name = "Truncated", module = "ctxsched._core")]
+pub(crate) struct PyTruncated {
+    text: String,
+    tokens: usize,
+    strategy: &'static str,
+    fallback: Option<String>,
+}
+
+#[pymethods]
+impl PyTruncated {
+    fn __repr__(&self) -> String {
+        format!("Truncated(tokens={}, strategy={:?}, fallback={:?})", self.tokens, self.strategy, self.fallback)
     }
 }
 

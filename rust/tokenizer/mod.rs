@@ -8,8 +8,8 @@
 //! Our tests check its vocabulary byte-for-byte against tiktoken's published rank-file hashes and its
 //! output against tiktoken itself.
 
-mod middle;
 mod piece_cache;
+mod restart;
 mod truncate;
 
 use std::fmt;
@@ -18,7 +18,6 @@ use std::sync::LazyLock;
 
 use rustc_hash::FxHashMap;
 
-pub use middle::DEFAULT_MARKER;
 use piece_cache::PieceCache;
 pub use truncate::Keep;
 
@@ -261,6 +260,11 @@ impl Tokenizer {
             Some(token) => vec![token],
             None => self.bpe.bpe.encode_via_backtracking(piece.as_bytes()),
         }
+    }
+
+    /// The most bytes any single token stands for: text longer than `n` times this is over `n` tokens.
+    pub(crate) fn longest_token_bytes(&self) -> usize {
+        self.whole_pieces.longest.max(1)
     }
 
     /// Length in bytes of an ordinary token (every id the encoder produces is one).

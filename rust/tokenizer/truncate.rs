@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use super::restart::restart_at_or_before;
 use super::Tokenizer;
 
 /// Which end of a text truncation keeps.
@@ -121,19 +122,23 @@ impl<'a, I: Iterator<Item = &'a str>> Cuts for HeadCuts<'a, I> {
     }
 }
 
-/// Token start offsets from the end of the text. The pre-tokenizer only runs forwards, so we scan the
-/// text once and remember the starts of its last pieces (each piece is at least one token, so
-/// `max_tokens + 1` of them are enough unless re-counting asks for more, when we rescan for twice as many).
+/// Token start offsets from the end of the text. The pre-tokenizer only runs forwards, so we split from a
+/// restart point a little before the end (see `restart`) and remember the starts of the last pieces (each
+/// piece is at least one token, so `max_tokens + 2` of them are enough unless re-counting asks for more,
+/// when we go back for twice as many). Without restart points that means splitting from the start.
 struct TailCuts<'a> {
     tokenizer: &'a Tokenizer,
     text: &'a str,
     /// Starts of the pieces not yet encoded, ascending; all pieces from the last of these on are encoded.
     pending: VecDeque<usize>,
-    /// End of the earliest encoded piece (the start of the latest encoded one, before any is, is the end).
+    /// Start of the earliest encoded piece (the end of the text before any is).
     encoded_from: usize,
     window: usize,
     starts: Vec<usize>,
 }
+
+/// Bytes to look back per piece wanted, before the first restart point search.
+const BYTES_PER_PIECE: usize = 8;
 
 impl<'a> TailCuts<'a> {
     fn new(tokenizer: &'a Tokenizer, text: &'a str, max_tokens: usize) -> Self {
@@ -151,16 +156,26 @@ impl<'a> TailCuts<'a> {
 
     /// Remember the starts of the last `window` pieces before `encoded_from`.
     fn refill(&mut self) {
-        let mut start = 0;
-        for piece in self.tokenizer.pieces(self.text) {
-            if start >= self.encoded_from {
+        let bytes = self.text.as_bytes();
+        let mut span = self.window.saturating_mul(BYTES_PER_PIECE).max(4096);
+        loop {
+            let from = restart_at_or_before(bytes, self.encoded_from.saturating_sub(span));
+            self.pending.clear();
+            let mut start = from;
+            for piece in self.tokenizer.pieces(self.text.get(from..).unwrap_or_default()) {
+                if start >= self.encoded_from {
+                    break;
+                }
+                if self.pending.len() == self.window {
+                    self.pending.pop_front();
+                }
+                self.pending.push_back(start);
+                start += piece.len();
+            }
+            if from == 0 || self.pending.len() == self.window {
                 break;
             }
-            if self.pending.len() == self.window {
-                self.pending.pop_front();
-            }
-            self.pending.push_back(start);
-            start += piece.len();
+            span = span.saturating_mul(2);
         }
         self.window = self.window.saturating_mul(2);
     }

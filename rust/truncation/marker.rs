@@ -1,0 +1,126 @@
+//! The elision marker: a template in which `{n}` becomes the number of tokens removed.
+
+use crate::tokenizer::Tokenizer;
+
+/// The default elision marker.
+pub const DEFAULT_MARKER: &str = "\n[… {n} tokens elided …]\n";
+
+/// Elided regions up to this many bytes are counted exactly; longer ones are estimated from samples, so
+/// that cutting a 100 MB log to 2,000 tokens does not tokenise 100 MB just to write one number.
+pub(crate) const EXACT_LIMIT: usize = 64 * 1024;
+const SAMPLES: usize = 16;
+const SAMPLE_BYTES: usize = 2048;
+
+/// How many tokens a cut removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Elided {
+    /// Counted exactly.
+    Exact(usize),
+    /// Estimated from evenly spaced samples (rounded to three significant digits); written with a `~`.
+    About(usize),
+}
+
+impl Elided {
+    /// The tokens in `region`: exact when it is at most `exact_limit` bytes, else estimated.
+    pub(crate) fn of(tokenizer: &Tokenizer, region: &str, exact_limit: usize) -> Self {
+        if region.len() <= exact_limit {
+            return Self::Exact(tokenizer.count(region));
+        }
+        Self::estimated(density(tokenizer, region), region.len())
+    }
+
+    /// The estimate for `bytes` bytes of text with `density` tokens per byte.
+    pub(crate) fn estimated(density: f64, bytes: usize) -> Self {
+        // Byte counts are far below 2^53: the float arithmetic is exact enough for an estimate.
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let estimate = (density * bytes as f64).round() as usize;
+        Self::About(three_significant_digits(estimate))
+    }
+
+    /// The widest number a region of `bytes` bytes could produce (tokens never outnumber bytes).
+    pub(crate) fn widest(bytes: usize) -> Self {
+        Self::About(bytes)
+    }
+}
+
+/// Tokens per byte of `region`, from exact counts of evenly spaced samples.
+pub(crate) fn density(tokenizer: &Tokenizer, region: &str) -> f64 {
+    let stride = region.len() / SAMPLES;
+    let (mut bytes, mut tokens) = (0usize, 0usize);
+    for sample in 0..SAMPLES {
+        let start = floor_char_boundary(region, sample * stride);
+        let end = floor_char_boundary(region, start + SAMPLE_BYTES);
+        let text = region.get(start..end).unwrap_or_default();
+        bytes += text.len();
+        tokens += tokenizer.count(text);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let density = tokens as f64 / bytes.max(1) as f64;
+    density
+}
+
+/// `marker` with `{n}` replaced by `elided`, with thousands separators (and `~` for an estimate).
+pub(crate) fn render(marker: &str, elided: Elided) -> String {
+    let (approximate, number) = match elided {
+        Elided::Exact(number) => (false, number),
+        Elided::About(number) => (true, number),
+    };
+    let digits = number.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if approximate {
+        grouped.push('~');
+    }
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    marker.replace("{n}", &grouped)
+}
+
+/// The largest char boundary at or below `at` (clamped to the text).
+pub(crate) fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn three_significant_digits(number: usize) -> usize {
+    let mut scale = 1;
+    while number / scale >= 1000 {
+        scale *= 10;
+    }
+    (number + scale / 2) / scale * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::Encoding;
+
+    #[test]
+    fn markers_group_thousands_and_mark_estimates() {
+        assert_eq!(render("[{n}]", Elided::Exact(12_345)), "[12,345]");
+        assert_eq!(render("[{n}]", Elided::Exact(999)), "[999]");
+        assert_eq!(render("[{n}] {n}", Elided::Exact(1_000_000)), "[1,000,000] 1,000,000");
+        assert_eq!(render("[{n}]", Elided::About(1_230_000)), "[~1,230,000]");
+        assert!(DEFAULT_MARKER.contains("{n}"));
+    }
+
+    #[test]
+    fn estimates_are_rounded_and_close() {
+        assert_eq!(three_significant_digits(123_456), 123_000);
+        assert_eq!(three_significant_digits(999), 999);
+        assert_eq!(three_significant_digits(99_951), 100_000);
+        let tokenizer = Tokenizer::new(Encoding::O200kBase);
+        let text =
+            (0..40_000).map(|i| format!("line {i}: status ok, took {} ms", i % 97)).collect::<Vec<_>>().join("\n");
+        let exact = tokenizer.count(&text);
+        let Elided::About(estimate) = Elided::of(&tokenizer, &text, 1000) else { panic!("not estimated") };
+        assert!(estimate.abs_diff(exact) * 20 < exact, "{estimate} vs {exact}");
+        assert_eq!(Elided::of(&tokenizer, "short", EXACT_LIMIT), Elided::Exact(1));
+    }
+}

@@ -1,0 +1,58 @@
+//! `middle`: the longest start and end of a text, on its token boundaries, around the elision marker.
+
+use super::sides::{Frame, Steps};
+use crate::tokenizer::{Keep, Tokenizer};
+
+/// How far past a side's current size to look for a longer candidate: a character can span four tokens.
+const LOOKAHEAD: usize = 4;
+
+/// `Some(text)` cut in the middle, or `None` when the marker alone does not fit in `max_tokens`.
+pub(super) fn middle(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker: &str) -> Option<String> {
+    let frame = Frame::new(tokenizer, text, max_tokens, marker);
+    let content = max_tokens.checked_sub(frame.widest_marker())?;
+    // Half the room to each side to start with; the tail takes what the head could not use.
+    let head = tokenizer.truncate(text, content.div_ceil(2), Keep::Head);
+    let rest = text.get(head.len()..).unwrap_or_default();
+    let tail = tokenizer.truncate(rest, content - tokenizer.count(head), Keep::Tail);
+    let steps = TokenSteps { tokenizer, text };
+    frame.settle(&steps, head.len(), text.len() - tail.len()).map(|(cut, _, _)| cut)
+}
+
+/// Sides that move one token at a time. The tail's candidates are those of the text after the head.
+struct TokenSteps<'a> {
+    tokenizer: &'a Tokenizer,
+    text: &'a str,
+}
+
+impl TokenSteps<'_> {
+    fn rest(&self, head: usize) -> &str {
+        self.text.get(head..).unwrap_or_default()
+    }
+}
+
+impl Steps for TokenSteps<'_> {
+    fn longer_head(&self, head: usize) -> Option<usize> {
+        let tokens = self.tokenizer.count(self.text.get(..head)?);
+        (1..=LOOKAHEAD)
+            .map(|extra| self.tokenizer.truncate(self.text, tokens + extra, Keep::Head).len())
+            .find(|&longer| longer > head)
+    }
+
+    fn shorter_head(&self, head: usize) -> Option<usize> {
+        let tokens = self.tokenizer.count(self.text.get(..head)?).checked_sub(1)?;
+        Some(self.tokenizer.truncate(self.text, tokens, Keep::Head).len())
+    }
+
+    fn longer_tail(&self, head: usize, tail: usize) -> Option<usize> {
+        let rest = self.rest(head);
+        let tokens = self.tokenizer.count(self.text.get(tail..)?);
+        (1..=LOOKAHEAD)
+            .map(|extra| self.text.len() - self.tokenizer.truncate(rest, tokens + extra, Keep::Tail).len())
+            .find(|&longer| longer < tail)
+    }
+
+    fn shorter_tail(&self, head: usize, tail: usize) -> Option<usize> {
+        let tokens = self.tokenizer.count(self.text.get(tail..)?).checked_sub(1)?;
+        Some(self.text.len() - self.tokenizer.truncate(self.rest(head), tokens, Keep::Tail).len())
+    }
+}

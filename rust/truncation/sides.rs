@@ -1,0 +1,111 @@
+//! Keeping the start and the end of a text around an elision marker: the search `middle` and `lines` share.
+//!
+//! A candidate is `text[..head] + marker + text[tail..]`, the marker naming the tokens of `text[head..tail]`.
+//! From a first guess, the longer side shrinks until the candidate fits (tokens can merge across the
+//! marker), then each side grows by one step (a token, a line) while the longer candidate still fits. So the
+//! result fits, and neither side could take its next step.
+
+use std::cell::Cell;
+
+use super::marker::{density, render, Elided, EXACT_LIMIT};
+use crate::tokenizer::Tokenizer;
+
+/// How a strategy's sides move: by tokens (`middle`) or by whole lines (`lines`). Heads are byte ends,
+/// tails byte starts; `None` when a side cannot move that way.
+pub(super) trait Steps {
+    fn longer_head(&self, head: usize) -> Option<usize>;
+    fn shorter_head(&self, head: usize) -> Option<usize>;
+    fn longer_tail(&self, head: usize, tail: usize) -> Option<usize>;
+    fn shorter_tail(&self, head: usize, tail: usize) -> Option<usize>;
+}
+
+/// One text being cut to a limit around a marker.
+pub(super) struct Frame<'a> {
+    pub(super) tokenizer: &'a Tokenizer,
+    pub(super) text: &'a str,
+    pub(super) max_tokens: usize,
+    pub(super) marker: &'a str,
+    /// Tokens per byte of the elided text, sampled once for the first region too long to count.
+    pub(super) density: Cell<Option<f64>>,
+}
+
+impl<'a> Frame<'a> {
+    pub(super) fn new(tokenizer: &'a Tokenizer, text: &'a str, max_tokens: usize, marker: &'a str) -> Self {
+        Self { tokenizer, text, max_tokens, marker, density: Cell::new(None) }
+    }
+
+    /// Tokens of the marker at its widest (the most digits any count for this text could need).
+    pub(super) fn widest_marker(&self) -> usize {
+        self.tokenizer.count(&render(self.marker, Elided::widest(self.text.len())))
+    }
+
+    fn candidate(&self, head: usize, tail: usize) -> String {
+        let text = self.text;
+        let (start, elided, end) =
+            (text.get(..head).unwrap_or_default(), text.get(head..tail).unwrap_or_default(), text.get(tail..));
+        let count = if elided.len() <= EXACT_LIMIT {
+            Elided::Exact(self.tokenizer.count(elided))
+        } else {
+            let density = self.density.get().unwrap_or_else(|| density(self.tokenizer, elided));
+            self.density.set(Some(density));
+            Elided::estimated(density, elided.len())
+        };
+        let marker = render(self.marker, count);
+        [start, &marker, end.unwrap_or_default()].concat()
+    }
+
+    fn fitting(&self, head: usize, tail: usize) -> Option<String> {
+        let candidate = self.candidate(head, tail);
+        self.tokenizer.fits(&candidate, self.max_tokens).then_some(candidate)
+    }
+
+    /// The settled candidate from a first guess, with its final head and tail; `None` if not even the
+    /// marker alone fits.
+    pub(super) fn settle(
+        &self,
+        steps: &impl Steps,
+        mut head: usize,
+        mut tail: usize,
+    ) -> Option<(String, usize, usize)> {
+        let mut best = loop {
+            if let Some(candidate) = self.fitting(head, tail) {
+                break candidate;
+            }
+            let shrink_head = head >= self.text.len() - tail;
+            let (first, second) = if shrink_head { (true, false) } else { (false, true) };
+            let mut moved = false;
+            for side in [first, second] {
+                if side {
+                    if let Some(shorter) = steps.shorter_head(head) {
+                        head = shorter;
+                        moved = true;
+                        break;
+                    }
+                } else if let Some(shorter) = steps.shorter_tail(head, tail) {
+                    tail = shorter;
+                    moved = true;
+                    break;
+                }
+            }
+            if !moved {
+                return None;
+            }
+        };
+        loop {
+            let mut grew = false;
+            if let Some(longer) = steps.longer_tail(head, tail).filter(|&longer| longer > head) {
+                if let Some(candidate) = self.fitting(head, longer) {
+                    (tail, best, grew) = (longer, candidate, true);
+                }
+            }
+            if let Some(longer) = steps.longer_head(head).filter(|&longer| longer < tail) {
+                if let Some(candidate) = self.fitting(longer, tail) {
+                    (head, best, grew) = (longer, candidate, true);
+                }
+            }
+            if !grew {
+                return Some((best, head, tail));
+            }
+        }
+    }
+}
