@@ -78,6 +78,13 @@ pub enum SchedError {
     /// The caller broke an API contract (for example, a count list of the wrong length).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A user truncator asked for the whole pack to stop (in Python: it raised `KeyboardInterrupt` or
+    /// `SystemExit`, which the bindings re-raise).
+    #[error("truncator {name:?} interrupted packing")]
+    Interrupted {
+        /// The truncator's name.
+        name: String,
+    },
 }
 
 fn describe(members: &[(String, String, usize)]) -> String {

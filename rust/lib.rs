@@ -16,7 +16,7 @@ mod truncation;
 mod py;
 
 pub use error::{Result, SchedError};
-pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer};
+pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
 pub use tokenizer::{Encoding, Keep, Tokenizer};

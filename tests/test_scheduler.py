@@ -51,9 +51,13 @@ def test_an_oversized_tool_result_is_preempted_to_its_cap_before_admission() -> 
     assert placed.tokens <= 50
     # Tool results are cut by "auto": a log keeps whole first and last lines around the marker.
     start, end = placed.text.split("\n[… ")[0], placed.text.split(" tokens elided …]\n")[1]
-    assert log.startswith(start + "\n") and log.endswith("\n" + end) and start and end
+    assert start.endswith("\n")
+    assert log.startswith(start)
+    assert end
+    assert log.endswith("\n" + end)
     (decision,) = result.decisions
-    assert decision.strategy == "lines" and decision.fallback is None
+    assert decision.strategy == "lines"
+    assert decision.fallback is None
     assert "above the tool_result cap of 50" in result.explain()
 
 

@@ -28,7 +28,9 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=12) | st.dictionaries(st.text(max_size=8), children, max_size=8),
     max_leaves=60,
 )
-json_text = st.builds(lambda value, indent: json.dumps(value, indent=indent), json_values, st.sampled_from([None, 1, 2]))
+json_text = st.builds(
+    lambda value, indent: json.dumps(value, indent=indent), json_values, st.sampled_from([None, 1, 2])
+)
 
 
 def tokens(encoding: str, text: str) -> int:
@@ -90,7 +92,8 @@ def test_every_strategy_fits_derives_from_the_original_and_says_what_it_did(
     assert tokenizer.cut(text, max_tokens, strategy, MARKER).text == cut.text  # type: ignore[arg-type]
     cut.text.encode("utf-8")  # valid Unicode
     if tokens(encoding, text) <= max_tokens:
-        assert cut.text == text and cut.fallback is None
+        assert cut.text == text
+        assert cut.fallback is None
         return
     assert tokenizer.truncate(text, max_tokens, strategy, MARKER) == cut.text  # type: ignore[arg-type]
     if cut.strategy != strategy:  # a fallback always says why
@@ -137,14 +140,17 @@ def test_lines_are_maximal_on_both_sides(encoding: str, text: str, max_tokens: i
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @given(value=json_values, indent=st.sampled_from([None, 2]), max_tokens=st.integers(min_value=0, max_value=200))
-def test_json_output_parses_and_is_made_of_the_original(encoding: str, value: Any, indent: int, max_tokens: int) -> None:
+def test_json_output_parses_and_is_made_of_the_original(
+    encoding: str, value: Any, indent: int, max_tokens: int
+) -> None:
     text = json.dumps(value, indent=indent)
     cut = ctxsched.Tokenizer(encoding).cut(text, max_tokens, "json", MARKER)
     assert tokens(encoding, cut.text) <= max_tokens
     if cut.strategy == "json":
         assert derived(json.loads(cut.text), value)
     else:  # only when no reduced form fits at all
-        assert cut.fallback and cut.fallback.startswith("json: no reduced form")
+        assert cut.fallback
+        assert cut.fallback.startswith("json: no reduced form")
 
 
 def test_json_keeps_items_from_both_ends_and_the_small_fields() -> None:
@@ -152,11 +158,14 @@ def test_json_keeps_items_from_both_ends_and_the_small_fields() -> None:
     text = json.dumps({"total": 3000, "results": records, "next_page": "abc"}, indent=2)
     tokenizer = ctxsched.Tokenizer()
     cut = tokenizer.cut(text, 2000, "auto")
-    assert cut.strategy == "json" and cut.fallback is None
+    assert cut.strategy == "json"
+    assert cut.fallback is None
     reduced = json.loads(cut.text)
-    assert reduced["total"] == 3000 and reduced["next_page"] == "abc"
+    assert reduced["total"] == 3000
+    assert reduced["next_page"] == "abc"
     kept = [item for item in reduced["results"] if isinstance(item, dict)]
-    assert kept[0]["id"] == 0 and kept[-1]["id"] == 2999
+    assert kept[0]["id"] == 0
+    assert kept[-1]["id"] == 2999
     assert any(isinstance(item, str) and "tokens elided" in item for item in reduced["results"])
     assert cut.tokens >= 1500  # the room is used, not just respected
 
@@ -167,7 +176,8 @@ def test_invalid_json_that_looks_like_json_falls_back_and_says_why() -> None:
     for strategy in ("json", "auto"):
         cut = tokenizer.cut(text, 300, strategy)  # type: ignore[arg-type]
         assert cut.strategy == "lines"
-        assert cut.fallback and cut.fallback.startswith("json: not valid JSON (EOF while parsing")
+        assert cut.fallback
+        assert cut.fallback.startswith("json: not valid JSON (EOF while parsing")
         assert cut.tokens <= 300
 
 
@@ -181,7 +191,9 @@ def test_auto_picks_by_shape() -> None:
     # Lines so long that whole ones waste the room: cut mid-line instead, and say so.
     long_lines = "\n".join(["word " * 3000] * 3)
     cut = tokenizer.cut(long_lines, 100)
-    assert cut.strategy == "middle" and cut.fallback and "lines" in cut.fallback
+    assert cut.strategy == "middle"
+    assert cut.fallback
+    assert "lines" in cut.fallback
 
 
 def test_estimated_counts_are_marked_and_close() -> None:
@@ -198,15 +210,57 @@ def test_hostile_inputs_give_sensible_results() -> None:
     tokenizer = ctxsched.Tokenizer()
     deep = "[" * 100_000 + "1" + "]" * 100_000
     cut = tokenizer.cut(deep, 200)
-    assert cut.strategy == "json" and cut.tokens <= 200
+    assert cut.strategy == "json"
+    assert cut.tokens <= 200
     assert json.loads(cut.text)
     deep_object = '{"a":' * 100_000 + "1" + "}" * 100_000
     assert json.loads(tokenizer.cut(deep_object, 200, "json").text)
     single_line = "lorem ipsum dolor sit amet " * 2_000_000  # 54 MB, one line
     cut = tokenizer.cut(single_line, 2000)
-    assert cut.strategy == "middle" and cut.tokens <= 2000
+    assert cut.strategy == "middle"
+    assert cut.tokens <= 2000
     start, _, end = cut.text.partition("\n[… ")
-    assert single_line.startswith(start) and single_line.endswith(end.split(" tokens elided …]\n")[1])
+    assert single_line.startswith(start)
+    assert single_line.endswith(end.split(" tokens elided …]\n")[1])
     unbalanced = "{" * 50_000 + '"a": [' * 1000
     cut = tokenizer.cut(unbalanced, 100, "json")
-    assert cut.strategy == "middle" and cut.fallback and "not valid JSON" in cut.fallback and cut.tokens <= 100
+    assert cut.strategy == "middle"
+    assert cut.fallback
+    assert "not valid JSON" in cut.fallback
+    assert cut.tokens <= 100
+
+
+def test_pathological_shapes_stay_fast_enough_to_finish() -> None:
+    """Shapes that once made the search quadratic (many blank lines, one huge line, a single huge piece,
+    deep single-member nests around a large array); pytest-timeout fails the run if one hangs."""
+    tokenizer = ctxsched.Tokenizer()
+    blank_lines = "a\n" + "\n" * 2_000_000 + "b"
+    assert tokenizer.cut(blank_lines, 20_000, "lines").tokens <= 20_000
+    huge_line = "short\n" + "A" * 20_000_000 + "\n" + "log line\n" * 5000
+    cut = tokenizer.cut(huge_line, 2000, "lines")
+    assert cut.strategy == "lines"
+    assert cut.tokens <= 2000
+    assert cut.text.startswith("short\n")
+    single_piece = "ACGT" * 5_000_000
+    cut = tokenizer.cut(single_piece, 2000, "middle")
+    assert cut.tokens <= 2000
+    assert single_piece.startswith(cut.text.split("\n[…")[0])
+    nested = "[" * 64 + json.dumps(list(range(1_000_000))) + "]" * 64
+    cut = tokenizer.cut(nested, 500)
+    assert cut.strategy == "json"
+    assert cut.tokens <= 500
+    assert json.loads(cut.text)
+
+
+def test_json_edge_cases_from_review() -> None:
+    tokenizer = ctxsched.Tokenizer()
+    # A string over its budget only because of escapes is kept whole, not marked "0 tokens elided".
+    escaped = json.dumps({"s": "\n" * 40, "items": list(range(2000))})
+    assert "[… 0 tokens elided" not in tokenizer.cut(escaped, 120, "json").text
+    # A key that decodes to the note's key is not duplicated.
+    document = '{"\\u2026": 1, ' + ", ".join(f'"k{i}": {i}' for i in range(3000)) + "}"
+    cut = tokenizer.cut(document, 100, "json")
+    pairs = json.loads(cut.text, object_pairs_hook=lambda pairs: pairs)
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys))
+    assert keys[0] == "…"

@@ -79,7 +79,7 @@ def test_a_character_split_across_tokens_is_never_cut_in_half() -> None:
 
 def test_truncation_options_are_checked() -> None:
     tokenizer = ctxsched.Tokenizer()
-    with pytest.raises(ValueError, match="unknown truncation strategy 'gzip'; the built-in ones are head, tail"):
+    with pytest.raises(ValueError, match='unknown truncation strategy "gzip"; the built-in ones are head, tail'):
         tokenizer.truncate("text", 1, "gzip")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be >= 0"):
         tokenizer.truncate("text", -1)

@@ -36,9 +36,13 @@ def test_a_registered_truncator_cuts_and_is_named_in_the_decision() -> None:
     assert placed.text.startswith("step 0: ERROR disk full\nstep 97: ERROR")
     assert placed.tokens <= 100
     decision = result.decisions[1]
-    assert decision.action == "truncated" and decision.strategy == "mine" and decision.fallback is None
+    assert decision.action == "truncated"
+    assert decision.strategy == "mine"
+    assert decision.fallback is None
     assert "by mine" in decision.detail
-    assert len(seen) == 1 and seen[0][0] == 100 and isinstance(seen[0][1], cs.Tokenizer)
+    assert len(seen) == 1
+    assert seen[0][0] == 100
+    assert isinstance(seen[0][1], cs.Tokenizer)
 
 
 @pytest.mark.parametrize(
@@ -53,11 +57,13 @@ def test_a_registered_truncator_cuts_and_is_named_in_the_decision() -> None:
 def test_a_broken_truncator_falls_back_to_auto_and_the_log_says_why(truncator: object, reason: str) -> None:
     result = pack(truncator)
     decision = result.decisions[1]
-    assert decision.action == "truncated" and decision.strategy == "lines"
+    assert decision.action == "truncated"
+    assert decision.strategy == "lines"
     assert decision.fallback is not None
     assert re.match(reason, decision.fallback), decision.fallback
     assert decision.fallback in result.explain()
-    assert result.tokens <= 400 and decision.tokens_after <= 100
+    assert result.tokens <= 400
+    assert decision.tokens_after <= 100
 
 
 def test_unknown_truncation_names_are_rejected_with_what_is_known() -> None:
@@ -75,3 +81,30 @@ def test_unknown_truncation_names_are_rejected_with_what_is_known() -> None:
                              truncators={"errors": errors_only})  # fmt: skip
     result = scheduler.pack([cs.Segment(LOG, kind="tool_result")], 1000)
     assert result.decisions[0].strategy == "errors"
+
+
+def test_an_empty_result_is_a_failure_not_an_eviction() -> None:
+    result = pack(lambda text, n, tokenizer: "")
+    decision = result.decisions[1]
+    assert decision.action == "truncated"
+    assert decision.strategy == "lines"
+    assert decision.fallback == 'truncator "mine" returned nothing; auto used'
+
+
+def test_keyboard_interrupt_in_a_truncator_stops_packing_and_is_re_raised() -> None:
+    def interrupted(text: str, max_tokens: int, tokenizer: cs.Tokenizer) -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pack(interrupted)
+
+
+def test_truncators_with_a_tokenizer_of_your_own_are_accepted_and_never_called() -> None:
+    tiktoken = pytest.importorskip("tiktoken")
+    from tests.reference import reference
+
+    assert tiktoken
+    scheduler = cs.Scheduler(reference("o200k_base"), policy={"truncation": {"tool_result": "mine"}},
+                             truncators={"mine": lambda text, n, tokenizer: 1 / 0})  # fmt: skip
+    result = scheduler.pack([cs.Segment(LOG, kind="tool_result")], 100_000)
+    assert result.decisions[0].action == "kept"

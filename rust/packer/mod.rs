@@ -9,6 +9,7 @@ mod explain;
 mod place;
 mod sizes;
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -24,15 +25,36 @@ use crate::truncation::Strategy;
 use allocate::{Allocator, Plan};
 
 /// The user's truncation functions, by name. The core never calls into Python: the bindings implement
-/// this, and the packer checks what comes back (a failure or an over-long result means `auto` is used,
-/// and the decision says why).
+/// this, and the packer checks what comes back (a failure, an empty or an over-long result means `auto`
+/// is used, and the decision says why).
 pub trait Truncators: Send + Sync {
     /// Whether a function of this name is registered.
     fn has(&self, name: &str) -> bool;
     /// The registered names, for error messages.
     fn names(&self) -> Vec<String>;
     /// `text` cut to `max_tokens` by the function `name`, or why it failed.
-    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> std::result::Result<String, String>;
+    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> std::result::Result<String, TruncatorFailure>;
+}
+
+impl<T: Truncators + ?Sized> Truncators for std::sync::Arc<T> {
+    fn has(&self, name: &str) -> bool {
+        (**self).has(name)
+    }
+    fn names(&self) -> Vec<String> {
+        (**self).names()
+    }
+    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> std::result::Result<String, TruncatorFailure> {
+        (**self).truncate(name, text, max_tokens)
+    }
+}
+
+/// How a user truncator failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TruncatorFailure {
+    /// It failed for this reason; the segment is cut by `auto` instead.
+    Failed(String),
+    /// It asked for packing to stop altogether.
+    Interrupt,
 }
 
 /// A cut text: the text, the strategy (or hook) that made it, and why the requested one was not used.
@@ -179,9 +201,9 @@ impl Packer {
         self.remember(segments, plan.sizes.counted_now(&known));
         // Cuts by (segment, size), so that re-realising after a repair does not cut (or call a hook) again.
         let mut cuts = FxHashMap::default();
-        let mut packed = self.realise(&allocator, &plan, budget, &mut cuts);
+        let mut packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
         while drop_empty_cuts(&allocator, &mut plan, &packed)? {
-            packed = self.realise(&allocator, &plan, budget, &mut cuts);
+            packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
         }
         // Step 7: verify the render as it will be sent; repair if tokens merged across a separator.
         if let Some(tokenizer) = self.tokenizer {
@@ -205,7 +227,7 @@ impl Packer {
                         *slot = Err(Eviction::BoundaryRepair);
                     }
                 }
-                packed = self.realise(&allocator, &plan, budget, &mut cuts);
+                packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
             }
         }
         Ok(packed)
@@ -237,7 +259,7 @@ impl Packer {
         plan: &Plan,
         budget: usize,
         cuts: &mut FxHashMap<(usize, usize), CutText>,
-    ) -> Packed {
+    ) -> Result<Packed> {
         let segments = allocator.segments;
         let mut texts = vec![None; segments.len()];
         let mut decisions = Vec::with_capacity(segments.len());
@@ -258,10 +280,12 @@ impl Packer {
                 after = plan.sizes.planned(index);
                 if after < before {
                     if let (Some(tokenizer), Some(how)) = (self.tokenizer, allocator.cut_of(index)) {
-                        let (cut, used, fallback) = cuts
-                            .entry((index, after))
-                            .or_insert_with(|| self.cut_text(tokenizer, &segment.text, &how, after))
-                            .clone();
+                        let (cut, used, fallback) = match cuts.entry((index, after)) {
+                            Entry::Occupied(known) => known.get().clone(),
+                            Entry::Vacant(slot) => {
+                                slot.insert(self.cut_text(tokenizer, &segment.text, &how, after)?).clone()
+                            }
+                        };
                         after = tokenizer.count(&cut);
                         strategy = Some((used, fallback));
                         if let Some(slot) = texts.get_mut(index) {
@@ -296,7 +320,7 @@ impl Packer {
                 fallback,
             });
         }
-        Packed {
+        Ok(Packed {
             order: place::place(segments, &kept, &self.policy),
             texts,
             decisions,
@@ -304,13 +328,13 @@ impl Packer {
             budget,
             usable: allocator.usable,
             usage,
-        }
+        })
     }
 }
 
 impl Packer {
-    /// A segment's text cut to `max_tokens` as `how` says; a failing hook falls back to `auto`.
-    fn cut_text(&self, tokenizer: Tokenizer, text: &str, how: &Truncation, max_tokens: usize) -> CutText {
+    /// A segment's text cut to `max_tokens` as `how` says; a failing truncator falls back to `auto`.
+    fn cut_text(&self, tokenizer: Tokenizer, text: &str, how: &Truncation, max_tokens: usize) -> Result<CutText> {
         let marker = &self.policy.elision_marker;
         let by = |strategy: Strategy, reason: Option<String>| {
             let cut = tokenizer.cut(text, max_tokens, strategy, marker);
@@ -321,26 +345,26 @@ impl Packer {
             (cut.text.into_owned(), cut.strategy.name().to_owned(), fallback)
         };
         let Truncation::Hook(name) = how else {
-            return by(if let Truncation::Cut(strategy) = how { *strategy } else { Strategy::Auto }, None);
+            return Ok(by(if let Truncation::Cut(strategy) = how { *strategy } else { Strategy::Auto }, None));
         };
         let Some(truncators) = &self.truncators else {
-            return by(Strategy::Auto, Some(format!("truncator {name:?} is not registered; auto used")));
+            return Ok(by(Strategy::Auto, Some(format!("truncator {name:?} is not registered; auto used"))));
         };
-        match truncators.truncate(name, text, max_tokens) {
+        let failed = |reason: String| by(Strategy::Auto, Some(format!("truncator {name:?} {reason}; auto used")));
+        Ok(match truncators.truncate(name, text, max_tokens) {
+            Ok(cut) if cut.is_empty() && max_tokens > 0 && !text.is_empty() => failed("returned nothing".to_owned()),
             Ok(cut) if tokenizer.fits(&cut, max_tokens) => (cut, name.to_string(), None),
-            Ok(cut) => {
-                let tokens = tokenizer.count(&cut);
-                by(
-                    Strategy::Auto,
-                    Some(format!("truncator {name:?} returned {tokens} tokens for a limit of {max_tokens}; auto used")),
-                )
-            }
-            Err(reason) => by(Strategy::Auto, Some(format!("truncator {name:?} {reason}; auto used"))),
-        }
+            Ok(cut) => failed(format!("returned {} tokens for a limit of {max_tokens}", tokenizer.count(&cut))),
+            Err(TruncatorFailure::Failed(reason)) => failed(reason),
+            Err(TruncatorFailure::Interrupt) => return Err(SchedError::Interrupted { name: name.to_string() }),
+        })
     }
 
     /// Every hook a segment or the policy names must be registered.
     fn check_hooks(&self, segments: &[Segment]) -> Result<()> {
+        if self.tokenizer.is_none() {
+            return Ok(()); // nothing is cut with an external counter, so no truncator is ever called
+        }
         let named = segments.iter().filter_map(|segment| segment.truncation.as_ref().map(|how| (Some(segment), how)));
         let by_kind = self.policy.truncation.values().map(|how| (None, how));
         for (segment, how) in named.chain(by_kind) {

@@ -23,6 +23,7 @@ impl From<SchedError> for PyErr {
             SchedError::DuplicateId { .. } => DuplicateSegmentIdError::new_err(message),
             SchedError::InvalidPolicy(_) => PolicyError::new_err(message),
             SchedError::InvalidArgument(_) => pyo3::exceptions::PyValueError::new_err(message),
+            SchedError::Interrupted { .. } => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! `ctxsched._core.Packer`: the allocator behind `ctxsched.Scheduler`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -11,7 +12,7 @@ use super::enter_core;
 use super::result::PyPackResult;
 use super::segment::PySegment;
 use super::tokenizer::{PyTokenizer, TokenLimit};
-use crate::packer::{Packer, Truncators};
+use crate::packer::{Packer, TruncatorFailure, Truncators};
 use crate::policy::{Policy, Quota};
 use crate::segment::Segment;
 
@@ -19,6 +20,8 @@ use crate::segment::Segment;
 #[pyclass(frozen, name = "Packer", module = "ctxsched._core")]
 pub(crate) struct PyPacker {
     inner: Packer,
+    /// The same truncators the packer calls, to re-raise an exception that must not be swallowed.
+    truncators: Option<Arc<PyTruncators>>,
 }
 
 #[pymethods]
@@ -59,6 +62,7 @@ impl PyPacker {
         };
         let builtin = tokenizer.as_ref().map(|tokenizer| tokenizer.inner);
         let mut inner = Packer::new(builtin, policy);
+        let mut shared = None;
         if let (Some(truncators), Some(tokenizer)) = (truncators, tokenizer) {
             let mut functions = BTreeMap::new();
             for (name, function) in truncators.iter() {
@@ -68,9 +72,12 @@ impl PyPacker {
                 }
                 functions.insert(name, function.unbind());
             }
-            inner = inner.with_truncators(Box::new(PyTruncators { functions, tokenizer: tokenizer.into() }));
+            let truncators =
+                Arc::new(PyTruncators { functions, tokenizer: tokenizer.into(), interrupt: Mutex::new(None) });
+            inner = inner.with_truncators(Box::new(Arc::clone(&truncators)));
+            shared = Some(truncators);
         }
-        Ok(Self { inner })
+        Ok(Self { inner, truncators: shared })
     }
 
     /// Texts whose token counts are memoised.
@@ -112,7 +119,12 @@ impl PyPacker {
         }
         let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
         let external = counts.as_deref().map(|counts| (counts, separator_tokens));
-        let packed = enter_core(py, work_bytes.max(core.len() * 64), || self.inner.pack(&core, budget.0, external))?;
+        let packed = enter_core(py, work_bytes.max(core.len() * 64), || self.inner.pack(&core, budget.0, external))
+            .map_err(|error| {
+                // A truncator raised KeyboardInterrupt or SystemExit: that exception, not a summary of it.
+                let pending = self.truncators.as_ref().and_then(|truncators| truncators.take_interrupt());
+                pending.unwrap_or(error)
+            })?;
         Ok(PyPackResult::new(inputs, core, packed, self.inner.policy().separator.clone()))
     }
 }
@@ -123,6 +135,14 @@ impl PyPacker {
 struct PyTruncators {
     functions: BTreeMap<String, Py<PyAny>>,
     tokenizer: Py<PyTokenizer>,
+    /// An exception that stops packing (not an `Exception`: `KeyboardInterrupt`, `SystemExit`).
+    interrupt: Mutex<Option<PyErr>>,
+}
+
+impl PyTruncators {
+    fn take_interrupt(&self) -> Option<PyErr> {
+        self.interrupt.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
 }
 
 impl Truncators for PyTruncators {
@@ -134,18 +154,25 @@ impl Truncators for PyTruncators {
         self.functions.keys().cloned().collect()
     }
 
-    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> Result<String, String> {
-        let function = self.functions.get(name).ok_or_else(|| "is not registered".to_owned())?;
+    fn truncate(&self, name: &str, text: &str, max_tokens: usize) -> Result<String, TruncatorFailure> {
+        let failed = |reason: String| TruncatorFailure::Failed(reason);
+        let function = self.functions.get(name).ok_or_else(|| failed("is not registered".to_owned()))?;
         Python::attach(|py| {
-            let result = function
-                .bind(py)
-                .call1((text, max_tokens, self.tokenizer.bind(py)))
-                .map_err(|error| format!("raised {}", describe(py, &error)))?;
+            let result = match function.bind(py).call1((text, max_tokens, self.tokenizer.bind(py))) {
+                Ok(result) => result,
+                Err(error) if error.is_instance_of::<PyException>(py) => {
+                    return Err(failed(format!("raised {}", describe(py, &error))))
+                }
+                Err(error) => {
+                    *self.interrupt.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+                    return Err(TruncatorFailure::Interrupt);
+                }
+            };
             let text = result.cast::<PyString>().map_err(|_| {
                 let type_name = result.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
-                format!("returned {type_name}, not str")
+                failed(format!("returned {type_name}, not str"))
             })?;
-            text.to_str().map(str::to_owned).map_err(|_| "returned a str that is not valid Unicode".to_owned())
+            text.to_str().map(str::to_owned).map_err(|_| failed("returned a str that is not valid Unicode".to_owned()))
         })
     }
 }

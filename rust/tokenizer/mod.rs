@@ -122,6 +122,12 @@ impl WholePieces {
     }
 }
 
+/// Pieces longer than this are counted with a limit (`count_up_to`), not in full.
+const LONG_PIECE: usize = 4096;
+/// Head room given to `bpe`'s limited count, whose running count may briefly exceed the final one while
+/// it backtracks (its own margin is 10 tokens); beyond this it is certainly over.
+const LIMIT_SLACK: usize = 64;
+
 /// A tokenizer for one built-in encoding. Cheap to create and to copy: the vocabulary is shared and
 /// built once per process, on first use.
 #[derive(Clone, Copy)]
@@ -192,7 +198,12 @@ impl Tokenizer {
         PieceCache::with(self.encoding, |cache| {
             let mut total = 0usize;
             for piece in self.pieces(text) {
-                total += cache.count(piece.as_bytes(), |bytes| self.count_piece(bytes));
+                total += if piece.len() > LONG_PIECE {
+                    // A long piece (a megabyte of one letter) is encoded only until it crosses the limit.
+                    self.bpe.bpe.count_till_limit(piece.as_bytes(), limit - total + LIMIT_SLACK)?
+                } else {
+                    cache.count(piece.as_bytes(), |bytes| self.count_piece(bytes))
+                };
                 if total > limit {
                     return None;
                 }

@@ -3,7 +3,7 @@
 //! The pre-tokenizer only runs forwards, and its pieces depend on what came before. But at some positions
 //! every possible match of both encodings' patterns must end: no alternative can continue a letter or digit
 //! run into ASCII punctuation or whitespace (the apostrophe starts contractions, so it is excluded), and
-//! no alternative that holds a newline can continue into a visible ASCII character other than `/`
+//! no alternative that holds a newline can continue into a character that is not whitespace other than `/`
 //! (o200k's punctuation pieces may carry trailing `\r`, `\n` and `/`). Splitting from such a position
 //! gives exactly the pieces that splitting the whole text gives from there, so cutting the tail of a long
 //! text can start a few kilobytes before its end instead of at its start. Tests check every restart point
@@ -17,8 +17,18 @@ pub(super) fn starts_piece(bytes: &[u8], at: usize) -> bool {
     };
     let ends_word =
         before.is_ascii_alphanumeric() && after.is_ascii() && !after.is_ascii_alphanumeric() && after != b'\'';
-    let ends_newline = before == b'\n' && after.is_ascii_graphic() && after != b'/';
-    ends_word || ends_newline
+    ends_word || (before == b'\n' && first_char(bytes, at).is_some_and(|next| !next.is_whitespace() && next != '/'))
+}
+
+/// The character that starts at byte `at`, if one does.
+fn first_char(bytes: &[u8], at: usize) -> Option<char> {
+    let width = match bytes.get(at)? {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    };
+    std::str::from_utf8(bytes.get(at..at + width)?).ok()?.chars().next()
 }
 
 /// The latest restart point at or before `at`, or 0.
@@ -38,7 +48,8 @@ mod tests {
     fn texts() -> impl Iterator<Item = String> {
         const ALPHABET: &[&str] = &[
             "a", "Z", "7", "'", "'s", "/", " ", "  ", "\n", "\r\n", "\t", "\x0b", "\x0c", "\u{a0}", "\u{301}", "é",
-            "中", "٣", ".", ",", "{", "\"", "-", "\u{2028}", "🌍", "x'", "\n/", ".\n/",
+            "中", "٣", ".", ",", "{", "\"", "-", "\u{2028}", "🌍", "x'", "\n/", ".\n/", "\u{93e}", "Я", "\u{85}",
+            "\u{3000}",
         ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         (0..3000).map(move |_| {

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::marker::{render, Elided};
+use super::marker::{density, render, Elided};
 use super::middle::middle;
 use crate::tokenizer::Tokenizer;
 
@@ -26,27 +26,46 @@ const MAX_DEPTH: usize = 64;
 const MAX_KEEP: usize = 4096;
 /// Elided regions in notes up to this size are counted exactly (there can be many notes).
 const NOTE_EXACT_LIMIT: usize = 4096;
+/// Listing may read at most this many times the text's length in all.
+const LISTING_BUDGET: usize = 4;
 /// Bisection steps on the scale factor.
-const STEPS: usize = 14;
+const STEPS: usize = 10;
 /// The smallest factor tried: everything but the outermost levels elided.
 const SMALLEST_LOG: f64 = -14.0;
 
 /// `text` reduced to at most `max_tokens` tokens as valid JSON, or why it cannot be.
 pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker: &str) -> Result<String, String> {
-    let root: &RawValue = serde_json::from_str(text).map_err(|error| format!("not valid JSON ({error})"))?;
+    let invalid = |error: serde_json::Error| format!("not valid JSON ({error})");
+    let root = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    let keep = max_tokens.saturating_add(1).min(MAX_KEEP);
+    // A container is validated by listing it (which the reduction needs anyway); a scalar on its own.
+    let listing = if matches!(root.as_bytes().first(), Some(b'{' | b'[')) {
+        Some(list(root, keep).map_err(invalid)?)
+    } else {
+        serde_json::from_str::<&RawValue>(root).map_err(invalid)?;
+        None
+    };
     let mut reducer = Reducer {
         tokenizer,
         text,
         marker,
         note_marker: marker.trim(),
         limit_bytes: max_tokens.saturating_mul(tokenizer.longest_token_bytes()),
-        keep: max_tokens.saturating_add(1).min(MAX_KEEP),
+        check_every: max_tokens.saturating_mul(2).max(256),
+        checked_at: 0,
+        keep,
         max_tokens,
         listings: FxHashMap::default(),
+        density: None,
         strings: FxHashMap::default(),
+        decoded: FxHashMap::default(),
+        listed: 0,
         notes: FxHashMap::default(),
     };
-    let root = root.get();
+    if let Some(listing) = listing {
+        reducer.listed = root.len();
+        reducer.listings.insert(reducer.offset(root), listing);
+    }
     if let Some(whole) = reducer.fit(root, 0.0) {
         return Ok(whole);
     }
@@ -83,10 +102,23 @@ impl Shape {
         Self {
             items: (keep as f64 * factor) as usize,
             keys: ((keep as f64 * factor.sqrt()) as usize).max(1),
-            string_tokens: ((max_tokens as f64 * factor) as usize).max(16),
+            string_tokens: quantize((max_tokens as f64 * factor) as usize),
             depth: ((MAX_DEPTH as f64 * factor.powf(0.25)) as usize).max(1),
         }
     }
+}
+
+/// Strings up to this many tokens are never cut: a marker in a short string leaves little of it.
+const SHORTEST_CUT_STRING: usize = 48;
+
+/// `tokens` rounded down to a step of a geometric grid (ratio 1.25) from `SHORTEST_CUT_STRING`, so that
+/// renderings at nearby scales cut strings to the same sizes and reuse the cuts.
+fn quantize(tokens: usize) -> usize {
+    let mut step = SHORTEST_CUT_STRING;
+    while step + step / 4 <= tokens {
+        step += step / 4;
+    }
+    step
 }
 
 /// One member of a container: the raw key text (objects) and the raw value text, both in the original.
@@ -113,12 +145,23 @@ struct Reducer<'a, 't> {
     marker: &'a str,
     note_marker: &'a str,
     limit_bytes: usize,
+    /// Output bytes between checks that the rendering so far still fits (a rendering too big for the
+    /// limit is abandoned early instead of being built in full).
+    check_every: usize,
+    checked_at: usize,
     keep: usize,
     max_tokens: usize,
     /// By the value's byte offset.
     listings: FxHashMap<usize, Listing<'t>>,
+    /// Tokens per byte of the document, sampled once, for notes on regions too long to count.
+    density: Option<f64>,
     /// Shortened strings by (offset, tokens).
     strings: FxHashMap<(usize, usize), String>,
+    /// Decoded strings that needed cutting, by offset (decoded once, however many sizes are tried).
+    decoded: FxHashMap<usize, Option<String>>,
+    /// Bytes listed so far; listing stops (the container becomes a note) past a few times the text, so
+    /// that deep single-member nests around a huge container cannot make the work quadratic.
+    listed: usize,
     /// Rendered notes by elided region (offset, length).
     notes: FxHashMap<(usize, usize), String>,
 }
@@ -128,6 +171,7 @@ impl<'t> Reducer<'_, 't> {
     fn fit(&mut self, root: &'t str, log_factor: f64) -> Option<String> {
         let shape = Shape::scaled(log_factor, self.max_tokens, self.keep);
         let mut out = String::new();
+        self.checked_at = 0;
         self.render(root, &shape, 0, &mut out).ok()?;
         self.tokenizer.fits(&out, self.max_tokens).then_some(out)
     }
@@ -149,6 +193,12 @@ impl<'t> Reducer<'_, 't> {
         if out.len() > self.limit_bytes {
             return Err(TooLong);
         }
+        if out.len() > self.checked_at + self.check_every {
+            if !self.tokenizer.fits(out, self.max_tokens) {
+                return Err(TooLong);
+            }
+            self.checked_at = out.len();
+        }
         Ok(())
     }
 
@@ -161,7 +211,13 @@ impl<'t> Reducer<'_, 't> {
     ) -> Result<(), TooLong> {
         let offset = self.offset(value);
         if !self.listings.contains_key(&offset) {
-            let listing = list(value, self.keep).ok_or(TooLong)?;
+            self.listed += value.len();
+            if self.listed > LISTING_BUDGET.saturating_mul(self.text.len()) {
+                let note = self.note(offset, value.len());
+                out.push_str(&note);
+                return Ok(());
+            }
+            let listing = list(value, self.keep).map_err(|_| TooLong)?;
             self.listings.insert(offset, listing);
         }
         let Some(listing) = self.listings.get(&offset) else { return Err(TooLong) };
@@ -206,35 +262,43 @@ impl<'t> Reducer<'_, 't> {
 
     fn render_string(&mut self, value: &'t str, shape: &Shape, out: &mut String) {
         let tokens = shape.string_tokens.min(self.max_tokens);
-        if self.tokenizer.fits(value, tokens) {
+        if value.len() <= tokens || self.tokenizer.fits(value, tokens) {
             out.push_str(value);
             return;
         }
-        let key = (self.offset(value), tokens);
-        if !self.strings.contains_key(&key) {
-            let shortened = serde_json::from_str::<String>(value)
-                .ok()
-                .and_then(|decoded| middle(self.tokenizer, &decoded, tokens, self.marker))
-                .and_then(|cut| serde_json::to_string(&cut).ok())
-                .unwrap_or_else(|| self.note(key.0, value.len()));
-            self.strings.insert(key, shortened);
+        let offset = self.offset(value);
+        if !self.strings.contains_key(&(offset, tokens)) {
+            let decoded = self.decoded.entry(offset).or_insert_with(|| serde_json::from_str::<String>(value).ok());
+            let shortened = match decoded.as_deref() {
+                // Over only because of its quotes and escapes: whole, rather than a marker eliding nothing.
+                Some(decoded) if self.tokenizer.fits(decoded, tokens) => Some(value.to_owned()),
+                Some(decoded) => middle(self.tokenizer, decoded, tokens, self.marker)
+                    .and_then(|cut| serde_json::to_string(&cut).ok()),
+                None => None,
+            };
+            let shortened = shortened.unwrap_or_else(|| self.note(offset, value.len()));
+            self.strings.insert((offset, tokens), shortened);
         }
-        if let Some(shortened) = self.strings.get(&key) {
+        if let Some(shortened) = self.strings.get(&(offset, tokens)) {
             out.push_str(shortened);
         }
     }
 
     /// The marker for the region `[start, start + length)` of the original, as a JSON string.
     fn note(&mut self, start: usize, length: usize) -> String {
-        let (tokenizer, text, marker) = (self.tokenizer, self.text, self.note_marker);
-        self.notes
-            .entry((start, length))
-            .or_insert_with(|| {
-                let region = text.get(start..start + length).unwrap_or_default();
-                let rendered = render(marker, Elided::of(tokenizer, region, NOTE_EXACT_LIMIT));
-                serde_json::to_string(&rendered).unwrap_or_default()
-            })
-            .clone()
+        if let Some(note) = self.notes.get(&(start, length)) {
+            return note.clone();
+        }
+        let region = self.text.get(start..start + length).unwrap_or_default();
+        let elided = if length <= NOTE_EXACT_LIMIT {
+            Elided::Exact(self.tokenizer.count(region))
+        } else {
+            let density = *self.density.get_or_insert_with(|| density(self.tokenizer, self.text));
+            Elided::estimated(density, length)
+        };
+        let note = serde_json::to_string(&render(self.note_marker, elided)).unwrap_or_default();
+        self.notes.insert((start, length), note.clone());
+        note
     }
 }
 
@@ -259,19 +323,23 @@ fn elided_span(
     (start, end)
 }
 
-/// A key for an object's note that none of its shown keys has.
+/// A key for an object's note that none of its listed keys has (compared decoded, escapes and all).
 fn note_key(members: &[Member<'_>]) -> String {
+    let keys: Vec<String> =
+        members.iter().filter_map(|member| serde_json::from_str::<String>(member.key?).ok()).collect();
     let mut key = String::from("…");
-    while members.iter().any(|member| member.key.is_some_and(|existing| existing.trim_matches('"') == key)) {
+    while keys.contains(&key) {
         key.push('…');
     }
     format!("\"{key}\"")
 }
 
 /// The members of the container `value`, keeping `keep` at each end.
-fn list(value: &str, keep: usize) -> Option<Listing<'_>> {
+fn list(value: &str, keep: usize) -> Result<Listing<'_>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(value);
-    (&mut deserializer).deserialize_any(ListingVisitor { keep }).ok()
+    let listing = (&mut deserializer).deserialize_any(ListingVisitor { keep })?;
+    deserializer.end()?;
+    Ok(listing)
 }
 
 struct ListingVisitor {

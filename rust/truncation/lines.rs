@@ -4,22 +4,25 @@
 use memchr::{memchr, memrchr};
 
 use super::sides::{Frame, Steps};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{Keep, Tokenizer};
 
 /// `Some(text)` as whole first and last lines around the marker, or `None` when not one line fits.
 pub(super) fn lines(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker: &str) -> Option<String> {
     let frame = Frame::new(tokenizer, text, max_tokens, marker);
     let content = max_tokens.checked_sub(frame.widest_marker())?;
     let steps = LineSteps { bytes: text.as_bytes() };
-    // First guess: lines counted one by one, half the room to the head, the rest to the tail, then any
-    // room the tail left back to the head.
-    let mut used = 0;
-    let mut head = steps.take(0, text.len(), content.div_ceil(2), &mut used, |head| steps.longer_head(head), tokenizer);
-    let mut tail = text.len();
-    let mut tail_used = 0;
-    tail = steps.take(tail, head, content - used, &mut tail_used, |tail| steps.longer_tail(head, tail), tokenizer);
-    used += tail_used;
-    head = steps.take(head, tail, content - used, &mut used, |head| steps.longer_head(head), tokenizer);
+    // First guess, from token cuts rounded to whole lines: half the room to the head, the rest to the
+    // tail, then what the tail left back to the head.
+    let head = steps.line_end_within(tokenizer.truncate(text, content.div_ceil(2), Keep::Head).len());
+    let rest = text.get(head..).unwrap_or_default();
+    let tail_room = content.saturating_sub(tokenizer.count(text.get(..head).unwrap_or_default()));
+    let tail = steps.line_start_within(text.len() - tokenizer.truncate(rest, tail_room, Keep::Tail).len());
+    let before_tail = text.get(..tail).unwrap_or_default();
+    let head_room = content.saturating_sub(tokenizer.count(text.get(tail..).unwrap_or_default()));
+    let mut head = steps.line_end_within(tokenizer.truncate(before_tail, head_room, Keep::Head).len());
+    if head >= tail {
+        head = steps.shorter_head(tail).unwrap_or(0);
+    }
     let (cut, head, tail) = frame.settle(&steps, head, tail)?;
     (head > 0 || tail < text.len()).then_some(cut)
 }
@@ -30,38 +33,33 @@ struct LineSteps<'a> {
 }
 
 impl LineSteps<'_> {
-    /// Move a side from `from` one line at a time (with `next`) while the lines fit in `room` tokens and
-    /// stay short of `limit`; adds the tokens taken to `used`.
-    fn take(
-        &self,
-        from: usize,
-        limit: usize,
-        room: usize,
-        used: &mut usize,
-        next: impl Fn(usize) -> Option<usize>,
-        tokenizer: &Tokenizer,
-    ) -> usize {
-        let (mut at, mut taken) = (from, 0);
-        while let Some(step) = next(at) {
-            let line = if step > at { self.bytes.get(at..step) } else { self.bytes.get(step..at) };
-            let crosses = if step > at { step >= limit } else { step <= limit };
-            let text = line.and_then(|line| std::str::from_utf8(line).ok()).unwrap_or_default();
-            match tokenizer.count_up_to(text, room - taken) {
-                Some(tokens) if !crosses => {
-                    taken += tokens;
-                    at = step;
-                }
-                _ => break,
-            }
+    /// The end of the last whole line in `..end` (0 if there is none).
+    fn line_end_within(&self, end: usize) -> usize {
+        self.bytes.get(..end).and_then(|before| memrchr(b'\n', before)).map_or(0, |newline| newline + 1)
+    }
+
+    /// The start of the first whole line in `start..` (the end of the text if there is none).
+    fn line_start_within(&self, start: usize) -> usize {
+        if start == 0 || self.bytes.get(start - 1) == Some(&b'\n') {
+            return start;
         }
-        *used += taken;
-        at
+        self.bytes
+            .get(start..)
+            .and_then(|after| memchr(b'\n', after))
+            .map_or(self.bytes.len(), |newline| start + newline + 1)
     }
 }
 
 impl Steps for LineSteps<'_> {
-    fn longer_head(&self, head: usize) -> Option<usize> {
-        memchr(b'\n', self.bytes.get(head..)?).map(|newline| head + newline + 1)
+    fn longer_head(&self, head: usize, by: usize) -> Option<usize> {
+        let mut end = head;
+        for _ in 0..by {
+            match memchr(b'\n', self.bytes.get(end..)?) {
+                Some(newline) => end += newline + 1,
+                None => break,
+            }
+        }
+        (end > head).then_some(end)
     }
 
     fn shorter_head(&self, head: usize) -> Option<usize> {
@@ -69,9 +67,13 @@ impl Steps for LineSteps<'_> {
         Some(memrchr(b'\n', before).map_or(0, |newline| newline + 1))
     }
 
-    fn longer_tail(&self, _head: usize, tail: usize) -> Option<usize> {
-        let before = self.bytes.get(..tail.checked_sub(1)?)?;
-        Some(memrchr(b'\n', before).map_or(0, |newline| newline + 1))
+    fn longer_tail(&self, head: usize, tail: usize, by: usize) -> Option<usize> {
+        let mut start = tail;
+        for _ in 0..by {
+            let Some(before) = start.checked_sub(1).and_then(|end| self.bytes.get(head..end)) else { break };
+            start = memrchr(b'\n', before).map_or(head, |newline| head + newline + 1);
+        }
+        (start < tail).then_some(start)
     }
 
     fn shorter_tail(&self, _head: usize, tail: usize) -> Option<usize> {

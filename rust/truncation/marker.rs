@@ -21,14 +21,6 @@ pub(crate) enum Elided {
 }
 
 impl Elided {
-    /// The tokens in `region`: exact when it is at most `exact_limit` bytes, else estimated.
-    pub(crate) fn of(tokenizer: &Tokenizer, region: &str, exact_limit: usize) -> Self {
-        if region.len() <= exact_limit {
-            return Self::Exact(tokenizer.count(region));
-        }
-        Self::estimated(density(tokenizer, region), region.len())
-    }
-
     /// The estimate for `bytes` bytes of text with `density` tokens per byte.
     pub(crate) fn estimated(density: f64, bytes: usize) -> Self {
         // Byte counts are far below 2^53: the float arithmetic is exact enough for an estimate.
@@ -119,8 +111,9 @@ mod tests {
         let text =
             (0..40_000).map(|i| format!("line {i}: status ok, took {} ms", i % 97)).collect::<Vec<_>>().join("\n");
         let exact = tokenizer.count(&text);
-        let Elided::About(estimate) = Elided::of(&tokenizer, &text, 1000) else { panic!("not estimated") };
+        let Elided::About(estimate) = Elided::estimated(density(&tokenizer, &text), text.len()) else {
+            panic!("not estimated")
+        };
         assert!(estimate.abs_diff(exact) * 20 < exact, "{estimate} vs {exact}");
-        assert_eq!(Elided::of(&tokenizer, "short", EXACT_LIMIT), Elided::Exact(1));
     }
 }

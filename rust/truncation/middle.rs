@@ -31,9 +31,9 @@ impl TokenSteps<'_> {
 }
 
 impl Steps for TokenSteps<'_> {
-    fn longer_head(&self, head: usize) -> Option<usize> {
+    fn longer_head(&self, head: usize, by: usize) -> Option<usize> {
         let tokens = self.tokenizer.count(self.text.get(..head)?);
-        (1..=LOOKAHEAD)
+        (by..by + LOOKAHEAD)
             .map(|extra| self.tokenizer.truncate(self.text, tokens + extra, Keep::Head).len())
             .find(|&longer| longer > head)
     }
@@ -43,10 +43,10 @@ impl Steps for TokenSteps<'_> {
         Some(self.tokenizer.truncate(self.text, tokens, Keep::Head).len())
     }
 
-    fn longer_tail(&self, head: usize, tail: usize) -> Option<usize> {
+    fn longer_tail(&self, head: usize, tail: usize, by: usize) -> Option<usize> {
         let rest = self.rest(head);
         let tokens = self.tokenizer.count(self.text.get(tail..)?);
-        (1..=LOOKAHEAD)
+        (by..by + LOOKAHEAD)
             .map(|extra| self.text.len() - self.tokenizer.truncate(rest, tokens + extra, Keep::Tail).len())
             .find(|&longer| longer < tail)
     }

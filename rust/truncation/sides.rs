@@ -11,11 +11,12 @@ use super::marker::{density, render, Elided, EXACT_LIMIT};
 use crate::tokenizer::Tokenizer;
 
 /// How a strategy's sides move: by tokens (`middle`) or by whole lines (`lines`). Heads are byte ends,
-/// tails byte starts; `None` when a side cannot move that way.
+/// tails byte starts; `None` when a side cannot move that way. Longer sides move `by` steps (or as many
+/// as there are, at least one).
 pub(super) trait Steps {
-    fn longer_head(&self, head: usize) -> Option<usize>;
+    fn longer_head(&self, head: usize, by: usize) -> Option<usize>;
     fn shorter_head(&self, head: usize) -> Option<usize>;
-    fn longer_tail(&self, head: usize, tail: usize) -> Option<usize>;
+    fn longer_tail(&self, head: usize, tail: usize, by: usize) -> Option<usize>;
     fn shorter_tail(&self, head: usize, tail: usize) -> Option<usize>;
 }
 
@@ -55,6 +56,11 @@ impl<'a> Frame<'a> {
     }
 
     fn fitting(&self, head: usize, tail: usize) -> Option<String> {
+        // More kept bytes than the limit's tokens could ever hold: no need to build and count it.
+        let kept = head + (self.text.len() - tail);
+        if kept > self.max_tokens.saturating_mul(self.tokenizer.longest_token_bytes()) {
+            return None;
+        }
         let candidate = self.candidate(head, tail);
         self.tokenizer.fits(&candidate, self.max_tokens).then_some(candidate)
     }
@@ -91,16 +97,26 @@ impl<'a> Frame<'a> {
                 return None;
             }
         };
+        // Grow each side, doubling the step while it fits (so a poor first guess costs log steps), until
+        // neither side can take one more step.
         loop {
             let mut grew = false;
-            if let Some(longer) = steps.longer_tail(head, tail).filter(|&longer| longer > head) {
-                if let Some(candidate) = self.fitting(head, longer) {
-                    (tail, best, grew) = (longer, candidate, true);
+            let mut by = 1;
+            loop {
+                let longer = steps.longer_tail(head, tail, by).filter(|&longer| longer > head);
+                match longer.and_then(|longer| Some((longer, self.fitting(head, longer)?))) {
+                    Some((longer, candidate)) => (tail, best, grew, by) = (longer, candidate, true, by * 2),
+                    None if by > 1 => by = 1,
+                    None => break,
                 }
             }
-            if let Some(longer) = steps.longer_head(head).filter(|&longer| longer < tail) {
-                if let Some(candidate) = self.fitting(longer, tail) {
-                    (head, best, grew) = (longer, candidate, true);
+            by = 1;
+            loop {
+                let longer = steps.longer_head(head, by).filter(|&longer| longer < tail);
+                match longer.and_then(|longer| Some((longer, self.fitting(longer, tail)?))) {
+                    Some((longer, candidate)) => (head, best, grew, by) = (longer, candidate, true, by * 2),
+                    None if by > 1 => by = 1,
+                    None => break,
                 }
             }
             if !grew {
