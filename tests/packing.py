@@ -26,16 +26,17 @@ def planned_size(segment: ctxsched.Segment, count: int, policy: ctxsched.Policy,
 
 def derived_from(original: str, cut: str, marker: str) -> bool:
     """Whether ``cut`` is a prefix or a suffix of ``original``, or a prefix and a suffix around ``marker``
-    (with ``{n}`` the token count of what it replaced)."""
+    (with ``{n}`` the token count of what it replaced, or within 5% of it when written as an estimate)."""
     if original.startswith(cut) or original.endswith(cut):
         return True
     before, after = marker.split("{n}", 1)
-    pattern = re.escape(before) + r"([0-9,]+)" + re.escape(after)
+    pattern = re.escape(before) + r"(~?)([0-9,]+)" + re.escape(after)
     for match in re.finditer(pattern, cut):
         start, end = cut[: match.start()], cut[match.end() :]
         if original.startswith(start) and original.endswith(end) and len(start) + len(end) <= len(original):
             elided = original[len(start) : len(original) - len(end)]
-            if int(match.group(1).replace(",", "")) == ctxsched.count_tokens(elided):
+            exact, stated = ctxsched.count_tokens(elided), int(match.group(2).replace(",", ""))
+            if stated == exact or (match.group(1) and abs(stated - exact) <= exact * 0.05):
                 return True
     return False
 

@@ -1,6 +1,7 @@
 """The command line, run in-process (``main(argv)``) and as the installed script."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,9 +74,15 @@ def test_pack_explains_every_message_and_fits_the_budget(capsys: pytest.CaptureF
     assert len([line for line in explanation.splitlines() if line.startswith("  ") and ":" in line.split()[1]]) == len(
         messages
     )
-    # The 15k-token test log is cut to the tool_result cap (a fifth of 3,488 usable tokens), keeping its end.
-    assert "15548 -> 697" in explanation
-    assert messages[3]["content"].endswith(text.split("\n\n")[3])
+    # The 15k-token test log is cut to the tool_result cap (a fifth of 3,488 usable tokens) by whole lines,
+    # keeping its first and last lines.
+    cut = re.search(r"cut 15548 -> (\d+) tokens by lines: above the tool_result cap of 697", explanation)
+    assert cut
+    assert int(cut.group(1)) <= 697
+    log_lines = messages[3]["content"].splitlines()
+    assert log_lines[0] in text
+    assert log_lines[-1] in text
+    assert "tokens elided" in text
     assert ctxsched.count_tokens(text.rstrip("\n")) <= 4000 - 512
     # The task and the system prompt are there.
     assert messages[0]["content"] in text

@@ -40,7 +40,7 @@ def segment_lists(draw: st.DrawFn, max_segments: int = 300) -> list[ctxsched.Seg
             pin=rng.choice([None] * 12 + ["head", "tail"]),
             required=rng.randint(0, 20) == 0,
             group=rng.choice(["g1", "g2", "g3", "g4", None, None, None]),
-            truncate=rng.choice([None, "none", "head", "tail", "middle"]),
+            truncate=rng.choice([None, "none", "head", "tail", "middle", "lines", "json", "auto"]),
             min_tokens=rng.choice([0, 0, 1, 5, 30]),
             relevance=rng.random(),
         )
@@ -57,7 +57,7 @@ def _segments() -> st.SearchStrategy[ctxsched.Segment]:
         pin=st.sampled_from([None] * 6 + ["head", "tail"]),
         required=st.integers(0, 10).map(lambda n: n == 0),
         group=st.sampled_from(["g1", "g2", "g3", "g4"]) | st.none(),
-        truncate=st.sampled_from([None, "none", "head", "tail", "middle"]),
+        truncate=st.sampled_from([None, "none", "head", "tail", "middle", "lines", "json", "auto"]),
         min_tokens=st.sampled_from([0, 0, 1, 5, 30]),
         relevance=st.floats(0, 1),
     )
