@@ -11,6 +11,7 @@ from ctxsched._core import (
     PlacedSegment,
     Segment,
     Tokenizer,
+    Truncated,
     __version__,
     count_tokens,
     encodings,
@@ -30,10 +31,15 @@ from ctxsched.exceptions import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ctxsched.policy import Policy, Quota
-    from ctxsched.scheduler import Scheduler
+    from ctxsched.scheduler import Scheduler, Truncator
 
 # The policy layer imports pydantic (~0.3 s). Import it on first use, so that counting alone starts fast.
-_LAZY = {"Policy": "ctxsched.policy", "Quota": "ctxsched.policy", "Scheduler": "ctxsched.scheduler"}
+_LAZY = {
+    "Policy": "ctxsched.policy",
+    "Quota": "ctxsched.policy",
+    "Scheduler": "ctxsched.scheduler",
+    "Truncator": "ctxsched.scheduler",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -66,6 +72,8 @@ __all__ = [
     "Tokenizer",
     "TokenizerError",
     "TokenizerLike",
+    "Truncated",
+    "Truncator",
     "UnknownEncodingError",
     "__version__",
     "as_token_counter",
