@@ -55,6 +55,9 @@ pub struct Policy {
     pub separator: String,
     /// What middle truncation puts where it cut; `{n}` becomes the number of tokens elided.
     pub elision_marker: String,
+    /// Whether the segments are sent joined into one text by `separator` (so the render is counted again,
+    /// as tokens can merge across a separator) or as separate messages (whose exact counts add up).
+    pub joined: bool,
 }
 
 impl Default for Policy {
@@ -69,6 +72,7 @@ impl Default for Policy {
             reorder: BTreeSet::new(),
             separator: "\n\n".to_owned(),
             elision_marker: crate::truncation::DEFAULT_MARKER.to_owned(),
+            joined: true,
         }
     }
 }

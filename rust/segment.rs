@@ -63,6 +63,9 @@ pub struct Segment {
     pub min_tokens: usize,
     /// For placement of reordered kinds: higher goes to the edges of its block.
     pub relevance: f64,
+    /// Tokens it costs beyond its text (a chat message's framing, tool calls, images): always counted,
+    /// never cut.
+    pub overhead: usize,
 }
 
 impl Segment {
@@ -81,6 +84,7 @@ impl Segment {
             truncation: None,
             min_tokens: 0,
             relevance: 0.0,
+            overhead: 0,
         }
     }
 

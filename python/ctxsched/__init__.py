@@ -22,6 +22,7 @@ from ctxsched.exceptions import (
     ContextSchedError,
     DuplicateSegmentIdError,
     InvalidTokenError,
+    MessageFormatError,
     PanicException,
     PolicyError,
     TokenizerError,
@@ -30,6 +31,7 @@ from ctxsched.exceptions import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ctxsched.formats import ChatAccounting, PackedMessages, chat_policy, count_messages, pack_messages
     from ctxsched.policy import Policy, Quota
     from ctxsched.scheduler import Scheduler, Truncator
 
@@ -39,6 +41,11 @@ _LAZY = {
     "Quota": "ctxsched.policy",
     "Scheduler": "ctxsched.scheduler",
     "Truncator": "ctxsched.scheduler",
+    "ChatAccounting": "ctxsched.formats",
+    "PackedMessages": "ctxsched.formats",
+    "chat_policy": "ctxsched.formats",
+    "count_messages": "ctxsched.formats",
+    "pack_messages": "ctxsched.formats",
 }
 
 
@@ -54,13 +61,16 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BudgetError",
+    "ChatAccounting",
     "ContextSchedError",
     "Decision",
     "DuplicateSegmentIdError",
     "EvictedSegment",
     "InvalidTokenError",
     "KindUsage",
+    "MessageFormatError",
     "PackResult",
+    "PackedMessages",
     "PanicException",
     "PlacedSegment",
     "Policy",
@@ -77,6 +87,9 @@ __all__ = [
     "UnknownEncodingError",
     "__version__",
     "as_token_counter",
+    "chat_policy",
+    "count_messages",
     "count_tokens",
     "encodings",
+    "pack_messages",
 ]

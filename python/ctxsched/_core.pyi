@@ -170,6 +170,8 @@ class Segment:
         relevance: for kinds the policy reorders: the most relevant go to the edges of their run.
         trust: ``"trusted"`` or ``"untrusted"``, passed through.
         metadata: anything, passed through untouched.
+        overhead: tokens it costs beyond its text (a chat message's framing, its tool calls, images):
+            counted in its size, never cut.
     """
 
     def __new__(
@@ -189,6 +191,7 @@ class Segment:
         relevance: float = 0.0,
         trust: Literal["trusted", "untrusted"] = "trusted",
         metadata: Any = None,
+        overhead: int = 0,
     ) -> Segment: ...
     @property
     def text(self) -> str: ...
@@ -210,6 +213,8 @@ class Segment:
     def truncate(self) -> str | None: ...
     @property
     def min_tokens(self) -> int: ...
+    @property
+    def overhead(self) -> int: ...
     @property
     def summarizable(self) -> bool: ...
     @property
@@ -376,6 +381,7 @@ class Packer:
         separator: str = "\n\n",
         elision_marker: str = ...,
         truncators: Mapping[str, _Truncator] | None = None,
+        joined: bool = True,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

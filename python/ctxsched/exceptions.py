@@ -11,6 +11,7 @@ __all__ = [
     "ContextSchedError",
     "DuplicateSegmentIdError",
     "InvalidTokenError",
+    "MessageFormatError",
     "PanicException",
     "PolicyError",
     "TokenizerError",
@@ -47,6 +48,14 @@ class DuplicateSegmentIdError(ContextSchedError, ValueError):
 
 class PolicyError(ContextSchedError, ValueError):
     """A policy that is valid on its own but not for a given budget (a quota minimum above its maximum)."""
+
+
+class MessageFormatError(ContextSchedError, ValueError):
+    """A chat message that is not valid in its format; ``index`` is its position (``None``: the list itself)."""
+
+    def __init__(self, index: int | None, problem: str) -> None:
+        self.index = index
+        super().__init__(problem if index is None else f"messages[{index}] {problem}")
 
 
 #: Raised if the Rust core ever panics. It is a bug in ctxsched, never the caller's fault: please report it.

@@ -65,13 +65,13 @@ impl Allocator<'_> {
     }
 
     fn min_tokens(&self, index: usize) -> usize {
-        self.segments.get(index).map_or(1, |segment| segment.min_tokens.max(1))
+        self.segments.get(index).map_or(1, |segment| segment.min_tokens.max(1).saturating_add(segment.overhead))
     }
 
     pub(super) fn plan(&self) -> Result<Plan> {
         let count = self.segments.len();
         let mut plan = Plan {
-            sizes: Sizes::new(self.known),
+            sizes: Sizes::new(self.known, self.segments),
             outcome: vec![Err(Eviction::BoundaryRepair); count],
             cut: vec![None; count],
             units: self.units(),

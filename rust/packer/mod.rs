@@ -198,15 +198,16 @@ impl Packer {
             can_truncate: self.tokenizer.is_some(),
         };
         let mut plan = allocator.plan()?;
-        self.remember(segments, plan.sizes.counted_now(&known));
+        self.remember(segments, plan.sizes.counted_now(&known, segments));
         // Cuts by (segment, size), so that re-realising after a repair does not cut (or call a hook) again.
         let mut cuts = FxHashMap::default();
         let mut packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
         while drop_empty_cuts(&allocator, &mut plan, &packed)? {
             packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
         }
-        // Step 7: verify the render as it will be sent; repair if tokens merged across a separator.
-        if let Some(tokenizer) = self.tokenizer {
+        // Step 7: verify the render as it will be sent; repair if tokens merged across a separator. Separate
+        // messages cannot merge: their exact counts add up.
+        if let (Some(tokenizer), true) = (self.tokenizer, self.policy.joined) {
             loop {
                 packed.tokens = tokenizer.count(&packed.render(segments, &self.policy.separator));
                 if packed.tokens <= usable {
@@ -280,13 +281,14 @@ impl Packer {
                 after = plan.sizes.planned(index);
                 if after < before {
                     if let (Some(tokenizer), Some(how)) = (self.tokenizer, allocator.cut_of(index)) {
-                        let (cut, used, fallback) = match cuts.entry((index, after)) {
+                        let room = after.saturating_sub(segment.overhead);
+                        let (cut, used, fallback) = match cuts.entry((index, room)) {
                             Entry::Occupied(known) => known.get().clone(),
                             Entry::Vacant(slot) => {
-                                slot.insert(self.cut_text(tokenizer, &segment.text, &how, after)?).clone()
+                                slot.insert(self.cut_text(tokenizer, &segment.text, &how, room)?).clone()
                             }
                         };
-                        after = tokenizer.count(&cut);
+                        after = tokenizer.count(&cut) + segment.overhead;
                         strategy = Some((used, fallback));
                         if let Some(slot) = texts.get_mut(index) {
                             *slot = Some(cut);
@@ -388,10 +390,11 @@ impl Packer {
 /// A cut that kept nothing (a character that needs more tokens than the room, say) is no admission:
 /// evict its unit, or fail with a typed error if the unit is mandatory. `Ok(true)` if anything changed.
 fn drop_empty_cuts(allocator: &Allocator<'_>, plan: &mut Plan, packed: &Packed) -> Result<bool> {
-    let Some(decision) = packed
-        .decisions
-        .iter()
-        .find(|decision| decision.outcome.is_ok() && decision.tokens_before > 0 && decision.tokens_after == 0)
+    let emptied = |index: usize| {
+        matches!(packed.texts.get(index), Some(Some(cut)) if cut.is_empty())
+            && allocator.segments.get(index).is_some_and(|segment| !segment.text.is_empty())
+    };
+    let Some(decision) = packed.decisions.iter().find(|decision| decision.outcome.is_ok() && emptied(decision.index))
     else {
         return Ok(false);
     };

@@ -5,9 +5,11 @@
 //! tokenising the whole history; instead a segment is counted up to the limit a decision asks about
 //! (`Tokenizer::count_up_to` stops there), and in full only when it is kept, cut or mandatory. A segment
 //! that was never counted in full reports a lower bound (`counted == false`). Known counts come from the
-//! packer's memo, and every count made here goes back into it.
+//! packer's memo, and every count made here goes back into it. Sizes include each segment's fixed
+//! `overhead`; the memo holds counts of texts alone.
 
 use super::allocate::Allocator;
+use crate::segment::Segment;
 
 /// Per segment: its size as given (exact, or a lower bound), whether that is exact, and its planned size.
 pub(super) struct Sizes {
@@ -18,8 +20,10 @@ pub(super) struct Sizes {
 
 impl Sizes {
     /// Sizes from what is known: `Some(count)` from the memo or an external counter, `None` to count later.
-    pub(super) fn new(known: &[Option<usize>]) -> Self {
-        let before: Vec<usize> = known.iter().map(|count| count.unwrap_or(0)).collect();
+    pub(super) fn new(known: &[Option<usize>], segments: &[Segment]) -> Self {
+        let overhead = |index: usize| segments.get(index).map_or(0, |segment| segment.overhead);
+        let before: Vec<usize> =
+            known.iter().enumerate().map(|(index, count)| count.unwrap_or(0).saturating_add(overhead(index))).collect();
         Self { planned: before.clone(), counted: known.iter().map(Option::is_some).collect(), before }
     }
 
@@ -54,13 +58,16 @@ impl Sizes {
         }
     }
 
-    /// Exact counts that were not known when packing started, for the memo.
-    pub(super) fn counted_now<'k>(&'k self, known: &'k [Option<usize>]) -> impl Iterator<Item = (usize, usize)> + 'k {
-        known
-            .iter()
-            .enumerate()
-            .filter(|(index, count)| count.is_none() && self.counted(*index))
-            .map(|(index, _)| (index, self.before(index)))
+    /// Exact counts of texts that were not known when packing started, for the memo.
+    pub(super) fn counted_now<'k>(
+        &'k self,
+        known: &'k [Option<usize>],
+        segments: &'k [Segment],
+    ) -> impl Iterator<Item = (usize, usize)> + 'k {
+        known.iter().enumerate().filter(|(index, count)| count.is_none() && self.counted(*index)).map(|(index, _)| {
+            let overhead = segments.get(index).map_or(0, |segment| segment.overhead);
+            (index, self.before(index).saturating_sub(overhead))
+        })
     }
 }
 
@@ -69,7 +76,7 @@ impl Allocator<'_> {
     pub(super) fn exact(&self, sizes: &mut Sizes, index: usize) -> usize {
         if !sizes.counted(index) {
             if let (Some(tokenizer), Some(segment)) = (self.tokenizer, self.segments.get(index)) {
-                sizes.record(index, tokenizer.count(&segment.text), true);
+                sizes.record(index, tokenizer.count(&segment.text).saturating_add(segment.overhead), true);
             }
         }
         sizes.planned(index)
@@ -85,8 +92,11 @@ impl Allocator<'_> {
         let (Some(tokenizer), Some(segment)) = (self.tokenizer, self.segments.get(index)) else {
             return Some(sizes.planned(index));
         };
-        let count = tokenizer.count_up_to(&segment.text, limit);
-        sizes.record(index, count.unwrap_or(limit.saturating_add(1)), count.is_some());
+        let count = limit
+            .checked_sub(segment.overhead)
+            .and_then(|room| tokenizer.count_up_to(&segment.text, room))
+            .map(|count| count + segment.overhead);
+        sizes.record(index, count.unwrap_or(limit.saturating_add(1).max(segment.overhead)), count.is_some());
         count
     }
 }

@@ -30,7 +30,7 @@ impl PyPacker {
     #[pyo3(signature = (
         tokenizer, *, reserve_output = 0, quotas = BTreeMap::new(), segment_caps = BTreeMap::new(),
         priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
-        separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None
+        separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -45,6 +45,7 @@ impl PyPacker {
         separator: &str,
         elision_marker: &str,
         truncators: Option<Bound<'_, PyDict>>,
+        joined: bool,
     ) -> PyResult<Self> {
         let policy = Policy {
             reserve_output,
@@ -59,6 +60,7 @@ impl PyPacker {
             reorder,
             separator: separator.to_owned(),
             elision_marker: elision_marker.to_owned(),
+            joined,
         };
         let builtin = tokenizer.as_ref().map(|tokenizer| tokenizer.inner);
         let mut inner = Packer::new(builtin, policy);

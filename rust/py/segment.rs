@@ -46,7 +46,7 @@ impl PySegment {
     #[pyo3(signature = (
         text, *, id = None, kind = "history", role = None, priority = None, pin = None, required = false,
         group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = "trusted",
-        metadata = None
+        metadata = None, overhead = 0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -64,6 +64,7 @@ impl PySegment {
         relevance: f64,
         trust: &str,
         metadata: Option<Py<PyAny>>,
+        overhead: usize,
     ) -> PyResult<Self> {
         let text: Arc<str> = Arc::from(text_arg(text, "text")?.as_ref());
         if kind.is_empty() {
@@ -87,6 +88,7 @@ impl PySegment {
         core.truncation = truncate.map(|truncate| truncate.0);
         core.min_tokens = min_tokens;
         core.relevance = relevance;
+        core.overhead = overhead;
         Ok(Self { core, explicit_id: id, role, summarizable, trust, metadata })
     }
 
@@ -133,6 +135,10 @@ impl PySegment {
     #[getter]
     fn min_tokens(&self) -> usize {
         self.core.min_tokens
+    }
+    #[getter]
+    fn overhead(&self) -> usize {
+        self.core.overhead
     }
     #[getter]
     fn summarizable(&self) -> bool {

@@ -1,0 +1,279 @@
+"""Packing a chat conversation: messages become segments, the allocator packs them, messages come back.
+
+The default chat policy (``chat_policy()``), on top of any ``Policy``:
+
+- system and developer messages are pinned to the head;
+- the first user message (the task) and the last user message are required; they and the system messages
+  are cut (in the middle) only when they cannot fit whole, never dropped;
+- an assistant message with tool calls and all its tool results form one group (kept or dropped together);
+- a conversation that fits comes back unchanged; otherwise oversized tool results are cut by their kind's
+  truncation (``auto``) at the cap (a quarter of the budget);
+- before whole turns go, the oldest tool results are replaced by a stub naming the tool and the tokens
+  removed (the call stays valid), as few as make the difference;
+- older history goes before newer (the allocator's tie-break among equal priorities).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctxsched._core import Packer, PackResult, Segment, Tokenizer
+from ctxsched.exceptions import MessageFormatError
+from ctxsched.formats.openai import ChatAccounting, Message, parse
+from ctxsched.policy import Policy
+
+__all__ = ["PackedMessages", "chat_policy", "pack_messages"]
+
+FORMATS = ("openai",)
+_PACKERS: dict[str, Packer] = {}
+_PACKER_CACHE_SIZE = 8
+
+
+def chat_policy() -> Policy:
+    """The default policy of ``pack_messages``.
+
+    Tool results are capped at a quarter of the usable budget; system messages and the task are cut in the
+    middle only if they cannot fit whole (they are never dropped).
+    """
+    return Policy(segment_caps={"tool_result": 0.25}, truncation={"system": "middle", "instruction": "middle"})
+
+
+@dataclass(frozen=True)
+class PackedMessages:
+    """What ``pack_messages`` returns.
+
+    Attributes:
+        messages: the packed conversation, in the input's format: messages kept whole are the input's own
+            objects; cut or stubbed ones are copies with only their content changed.
+        tokens: the prompt's tokens by the format's accounting (reply priming included); at most the budget.
+        result: the allocator's ``PackResult``, with a decision per input message (``explain()``).
+        repairs: what was repaired in the input (with ``repair=True``), one sentence each.
+        stubbed: indices of the input messages replaced by a stub.
+    """
+
+    messages: list[Any]
+    tokens: int
+    result: PackResult
+    repairs: list[str] = field(default_factory=list)
+    stubbed: list[int] = field(default_factory=list)
+
+    def explain(self) -> str:
+        """The repairs, the stubs and the allocator's decision log."""
+        lines = [f"repaired: {repair}" for repair in self.repairs]
+        lines += [f"stubbed: message {index} (its tool result replaced by a stub)" for index in self.stubbed]
+        return "\n".join([*lines, self.result.explain()])
+
+
+def pack_messages(
+    messages: Sequence[Any],
+    budget: int,
+    encoding: str = "o200k_base",
+    policy: Policy | Mapping[str, Any] | None = None,
+    format: str = "openai",
+    *,
+    accounting: ChatAccounting | None = None,
+    repair: bool = False,
+) -> PackedMessages:
+    """Pack a chat conversation into ``budget`` tokens; see the module docstring for the default policy.
+
+    Args:
+        messages: the conversation (OpenAI chat format: dicts with ``role``, ``content``, ``tool_calls``,
+            ``tool_call_id``, ``name``; extra keys are kept).
+        budget: the prompt's budget in tokens (the policy's ``reserve_output`` is kept free within it).
+        encoding: a built-in encoding.
+        policy: a ``Policy`` (or a dict) instead of ``chat_policy()``.
+        format: ``"openai"``.
+        accounting: the per-message constants (``ChatAccounting``).
+        repair: repair what can be repaired (a tool result with no call is dropped; a tool call with no result
+            is removed from its message) and record it, instead of raising.
+
+    Raises:
+        MessageFormatError: a malformed message (the error names it), unless ``repair`` can fix it.
+        BudgetError: the system messages, the task and the last user message do not fit, even cut.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, not {format!r}")
+    accounting = accounting or ChatAccounting()
+    policy = (
+        policy if isinstance(policy, Policy) else chat_policy() if policy is None else Policy.model_validate(policy)
+    )
+    tokenizer = Tokenizer(encoding)
+    parsed = parse(messages, tokenizer, accounting)
+    repairs: list[str] = []
+    parsed, groups, names = _link_tool_results(parsed, repair, repairs, tokenizer, accounting)
+    segments = _segments(parsed, groups)
+    stubs = {
+        position: _stub(message, names, groups.get(position), tokenizer)
+        for position, message in enumerate(parsed)
+        if message.role == "tool" and message.text
+    }
+    # A conversation that fits whole comes back whole: caps only apply when something has to give.
+    uncapped = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
+    result, stubbed = uncapped.pack(segments, budget), list[int]()
+    if any(decision.action != "kept" for decision in result.decisions):
+        result, stubbed = _pack_with_stubs(_packer(encoding, policy, accounting), segments, stubs, budget)
+    out = _messages(parsed, result, stubbed, stubs)
+    tokens = result.tokens + accounting.reply_priming
+    return PackedMessages(out, tokens, result, repairs, sorted(parsed[i].index for i in stubbed))
+
+
+def _link_tool_results(
+    parsed: list[Message], repair: bool, repairs: list[str], tokenizer: Tokenizer, accounting: ChatAccounting
+) -> tuple[list[Message], dict[int, str], dict[str, str]]:
+    """Each tool result's group (its call's assistant message); orphans and unanswered calls raise or are fixed.
+
+    Returns the messages kept, the group of each (by position) and each call id's tool name.
+    """
+    calls: dict[str, int] = {}
+    names: dict[str, str] = {}
+    answered: set[str] = set()
+    kept: list[Message] = []
+    for message in parsed:
+        if message.role == "assistant":
+            for call_id in message.tool_call_ids:
+                calls[call_id] = message.index
+                names[call_id] = message.tool_names[call_id]
+        if message.role == "tool":
+            call_id = message.original["tool_call_id"]
+            if call_id not in calls or call_id in answered:
+                problem = "answers no earlier tool call" if call_id not in calls else "answers a call already answered"
+                if not repair:
+                    raise MessageFormatError(message.index, f"is a tool result ({call_id!r}) that {problem}")
+                repairs.append(f"dropped message {message.index}, a tool result ({call_id!r}) that {problem}")
+                continue
+            answered.add(call_id)
+        kept.append(message)
+    unanswered = [call_id for call_id in calls if call_id not in answered]
+    if unanswered:
+        if not repair:
+            index = calls[unanswered[0]]
+            raise MessageFormatError(index, f"has tool call {unanswered[0]!r} with no tool result after it")
+        fixed = [_drop_calls(message, set(unanswered), repairs, tokenizer, accounting) for message in kept]
+        kept = [message for message in fixed if message is not None]
+    groups: dict[int, str] = {}
+    group_of_call: dict[str, str] = {}
+    for position, message in enumerate(kept):
+        if message.role == "assistant" and message.tool_call_ids:
+            groups[position] = f"turn-{message.index}"
+            group_of_call.update({call_id: groups[position] for call_id in message.tool_call_ids})
+        elif message.role == "tool":
+            groups[position] = group_of_call[message.original["tool_call_id"]]
+    return kept, groups, names
+
+
+def _drop_calls(
+    message: Message, unanswered: set[str], repairs: list[str], tokenizer: Tokenizer, accounting: ChatAccounting
+) -> Message | None:
+    dropped = [call_id for call_id in message.tool_call_ids if call_id in unanswered]
+    if not dropped:
+        return message
+    calls = [call for call in message.original["tool_calls"] if call["id"] not in unanswered]
+    original = {key: value for key, value in message.original.items() if key != "tool_calls"}
+    if calls:
+        original["tool_calls"] = calls
+    elif not message.text:
+        repairs.append(f"dropped message {message.index}: its only tool calls {dropped} have no results")
+        return None
+    repairs.append(f"removed tool calls {dropped} with no results from message {message.index}")
+    (fixed,) = parse([original], tokenizer, accounting)
+    fixed.index = message.index
+    return fixed
+
+
+def _segments(parsed: list[Message], groups: dict[int, str]) -> list[Segment]:
+    users = [position for position, message in enumerate(parsed) if message.role == "user"]
+    task, last_user = (users[0], users[-1]) if users else (-1, -1)
+    segments = []
+    for position, message in enumerate(parsed):
+        role = message.role
+        kind = {"system": "system", "developer": "system", "tool": "tool_result"}.get(role, "history")
+        if position in (task, last_user):
+            kind = "instruction"
+        segments.append(
+            Segment(
+                message.text or "",
+                id=f"{message.index}:{role}",
+                kind=kind,
+                role=role,
+                pin="head" if kind == "system" else None,
+                required=position in (task, last_user),
+                group=groups.get(position),
+                truncate=None if message.text is not None else "none",
+                overhead=message.overhead,
+            )
+        )
+    return segments
+
+
+def _stub(message: Message, names: dict[str, str], group: str | None, tokenizer: Tokenizer) -> Segment:
+    name = names.get(message.original["tool_call_id"], "tool")
+    text = f"[{name} output removed to fit the context window: {tokenizer.count(message.text or ''):,} tokens]"
+    return Segment(text, id=f"{message.index}:tool", kind="tool_result", role="tool", group=group, truncate="none",
+                   overhead=message.overhead)  # fmt: skip
+
+
+def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
+    """One packer (and count memo) per encoding, policy and accounting, so agent loops reuse counts."""
+    key = json.dumps([encoding, policy.model_dump(mode="json"), accounting.reply_priming], sort_keys=True)
+    packer = _PACKERS.get(key)
+    if packer is None:
+        if len(_PACKERS) >= _PACKER_CACHE_SIZE:
+            _PACKERS.pop(next(iter(_PACKERS)))
+        arguments = policy.core_arguments()
+        # Messages are separate (nothing merges across them); the priming is counted once per prompt.
+        arguments.update(separator="", joined=False, reserve_output=policy.reserve_output + accounting.reply_priming)
+        packer = _PACKERS[key] = Packer(Tokenizer(encoding), **arguments)
+    return packer
+
+
+def _evictions(result: PackResult) -> int:
+    return sum(decision.action == "evicted" for decision in result.decisions)
+
+
+def _pack_with_stubs(
+    packer: Packer, segments: list[Segment], stubs: dict[int, Segment], budget: int
+) -> tuple[PackResult, list[int]]:
+    """Pack; if turns were evicted, stub the fewest oldest tool results that evict as few as stubbing all would.
+
+    Bisection on how many are stubbed: stubbing more never evicts more.
+    """
+    result = packer.pack(segments, budget)
+    evicted = _evictions(result)
+    if not evicted or not stubs:
+        return result, []
+    order = sorted(stubs)
+
+    def attempt(count: int) -> PackResult:
+        chosen = list(segments)
+        for position in order[:count]:
+            chosen[position] = stubs[position]
+        return packer.pack(chosen, budget)
+
+    least = _evictions(attempt(len(order)))
+    if least >= evicted:
+        return result, []
+    low, high = 1, len(order)
+    while low < high:
+        middle = (low + high) // 2
+        if _evictions(attempt(middle)) <= least:
+            high = middle
+        else:
+            low = middle + 1
+    return attempt(high), order[:high]
+
+
+def _messages(parsed: list[Message], result: PackResult, stubbed: list[int], stubs: dict[int, Segment]) -> list[Any]:
+    chosen = set(stubbed)
+    out: list[Any] = []
+    for placed in result.segments:
+        message = parsed[placed.index]
+        if placed.index in chosen:
+            out.append({**message.original, "content": stubs[placed.index].text})
+        elif placed.action == "truncated":
+            out.append({**message.original, "content": placed.text})
+        else:
+            out.append(message.original)
+    return out
