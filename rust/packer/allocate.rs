@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::decision::{Admission, Cut, Eviction};
+use super::sizes::Known;
 use super::sizes::Sizes;
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;
@@ -39,7 +40,7 @@ pub(super) struct Plan {
 pub(super) struct Allocator<'a> {
     pub(super) segments: &'a [Segment],
     /// Counts known before packing (memo or external counter); the rest are counted as needed.
-    pub(super) known: &'a [Option<usize>],
+    pub(super) known: &'a [Option<Known>],
     /// Counts what `known` lacks; `None` with an external counter (everything is known then).
     pub(super) tokenizer: Option<Tokenizer>,
     pub(super) policy: &'a Policy,

@@ -19,10 +19,11 @@ pub use decision::{Admission, Cut, Decision, Eviction};
 
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;
-use crate::segment::{Segment, Truncation};
+use crate::segment::{content_hash, Segment, Truncation};
 use crate::tokenizer::Tokenizer;
 use crate::truncation::Strategy;
 use allocate::{Allocator, Plan};
+use sizes::Known;
 
 /// The user's truncation functions, by name. The core never calls into Python: the bindings implement
 /// this, and the packer checks what comes back (a failure, an empty or an over-long result means `auto`
@@ -116,7 +117,10 @@ pub struct Packer {
     tokenizer: Option<Tokenizer>,
     policy: Policy,
     separator_tokens: usize,
-    memo: Mutex<FxHashMap<u128, usize>>,
+    memo: Mutex<FxHashMap<u128, Known>>,
+    /// Cuts made by built-in strategies, by (content hash, room, strategy), across packs: an agent loop
+    /// cuts the same oversized tool result to the same size on every turn.
+    cut_memo: Mutex<FxHashMap<(u128, usize, Strategy), CutText>>,
     truncators: Option<Box<dyn Truncators>>,
 }
 
@@ -129,12 +133,21 @@ fn mandatory_members(plan: &Plan) -> Vec<usize> {
 
 /// The memo is cleared when it grows past this many texts (an agent's whole history is far smaller).
 const MEMO_LIMIT: usize = 1 << 20;
+/// The cut memo is cleared when it grows past this many cuts.
+const CUT_MEMO_LIMIT: usize = 1 << 12;
 
 impl Packer {
     /// A packer counting with `tokenizer`, or with counts given to each `pack` call when `None`.
     pub fn new(tokenizer: Option<Tokenizer>, policy: Policy) -> Self {
         let separator_tokens = tokenizer.map_or(0, |tokenizer| tokenizer.count(&policy.separator));
-        Self { tokenizer, policy, separator_tokens, memo: Mutex::new(FxHashMap::default()), truncators: None }
+        Self {
+            tokenizer,
+            policy,
+            separator_tokens,
+            memo: Mutex::new(FxHashMap::default()),
+            cut_memo: Mutex::new(FxHashMap::default()),
+            truncators: None,
+        }
     }
 
     /// The packer with the user's truncation functions.
@@ -175,7 +188,7 @@ impl Packer {
                         "a token count of {count} is implausibly large (the limit is {MAX_COUNT})"
                     )));
                 }
-                (counts.iter().copied().map(Some).collect(), separator)
+                (counts.iter().map(|&tokens| Some(Known { tokens, exact: true })).collect(), separator)
             }
             (None, Some((counts, _))) => {
                 return Err(SchedError::InvalidArgument(format!(
@@ -234,14 +247,14 @@ impl Packer {
         Ok(packed)
     }
 
-    /// Counts the memo already knows, by content hash.
-    fn remembered(&self, segments: &[Segment]) -> Vec<Option<usize>> {
+    /// Counts (or lower bounds) the memo already knows, by content hash.
+    fn remembered(&self, segments: &[Segment]) -> Vec<Option<Known>> {
         let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
         segments.iter().map(|segment| memo.get(&segment.content_hash).copied()).collect()
     }
 
-    fn remember(&self, segments: &[Segment], counted: impl Iterator<Item = (usize, usize)>) {
-        let fresh: Vec<(u128, usize)> =
+    fn remember(&self, segments: &[Segment], counted: impl Iterator<Item = (usize, Known)>) {
+        let fresh: Vec<(u128, Known)> =
             counted.filter_map(|(index, count)| Some((segments.get(index)?.content_hash, count))).collect();
         if fresh.is_empty() {
             return;
@@ -250,7 +263,12 @@ impl Packer {
         if memo.len() + fresh.len() > MEMO_LIMIT {
             memo.clear();
         }
-        memo.extend(fresh);
+        for (hash, count) in fresh {
+            let entry = memo.entry(hash).or_insert(count);
+            if !entry.exact && (count.exact || count.tokens > entry.tokens) {
+                *entry = count;
+            }
+        }
     }
 
     /// Cut the texts to their planned sizes, place them, and write the decisions and usage.
@@ -347,7 +365,18 @@ impl Packer {
             (cut.text.into_owned(), cut.strategy.name().to_owned(), fallback)
         };
         let Truncation::Hook(name) = how else {
-            return Ok(by(if let Truncation::Cut(strategy) = how { *strategy } else { Strategy::Auto }, None));
+            let strategy = if let Truncation::Cut(strategy) = how { *strategy } else { Strategy::Auto };
+            let key = (content_hash(text), max_tokens, strategy);
+            if let Some(known) = self.cut_memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+                return Ok(known.clone());
+            }
+            let cut = by(strategy, None);
+            let mut memo = self.cut_memo.lock().unwrap_or_else(PoisonError::into_inner);
+            if memo.len() >= CUT_MEMO_LIMIT {
+                memo.clear();
+            }
+            memo.insert(key, cut.clone());
+            return Ok(cut);
         };
         let Some(truncators) = &self.truncators else {
             return Ok(by(Strategy::Auto, Some(format!("truncator {name:?} is not registered; auto used"))));

@@ -11,6 +11,14 @@
 use super::allocate::Allocator;
 use crate::segment::Segment;
 
+/// A text's count from the memo or an external counter: exact, or a lower bound (it was read only until it
+/// could not fit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Known {
+    pub(super) tokens: usize,
+    pub(super) exact: bool,
+}
+
 /// Per segment: its size as given (exact, or a lower bound), whether that is exact, and its planned size.
 pub(super) struct Sizes {
     before: Vec<usize>,
@@ -19,12 +27,16 @@ pub(super) struct Sizes {
 }
 
 impl Sizes {
-    /// Sizes from what is known: `Some(count)` from the memo or an external counter, `None` to count later.
-    pub(super) fn new(known: &[Option<usize>], segments: &[Segment]) -> Self {
+    /// Sizes from what is known (the memo or an external counter); the rest is counted later.
+    pub(super) fn new(known: &[Option<Known>], segments: &[Segment]) -> Self {
         let overhead = |index: usize| segments.get(index).map_or(0, |segment| segment.overhead);
-        let before: Vec<usize> =
-            known.iter().enumerate().map(|(index, count)| count.unwrap_or(0).saturating_add(overhead(index))).collect();
-        Self { planned: before.clone(), counted: known.iter().map(Option::is_some).collect(), before }
+        let before: Vec<usize> = known
+            .iter()
+            .enumerate()
+            .map(|(index, count)| count.map_or(0, |count| count.tokens).saturating_add(overhead(index)))
+            .collect();
+        let counted = known.iter().map(|count| count.is_some_and(|count| count.exact)).collect();
+        Self { planned: before.clone(), counted, before }
     }
 
     /// The segment's tokens as given: exact when `counted`, else a lower bound.
@@ -58,15 +70,20 @@ impl Sizes {
         }
     }
 
-    /// Exact counts of texts that were not known when packing started, for the memo.
+    /// What was learnt about texts while packing (exact counts, or larger lower bounds), for the memo.
     pub(super) fn counted_now<'k>(
         &'k self,
-        known: &'k [Option<usize>],
+        known: &'k [Option<Known>],
         segments: &'k [Segment],
-    ) -> impl Iterator<Item = (usize, usize)> + 'k {
-        known.iter().enumerate().filter(|(index, count)| count.is_none() && self.counted(*index)).map(|(index, _)| {
+    ) -> impl Iterator<Item = (usize, Known)> + 'k {
+        known.iter().enumerate().filter_map(|(index, before)| {
             let overhead = segments.get(index).map_or(0, |segment| segment.overhead);
-            (index, self.before(index).saturating_sub(overhead))
+            let now = Known { tokens: self.before(index).saturating_sub(overhead), exact: self.counted(index) };
+            let learnt = match before {
+                None => now.tokens > 0 || now.exact,
+                Some(before) => !before.exact && (now.exact || now.tokens > before.tokens),
+            };
+            learnt.then_some((index, now))
         })
     }
 }

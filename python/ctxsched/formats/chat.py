@@ -52,6 +52,7 @@ class PackedMessages:
         result: the allocator's ``PackResult``, with a decision per input message (``explain()``).
         repairs: what was repaired in the input (with ``repair=True``), one sentence each.
         stubbed: indices of the input messages replaced by a stub.
+        indices: for each message of ``messages``, its index in the input.
     """
 
     messages: list[Any]
@@ -59,6 +60,7 @@ class PackedMessages:
     result: PackResult
     repairs: list[str] = field(default_factory=list)
     stubbed: list[int] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
 
     def explain(self) -> str:
         """The repairs, the stubs and the allocator's decision log."""
@@ -105,19 +107,30 @@ def pack_messages(
     repairs: list[str] = []
     parsed, groups, names = _link_tool_results(parsed, repair, repairs, tokenizer, accounting)
     segments = _segments(parsed, groups)
-    stubs = {
-        position: _stub(message, names, groups.get(position), tokenizer)
-        for position, message in enumerate(parsed)
-        if message.role == "tool" and message.text
-    }
+    stubs = _Stubs(parsed, names, groups, tokenizer)
     # A conversation that fits whole comes back whole: caps only apply when something has to give.
-    uncapped = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
-    result, stubbed = uncapped.pack(segments, budget), list[int]()
-    if any(decision.action != "kept" for decision in result.decisions):
+    if _fits(parsed, tokenizer, budget - policy.reserve_output - accounting.reply_priming):
+        uncapped = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
+        result, stubbed = uncapped.pack(segments, budget), list[int]()
+    else:
         result, stubbed = _pack_with_stubs(_packer(encoding, policy, accounting), segments, stubs, budget)
     out = _messages(parsed, result, stubbed, stubs)
     tokens = result.tokens + accounting.reply_priming
-    return PackedMessages(out, tokens, result, repairs, sorted(parsed[i].index for i in stubbed))
+    indices = [parsed[placed.index].index for placed in result.segments]
+    return PackedMessages(out, tokens, result, repairs, sorted(parsed[i].index for i in stubbed), indices)
+
+
+def _fits(parsed: list[Message], tokenizer: Tokenizer, room: int) -> bool:
+    """Whether the whole conversation fits in ``room``, reading no text further than the room left."""
+    room -= sum(message.overhead for message in parsed)
+    for message in parsed:
+        if room < 0:
+            return False
+        counted = tokenizer.count_up_to(message.text or "", room)
+        if counted is None:
+            return False
+        room -= counted
+    return room >= 0
 
 
 def _link_tool_results(
@@ -208,11 +221,43 @@ def _segments(parsed: list[Message], groups: dict[int, str]) -> list[Segment]:
     return segments
 
 
-def _stub(message: Message, names: dict[str, str], group: str | None, tokenizer: Tokenizer) -> Segment:
-    name = names.get(message.original["tool_call_id"], "tool")
-    text = f"[{name} output removed to fit the context window: {tokenizer.count(message.text or ''):,} tokens]"
-    return Segment(text, id=f"{message.index}:tool", kind="tool_result", role="tool", group=group, truncate="none",
-                   overhead=message.overhead)  # fmt: skip
+class _Stubs:
+    """The stub of each tool result (by position), made when first asked for."""
+
+    def __init__(self, parsed: list[Message], names: dict[str, str], groups: dict[int, str], tokenizer: Tokenizer):
+        self.parsed, self.names, self.groups, self.tokenizer = parsed, names, groups, tokenizer
+        self.positions = [i for i, message in enumerate(parsed) if message.role == "tool" and message.text]
+        self.made: dict[int, Segment] = {}
+
+    def __getitem__(self, position: int) -> Segment:
+        if position not in self.made:
+            message = self.parsed[position]
+            name = self.names.get(message.original["tool_call_id"], "tool")
+            tokens = _tokens(message.text or "", self.tokenizer)
+            text = f"[{name} output removed to fit the context window: {tokens} tokens]"
+            group = self.groups.get(position)
+            self.made[position] = Segment(text, id=f"{message.index}:tool", kind="tool_result", role="tool",
+                                          group=group, truncate="none", overhead=message.overhead)  # fmt: skip
+        return self.made[position]
+
+
+_EXACT_LIMIT = 64 * 1024
+_SAMPLES = 16
+_SAMPLE_CHARS = 2048
+
+
+def _tokens(text: str, tokenizer: Tokenizer) -> str:
+    """The tokens of ``text``: exact up to 64 KB, else estimated from evenly spaced samples (``~``).
+
+    Like the elision marker: a stub must not cost a full tokenisation of a huge result.
+    """
+    if len(text) <= _EXACT_LIMIT:
+        return f"{tokenizer.count(text):,}"
+    stride = len(text) // _SAMPLES
+    samples = [text[i * stride : i * stride + _SAMPLE_CHARS] for i in range(_SAMPLES)]
+    estimate = sum(tokenizer.count_many(samples)) / sum(map(len, samples)) * len(text)
+    digits = len(str(int(estimate)))
+    return f"~{round(estimate, 3 - digits) if digits > 3 else int(estimate):,}"
 
 
 def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
@@ -234,7 +279,7 @@ def _evictions(result: PackResult) -> int:
 
 
 def _pack_with_stubs(
-    packer: Packer, segments: list[Segment], stubs: dict[int, Segment], budget: int
+    packer: Packer, segments: list[Segment], stubs: _Stubs, budget: int
 ) -> tuple[PackResult, list[int]]:
     """Pack; if turns were evicted, stub the fewest oldest tool results that evict as few as stubbing all would.
 
@@ -242,15 +287,19 @@ def _pack_with_stubs(
     """
     result = packer.pack(segments, budget)
     evicted = _evictions(result)
-    if not evicted or not stubs:
+    order = stubs.positions
+    if not evicted or not order:
         return result, []
-    order = sorted(stubs)
+
+    attempts: dict[int, PackResult] = {}
 
     def attempt(count: int) -> PackResult:
-        chosen = list(segments)
-        for position in order[:count]:
-            chosen[position] = stubs[position]
-        return packer.pack(chosen, budget)
+        if count not in attempts:
+            chosen = list(segments)
+            for position in order[:count]:
+                chosen[position] = stubs[position]
+            attempts[count] = packer.pack(chosen, budget)
+        return attempts[count]
 
     least = _evictions(attempt(len(order)))
     if least >= evicted:
@@ -265,7 +314,7 @@ def _pack_with_stubs(
     return attempt(high), order[:high]
 
 
-def _messages(parsed: list[Message], result: PackResult, stubbed: list[int], stubs: dict[int, Segment]) -> list[Any]:
+def _messages(parsed: list[Message], result: PackResult, stubbed: list[int], stubs: _Stubs) -> list[Any]:
     chosen = set(stubbed)
     out: list[Any] = []
     for placed in result.segments:

@@ -1,0 +1,149 @@
+"""Chat packing on real transcripts: ctxsched's ``pack_messages`` against LangChain's ``trim_messages``.
+
+One-shot: the 40 largest transcripts, each packed once. Agent loop: the 5 largest, packed before every
+assistant turn (what an agent does). Both at 8k and 32k tokens, everything counted by the same formula
+(OpenAI's recipe, computed with tiktoken for the peers). Each row records, besides time, how many outputs
+were invalid (over budget, a tool result without its call, a call without its results, the task or the
+system prompt dropped) and the median budget utilisation on conversations larger than the budget.
+tokentrim and LlamaIndex are skipped when not installed (they are not pinned in the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+import ctxsched as cs
+from benches.conftest import TRANSCRIPTS
+from tests.reference import reference
+
+BUDGETS = [8_000, 32_000]
+
+
+def _conversations() -> list[list[dict[str, Any]]]:
+    if TRANSCRIPTS.exists():
+        with gzip.open(TRANSCRIPTS, "rt", encoding="utf-8") as lines:
+            conversations = [json.loads(line)["messages"] for line in lines]
+    else:  # a generated stand-in: long tool-using sessions
+        conversations = []
+        for seed in range(60):
+            messages: list[dict[str, Any]] = [{"role": "system", "content": "You are an agent. " * 50},
+                                              {"role": "user", "content": f"Task {seed}: fix the build."}]  # fmt: skip
+            for turn in range(20 + seed):
+                call = {"id": f"c{turn}", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+                output = "log line\n" * (50 * (turn % 7 + 1))
+                messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                             {"role": "tool", "tool_call_id": f"c{turn}", "content": output}]  # fmt: skip
+            conversations.append(messages)
+    return sorted(conversations, key=cs.count_messages, reverse=True)
+
+
+CONVERSATIONS = _conversations()
+
+
+def problems(original: list[dict[str, Any]], out: list[dict[str, Any]], budget: int) -> list[str]:
+    """What is wrong with a packed conversation, by the issue's definition of invalid."""
+    found = []
+    if cs.count_messages(out) > budget:
+        found.append("over budget")
+    calls: set[str] = set()
+    answered: set[str] = set()
+    for message in out:
+        if message["role"] == "tool":
+            if message.get("tool_call_id") not in calls:
+                found.append("orphaned tool result")
+            answered.add(message.get("tool_call_id", ""))
+        calls.update(call["id"] for call in message.get("tool_calls") or [])
+    if calls - answered:
+        found.append("call without its result")
+    contents = [message.get("content") for message in out]
+    task = next((m for m in original if m["role"] == "user"), None)
+    if task is not None and not any(isinstance(c, str) and c and task["content"].startswith(c[:200]) for c in contents):
+        found.append("task dropped")
+    system = next((m for m in original if m["role"] == "system"), None)
+    if system is not None and not any(m["role"] == "system" for m in out):
+        found.append("system prompt dropped")
+    return found
+
+
+def _ctxsched() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    return lambda messages, budget: cs.pack_messages(messages, budget).messages
+
+
+def _langchain() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    core = pytest.importorskip("langchain_core.messages")
+    encode = reference("o200k_base").encode_ordinary
+
+    def count(batch: list[Any]) -> int:  # the same formula, with tiktoken, as a LangChain user would write it
+        total = 3
+        for message in core.convert_to_openai_messages(batch):
+            content = message.get("content") or ""
+            total += 3 + len(encode(message["role"])) + len(encode(content if isinstance(content, str) else ""))
+            for call in message.get("tool_calls") or []:
+                total += 3 + len(encode(call["function"]["name"])) + len(encode(call["function"]["arguments"]))
+        return total
+
+    def trim(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        kept = core.trim_messages(
+            core.convert_to_messages(messages), max_tokens=budget, token_counter=count,
+            strategy="last", include_system=True, start_on="human", allow_partial=False,
+        )  # fmt: skip
+        return core.convert_to_openai_messages(kept)  # type: ignore[no-any-return]
+
+    return trim
+
+
+PEERS = {"ctxsched": _ctxsched, "langchain": _langchain}
+
+
+def _run(implementation: str, cases: list[tuple[list[dict[str, Any]], int]], benchmark: BenchmarkFixture) -> None:
+    pack = PEERS[implementation]()
+    outputs: list[list[dict[str, Any]]] = []
+
+    def run() -> None:
+        outputs.clear()
+        outputs.extend(pack(messages, budget) for messages, budget in cases)
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    invalid: dict[str, int] = {}
+    utilisation = []
+    for (messages, budget), out in zip(cases, outputs, strict=True):
+        for problem in problems(messages, out, budget):
+            invalid[problem] = invalid.get(problem, 0) + 1
+        if cs.count_messages(messages) > budget:
+            utilisation.append(cs.count_messages(out) / budget)
+    benchmark.extra_info.update(
+        packs=len(cases),
+        invalid_outputs=sum(1 for (m, b), out in zip(cases, outputs, strict=True) if problems(m, out, b)),
+        problems=invalid,
+        median_utilisation=round(statistics.median(utilisation), 3) if utilisation else None,
+    )
+    if implementation == "ctxsched":
+        assert not invalid, invalid
+
+
+@pytest.mark.parametrize("implementation", list(PEERS))
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_one_shot(benchmark: BenchmarkFixture, implementation: str, budget: int) -> None:
+    cases = [(messages, budget) for messages in CONVERSATIONS[:40]]
+    benchmark.group = f"messages one-shot: 40 largest transcripts at {budget}"
+    _run(implementation, cases, benchmark)
+
+
+@pytest.mark.parametrize("implementation", list(PEERS))
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_agent_loop(benchmark: BenchmarkFixture, implementation: str, budget: int) -> None:
+    cases = [
+        (messages[:turn], budget)
+        for messages in CONVERSATIONS[:5]
+        for turn in range(1, len(messages))
+        if messages[turn]["role"] == "assistant" and any(m["role"] == "user" for m in messages[:turn])
+    ]
+    benchmark.group = f"messages agent loop: 5 largest transcripts, every assistant turn, at {budget}"
+    _run(implementation, cases, benchmark)
