@@ -387,6 +387,9 @@ class Packer:
     def memo_size(self) -> int: ...
     @property
     def separator(self) -> str: ...
+    def total_up_to(self, segments: list[Segment], limit: int) -> int | None:
+        """Tokens of ``segments`` (texts and overheads) if at most ``limit``, else ``None``; memoised."""
+
     def pack(
         self, segments: list[Segment], budget: int, counts: list[int] | None = None, separator_tokens: int = 0
     ) -> PackResult: ...

@@ -247,6 +247,38 @@ impl Packer {
         Ok(packed)
     }
 
+    /// The total size of `segments` (texts and overheads) if it is at most `limit`, else `None`; reads no
+    /// text further than that and keeps what it learns in the memo (a fit check before packing).
+    pub fn total_up_to(&self, segments: &[Segment], limit: usize) -> Option<usize> {
+        let tokenizer = self.tokenizer?;
+        let known = self.remembered(segments);
+        let mut total = segments.iter().map(|segment| segment.overhead).fold(0usize, usize::saturating_add);
+        let mut learnt = Vec::new();
+        let mut fits = total <= limit;
+        for (index, segment) in segments.iter().enumerate() {
+            if !fits {
+                break;
+            }
+            let room = limit - total;
+            let count = match known.get(index).copied().flatten() {
+                Some(count) if count.exact => Some(count.tokens),
+                Some(count) if count.tokens > room => None,
+                _ => {
+                    let count = tokenizer.count_up_to(&segment.text, room);
+                    let bound = Known { tokens: count.unwrap_or(room + 1), exact: count.is_some() };
+                    learnt.push((index, bound));
+                    count
+                }
+            };
+            match count {
+                Some(count) if count <= room => total += count,
+                _ => fits = false,
+            }
+        }
+        self.remember(segments, learnt.into_iter());
+        fits.then_some(total)
+    }
+
     /// Counts (or lower bounds) the memo already knows, by content hash.
     fn remembered(&self, segments: &[Segment]) -> Vec<Option<Known>> {
         let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);

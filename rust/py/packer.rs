@@ -93,6 +93,13 @@ impl PyPacker {
         &self.inner.policy().separator
     }
 
+    /// The total tokens of `segments` (texts and overheads) if at most `limit`, else `None`.
+    fn total_up_to(&self, py: Python<'_>, segments: &Bound<'_, PyAny>, limit: TokenLimit) -> PyResult<Option<usize>> {
+        let (_, core) = core_segments(segments)?;
+        let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
+        enter_core(py, work_bytes, || Ok(self.inner.total_up_to(&core, limit.0)))
+    }
+
     #[pyo3(signature = (segments, budget, counts = None, separator_tokens = 0))]
     fn pack(
         &self,
@@ -102,23 +109,7 @@ impl PyPacker {
         counts: Option<Vec<usize>>,
         separator_tokens: usize,
     ) -> PyResult<PyPackResult> {
-        let list = segments.cast::<PyList>().map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
-        let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
-        let mut core: Vec<Segment> = Vec::with_capacity(list.len());
-        for (index, item) in list.iter().enumerate() {
-            let segment = item.cast_into::<PySegment>().map_err(|error| {
-                PyTypeError::new_err(format!(
-                    "segments[{index}] must be a ctxsched.Segment, not {}",
-                    error.into_inner().get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string())
-                ))
-            })?;
-            let mut copy = segment.get().core.clone();
-            if segment.get().explicit_id.is_none() {
-                copy.id = format!("{}-{index}", copy.kind);
-            }
-            core.push(copy);
-            inputs.push(segment.unbind());
-        }
+        let (inputs, core) = core_segments(segments)?;
         let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
         let external = counts.as_deref().map(|counts| (counts, separator_tokens));
         let packed = enter_core(py, work_bytes.max(core.len() * 64), || self.inner.pack(&core, budget.0, external))
@@ -183,4 +174,26 @@ impl Truncators for PyTruncators {
 fn describe(py: Python<'_>, error: &PyErr) -> String {
     let type_name = error.get_type(py).name().map_or_else(|_| "?".to_owned(), |name| name.to_string());
     format!("{type_name}: {}", error.value(py))
+}
+
+/// The `Segment`s of a Python list, and their core copies (ids defaulted to `{kind}-{index}`).
+fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Vec<Py<PySegment>>, Vec<Segment>)> {
+    let list = segments.cast::<PyList>().map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
+    let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
+    let mut core: Vec<Segment> = Vec::with_capacity(list.len());
+    for (index, item) in list.iter().enumerate() {
+        let segment = item.cast_into::<PySegment>().map_err(|error| {
+            PyTypeError::new_err(format!(
+                "segments[{index}] must be a ctxsched.Segment, not {}",
+                error.into_inner().get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string())
+            ))
+        })?;
+        let mut copy = segment.get().core.clone();
+        if segment.get().explicit_id.is_none() {
+            copy.id = format!("{}-{index}", copy.kind);
+        }
+        core.push(copy);
+        inputs.push(segment.unbind());
+    }
+    Ok((inputs, core))
 }

@@ -109,28 +109,17 @@ def pack_messages(
     segments = _segments(parsed, groups)
     stubs = _Stubs(parsed, names, groups, tokenizer)
     # A conversation that fits whole comes back whole: caps only apply when something has to give.
-    if _fits(parsed, tokenizer, budget - policy.reserve_output - accounting.reply_priming):
+    packer = _packer(encoding, policy, accounting)
+    room = budget - policy.reserve_output - accounting.reply_priming
+    if room >= 0 and packer.total_up_to(segments, room) is not None:
         uncapped = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
         result, stubbed = uncapped.pack(segments, budget), list[int]()
     else:
-        result, stubbed = _pack_with_stubs(_packer(encoding, policy, accounting), segments, stubs, budget)
+        result, stubbed = _pack_with_stubs(packer, segments, stubs, budget)
     out = _messages(parsed, result, stubbed, stubs)
     tokens = result.tokens + accounting.reply_priming
     indices = [parsed[placed.index].index for placed in result.segments]
     return PackedMessages(out, tokens, result, repairs, sorted(parsed[i].index for i in stubbed), indices)
-
-
-def _fits(parsed: list[Message], tokenizer: Tokenizer, room: int) -> bool:
-    """Whether the whole conversation fits in ``room``, reading no text further than the room left."""
-    room -= sum(message.overhead for message in parsed)
-    for message in parsed:
-        if room < 0:
-            return False
-        counted = tokenizer.count_up_to(message.text or "", room)
-        if counted is None:
-            return False
-        room -= counted
-    return room >= 0
 
 
 def _link_tool_results(
