@@ -55,6 +55,7 @@ class MessageFormatError(ContextSchedError, ValueError):
 
     def __init__(self, index: int | None, problem: str) -> None:
         self.index = index
+        self.problem = problem
         super().__init__(problem if index is None else f"messages[{index}] {problem}")
 
 

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ctxsched._core import Packer, PackResult, Segment, Tokenizer
 from ctxsched.exceptions import MessageFormatError
+from ctxsched.formats.anthropic import AnthropicAccounting, from_anthropic, to_anthropic
 from ctxsched.formats.openai import ChatAccounting, Message, parse
 from ctxsched.policy import Policy
 
 __all__ = ["PackedMessages", "chat_policy", "pack_messages"]
 
-FORMATS = ("openai",)
+FORMATS = ("openai", "anthropic")
 _PACKERS: dict[str, Packer] = {}
 _PACKER_CACHE_SIZE = 8
 
@@ -46,26 +47,30 @@ class PackedMessages:
     """What ``pack_messages`` returns.
 
     Attributes:
-        messages: the packed conversation, in the input's format: messages kept whole are the input's own
-            objects; cut or stubbed ones are copies with only their content changed.
+        messages: the packed conversation, in the input's format (a list of messages; for Anthropic, the
+            ``{"system", "messages"}`` dict): messages kept whole are the input's own objects; cut or stubbed
+            ones are copies with only their content changed.
         tokens: the prompt's tokens by the format's accounting (reply priming included); at most the budget.
         result: the allocator's ``PackResult``, with a decision per input message (``explain()``).
         repairs: what was repaired in the input (with ``repair=True``), one sentence each.
         stubbed: indices of the input messages replaced by a stub.
-        indices: for each message of ``messages``, its index in the input.
+        indices: for each message of ``messages``, its index in the input (OpenAI format).
+        note: how the count was made when it is not exact (the Anthropic format's stand-in encoding).
     """
 
-    messages: list[Any]
+    messages: Any
     tokens: int
     result: PackResult
     repairs: list[str] = field(default_factory=list)
     stubbed: list[int] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
+    note: str | None = None
 
     def explain(self) -> str:
         """The repairs, the stubs and the allocator's decision log."""
         lines = [f"repaired: {repair}" for repair in self.repairs]
         lines += [f"stubbed: message {index} (its tool result replaced by a stub)" for index in self.stubbed]
+        lines += [f"note: {self.note}"] if self.note else []
         return "\n".join([*lines, self.result.explain()])
 
 
@@ -77,6 +82,7 @@ def pack_messages(
     format: str = "openai",
     *,
     accounting: ChatAccounting | None = None,
+    anthropic: AnthropicAccounting | None = None,
     repair: bool = False,
 ) -> PackedMessages:
     """Pack a chat conversation into ``budget`` tokens; see the module docstring for the default policy.
@@ -87,8 +93,9 @@ def pack_messages(
         budget: the prompt's budget in tokens (the policy's ``reserve_output`` is kept free within it).
         encoding: a built-in encoding.
         policy: a ``Policy`` (or a dict) instead of ``chat_policy()``.
-        format: ``"openai"``.
+        format: ``"openai"``, or ``"anthropic"`` for ``{"system": ..., "messages": [...]}`` with content blocks.
         accounting: the per-message constants (``ChatAccounting``).
+        anthropic: the Anthropic format's stand-in encoding and safety margin (``AnthropicAccounting``).
         repair: repair what can be repaired (a tool result with no call is dropped; a tool call with no result
             is removed from its message) and record it, instead of raising.
 
@@ -98,6 +105,8 @@ def pack_messages(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, not {format!r}")
+    if format == "anthropic":
+        return _pack_anthropic(messages, budget, policy, accounting, anthropic or AnthropicAccounting(), repair)
     accounting = accounting or ChatAccounting()
     policy = (
         policy if isinstance(policy, Policy) else chat_policy() if policy is None else Policy.model_validate(policy)
@@ -120,6 +129,32 @@ def pack_messages(
     tokens = result.tokens + accounting.reply_priming
     indices = [parsed[placed.index].index for placed in result.segments]
     return PackedMessages(out, tokens, result, repairs, sorted(parsed[i].index for i in stubbed), indices)
+
+
+def _pack_anthropic(
+    conversation: Any,
+    budget: int,
+    policy: Policy | Mapping[str, Any] | None,
+    accounting: ChatAccounting | None,
+    anthropic: AnthropicAccounting,
+    repair: bool,
+) -> PackedMessages:
+    if repair:
+        raise ValueError("repair=True is not supported for the Anthropic format yet")
+    units, origins = from_anthropic(conversation, anthropic)
+    effective = int(budget / (1 + anthropic.margin))
+    try:
+        packed = pack_messages(units, effective, anthropic.stand_in, policy, "openai", accounting=accounting)
+    except MessageFormatError as error:  # name the Anthropic message, not the unit
+        if error.index is None or not 0 <= error.index < len(origins):
+            raise
+        raise MessageFormatError(origins[error.index].message, error.problem) from None
+    out = to_anthropic(conversation, units, origins, packed.messages, packed.indices)
+    note = (
+        f"counted with {anthropic.stand_in} standing in for Claude's tokenizer (not public), and packed into "
+        f"{effective} of the {budget} tokens: a {anthropic.margin:.0%} safety margin"
+    )
+    return replace(packed, messages=out, note=note)
 
 
 def _link_tool_results(

@@ -62,7 +62,7 @@ def image_tokens(part: Mapping[str, Any], accounting: ChatAccounting) -> int:
     image = image if isinstance(image, Mapping) else {"url": image}
     if image.get("detail") == "low":
         return 85
-    size = _size(image)
+    size = image_size(image)
     if size is None:
         return accounting.image_tokens
     width, height = size
@@ -75,7 +75,8 @@ def image_tokens(part: Mapping[str, Any], accounting: ChatAccounting) -> int:
     return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
 
 
-def _size(image: Mapping[str, Any]) -> tuple[float, float] | None:
+def image_size(image: Mapping[str, Any]) -> tuple[float, float] | None:
+    """An image's width and height from `width`/`height` keys or a PNG, GIF or JPEG data URL, if known."""
     width, height = image.get("width"), image.get("height")
     if isinstance(width, int | float) and isinstance(height, int | float) and width > 0 and height > 0:
         return float(width), float(height)
@@ -165,6 +166,8 @@ def _content(
             cost += tokenizer.count(part["text"])
         elif kind == "image_url":
             cost += image_tokens(part, accounting)
+        elif kind == "ctxsched_fixed" and isinstance(part.get("tokens"), int):  # made by the Anthropic adapter
+            cost += part["tokens"]
         else:
             cost += accounting.unknown_part_tokens
     return None, cost
