@@ -9,25 +9,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctxsched._core import Segment, Tokenizer, encodings
+from ctxsched._core import Tokenizer, encodings
 from ctxsched.exceptions import ContextSchedError
+from ctxsched.formats import ChatAccounting, pack_messages
+from ctxsched.formats.openai import parse
 from ctxsched.policy import Policy
-from ctxsched.scheduler import Scheduler
 
 __all__ = ["main"]
-
-# OpenAI's published chat accounting (DESIGN.md, "Token accounting conventions").
-_PER_MESSAGE = 3
-_PER_NAME = 1
-_PER_TOOL_CALL = 3
-_REPLY_PRIMING = 3
 
 
 class _InputError(Exception):
     """A conversation file that cannot be read; the message says why."""
 
 
-def _load_messages(path: Path) -> list[dict[str, Any]]:
+def _load_messages(path: Path) -> list[Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -35,47 +30,26 @@ def _load_messages(path: Path) -> list[dict[str, Any]]:
     messages = data.get("messages") if isinstance(data, dict) else data
     if not isinstance(messages, list):
         raise _InputError(f"{path}: expected a list of chat messages or an object with a 'messages' list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise _InputError(f"{path}: message {index} is not an object with a string 'role'")
-        if not isinstance(message.get("content") or "", str):
-            raise _InputError(f"{path}: message {index} has non-string content")
     return messages
-
-
-def _message_texts(message: dict[str, Any]) -> list[str]:
-    """The strings of one message that the chat format counts, in a fixed order."""
-    texts = [message["role"], message.get("content") or ""]
-    if isinstance(message.get("name"), str):
-        texts.append(message["name"])
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        texts += [str(function.get("name", "")), str(function.get("arguments", ""))]
-    return texts
 
 
 def _count(args: argparse.Namespace) -> int:
     messages = _load_messages(args.file)
     tokenizer = Tokenizer(args.encoding)
-    # One call into Rust for every string of the conversation.
-    per_message = [_message_texts(message) for message in messages]
-    counts = iter(tokenizer.count_many([text for texts in per_message for text in texts]))
-    rows = []
-    for message in messages:
-        role_tokens, content_tokens = next(counts), next(counts)
-        overhead = _PER_MESSAGE + role_tokens
-        if isinstance(message.get("name"), str):
-            overhead += next(counts) + _PER_NAME
-        for _call in message.get("tool_calls") or []:
-            overhead += _PER_TOOL_CALL + next(counts) + next(counts)
-        rows.append((message["role"], content_tokens, overhead, (message.get("content") or "")[:60]))
-    total = sum(content + overhead for _, content, overhead, _ in rows) + _REPLY_PRIMING
+    accounting = ChatAccounting()
+    try:
+        parsed = parse(messages, tokenizer, accounting)
+    except ContextSchedError as error:
+        raise _InputError(f"{args.file}: {error}") from error
+    contents = tokenizer.count_many([message.text or "" for message in parsed])  # one call into Rust
+    rows = [(m.role, content, m.overhead, (m.text or "")[:60]) for m, content in zip(parsed, contents, strict=True)]
+    total = sum(content + overhead for _, content, overhead, _ in rows) + accounting.reply_priming
 
     print(f"{args.file}  ({len(messages)} messages, encoding {tokenizer.name})")
     print(f"{'#':>3}  {'role':<10} {'content':>8} {'+format':>8}  preview")
     for index, (role, content, overhead, preview) in enumerate(rows):
         print(f"{index:>3}  {role:<10} {content:>8,} {overhead:>8,}  {preview!r}")
-    print(f"total: {total:,} tokens as sent (including {_REPLY_PRIMING} for the reply priming)")
+    print(f"total: {total:,} tokens as sent (including {accounting.reply_priming} for the reply priming)")
     if args.budget is not None:
         verdict = "fits" if total <= args.budget else f"over by {total - args.budget:,}"
         print(f"budget {args.budget:,}: {verdict}")
@@ -86,54 +60,23 @@ def _count(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segments(messages: list[dict[str, Any]]) -> list[Segment]:
-    """Chat messages as segments, plainly mapped until the chat front-ends arrive.
-
-    System messages are pinned to the head, the first user message (the task) is required, and an
-    assistant turn with tool calls is grouped with its tool results.
-    """
-    groups: dict[str, str] = {}
-    first_user = next((index for index, message in enumerate(messages) if message["role"] == "user"), None)
-    segments = []
-    for index, message in enumerate(messages):
-        role = message["role"]
-        group = None
-        for call in message.get("tool_calls") or []:
-            groups[str(call.get("id"))] = group = f"turn-{index}"
-        if role == "tool":
-            group = groups.get(str(message.get("tool_call_id")))
-        kind = {"system": "system", "tool": "tool_result"}.get(role, "history")
-        if index == first_user:
-            kind = "instruction"
-        segments.append(
-            Segment(
-                message.get("content") or "",
-                id=f"{index}:{role}",
-                kind=kind,
-                role=role,
-                pin="head" if role == "system" else None,
-                required=index == first_user,
-                group=group,
-                metadata=message,
-            )
-        )
-    return segments
-
-
 def _pack(args: argparse.Namespace) -> int:
     messages = _load_messages(args.file)
     try:
-        policy = Policy.from_file(args.policy) if args.policy else Policy()
+        policy = Policy.from_file(args.policy) if args.policy else None
     except (OSError, ValueError) as error:
         raise _InputError(f"cannot load policy {args.policy}: {error}") from error
     try:
-        result = Scheduler(args.encoding, policy).pack(_segments(messages), args.budget)
+        packed = pack_messages(messages, args.budget, args.encoding, policy)
     except ContextSchedError as error:
         raise _InputError(str(error)) from error
-    print(result.explain(), end="")
+    print(packed.explain(), end="")
+    print(
+        f"sent: {len(packed.messages)} messages, {packed.tokens:,} tokens of {args.budget:,} (reply priming included)"
+    )
     if args.show_text:
         print("\n--- packed text ---")
-        print(result.text())
+        print("\n\n".join(str(message.get("content") or "") for message in packed.messages))
     return 0
 
 

@@ -177,23 +177,23 @@ fn explain_has_a_line_per_segment_with_its_rule() {
 
 #[test]
 fn overhead_counts_in_every_size_and_is_never_cut() {
-    let packer = packer(Policy { joined: false, ..Policy::default() });
+    let messages = packer(Policy { joined: false, ..Policy::default() });
     let mut framed = segment("framed", "tool_result", 50);
     framed.overhead = 7;
     framed.truncation = Some(Truncation::Cut(Strategy::Head));
     let mut other = segment("other", "history", 20);
     other.overhead = 7;
     let segments = [framed, other];
-    assert_eq!(packer.total_up_to(&segments, 1000), Some(84));
-    assert_eq!(packer.total_up_to(&segments, 83), None);
+    assert_eq!(messages.total_up_to(&segments, 1000), Some(84));
+    assert_eq!(messages.total_up_to(&segments, 83), None);
     // 60 tokens: the history message whole (27), the tool result cut to 60 - 27 - 7 = 26 tokens of text.
-    let packed = packer.pack(&segments, 60, None).unwrap();
+    let packed = messages.pack(&segments, 60, None).unwrap();
     assert_eq!(packed.tokens, 60);
     let cut = packed.texts[0].as_deref().unwrap();
     assert_eq!(Tokenizer::new(Encoding::O200kBase).count(cut), 26);
     assert_eq!(packed.decisions[0].tokens_before, 57);
     assert_eq!(packed.decisions[0].tokens_after, 33);
     // Room for less than the framing: evicted, never an empty message.
-    let packed = packer.pack(&segments, 30, None).unwrap();
+    let packed = messages.pack(&segments, 30, None).unwrap();
     assert_eq!(packed.order, vec![1]);
 }
