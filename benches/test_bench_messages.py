@@ -1,19 +1,26 @@
-"""Chat packing on real transcripts: ctxsched's ``pack_messages`` against LangChain's ``trim_messages``.
+"""Chat packing on real transcripts: ctxsched's ``pack_messages`` against LangChain's ``trim_messages`` and
+tokentrim.
 
 One-shot: the 40 largest transcripts, each packed once. Agent loop: the 5 largest, packed before every
 assistant turn (what an agent does). Both at 8k and 32k tokens, everything counted by the same formula
 (OpenAI's recipe, computed with tiktoken for the peers). Each row records, besides time, how many outputs
 were invalid (over budget, a tool result without its call, a call without its results, the task or the
 system prompt dropped) and the median budget utilisation on conversations larger than the budget.
-tokentrim and LlamaIndex are skipped when not installed (they are not pinned in the ``bench`` extra).
+Peers are skipped when not installed (``pip install '.[bench]'``); a peer that raises on a conversation
+counts it as invalid ("raised ..."). LlamaIndex's ChatMemoryBuffer is not in the comparison yet.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
+import hashlib
 import json
+import os
 import statistics
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +28,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import ctxsched as cs
 from benches.conftest import TRANSCRIPTS
-from tests.reference import reference
+from tests.reference import rank_file, reference
 
 BUDGETS = [8_000, 32_000]
 
@@ -49,6 +56,8 @@ CONVERSATIONS = _conversations()
 
 def problems(original: list[dict[str, Any]], out: list[dict[str, Any]], budget: int) -> list[str]:
     """What is wrong with a packed conversation, by the issue's definition of invalid."""
+    if out and out[0]["role"] == "error":
+        return [out[0]["content"]]
     found = []
     if cs.count_messages(out) > budget:
         found.append("over budget")
@@ -99,7 +108,28 @@ def _langchain() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
     return trim
 
 
-PEERS = {"ctxsched": _ctxsched, "langchain": _langchain}
+def _tokentrim() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    tokentrim = pytest.importorskip("tokentrim")
+    # tokentrim calls tiktoken.get_encoding(); give tiktoken its offline cache (the rank file under the sha1
+    # of its download URL), rebuilt from our vocabulary, so nothing is downloaded.
+    folder = Path(os.environ.setdefault("TIKTOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="tiktoken-")))
+    for encoding in ("o200k_base", "cl100k_base"):  # tokentrim falls back to cl100k_base
+        url = f"https://openaipublic.blob.core.windows.net/encodings/{encoding}.tiktoken"
+        (folder / hashlib.sha1(url.encode()).hexdigest()).write_bytes(rank_file(encoding))
+
+    def trim(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        rest = copy.deepcopy([m for m in messages if m["role"] != "system"])  # tokentrim edits messages in place
+        try:
+            kept = tokentrim.trim(rest, model="gpt-4o", system_message=system, max_tokens=budget)
+        except Exception as error:
+            return [{"role": "error", "content": f"raised {type(error).__name__}"}]
+        return kept  # type: ignore[no-any-return]
+
+    return trim
+
+
+PEERS = {"ctxsched": _ctxsched, "langchain": _langchain, "tokentrim": _tokentrim}
 
 
 def _run(implementation: str, cases: list[tuple[list[dict[str, Any]], int]], benchmark: BenchmarkFixture) -> None:
@@ -116,7 +146,7 @@ def _run(implementation: str, cases: list[tuple[list[dict[str, Any]], int]], ben
     for (messages, budget), out in zip(cases, outputs, strict=True):
         for problem in problems(messages, out, budget):
             invalid[problem] = invalid.get(problem, 0) + 1
-        if cs.count_messages(messages) > budget:
+        if cs.count_messages(messages) > budget and not (out and out[0]["role"] == "error"):
             utilisation.append(cs.count_messages(out) / budget)
     benchmark.extra_info.update(
         packs=len(cases),
