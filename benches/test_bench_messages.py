@@ -1,5 +1,5 @@
-"""Chat packing on real transcripts: ctxsched's ``pack_messages`` against LangChain's ``trim_messages`` and
-tokentrim.
+"""Chat packing on real transcripts: ctxsched's ``pack_messages`` against LangChain's ``trim_messages``,
+priompt and tokentrim.
 
 One-shot: the 40 largest transcripts, each packed once. Agent loop: the 5 largest, packed before every
 assistant turn (what an agent does). Both at 8k and 32k tokens, everything counted by the same formula
@@ -108,14 +108,53 @@ def _langchain() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
     return trim
 
 
-def _tokentrim() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
-    tokentrim = pytest.importorskip("tokentrim")
-    # tokentrim calls tiktoken.get_encoding(); give tiktoken its offline cache (the rank file under the sha1
-    # of its download URL), rebuilt from our vocabulary, so nothing is downloaded.
+def _offline_tiktoken() -> None:
+    """Give tiktoken its offline cache (each rank file under the sha1 of its download URL), rebuilt from our
+    vocabulary, for peers that call ``tiktoken.get_encoding()``: nothing is downloaded."""
     folder = Path(os.environ.setdefault("TIKTOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="tiktoken-")))
-    for encoding in ("o200k_base", "cl100k_base"):  # tokentrim falls back to cl100k_base
+    for encoding in ("o200k_base", "cl100k_base"):
         url = f"https://openaipublic.blob.core.windows.net/encodings/{encoding}.tiktoken"
         (folder / hashlib.sha1(url.encode()).hexdigest()).write_bytes(rank_file(encoding))
+
+
+def _priompt() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    priompt = pytest.importorskip("priompt")
+    _offline_tiktoken()
+    tokenizer = priompt.O200KTokenizer()
+
+    def element(message: dict[str, Any]) -> Any:
+        content = message.get("content") or ""
+        if message["role"] == "system":
+            return priompt.SystemMessage(content)
+        if message["role"] == "user":
+            return priompt.UserMessage(content)
+        if message["role"] == "tool":
+            return priompt.ToolResultMessage(content, name="tool", to=message["tool_call_id"])
+        return priompt.AssistantMessage(content, tool_calls=message.get("tool_calls"))
+
+    def render(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        # priompt's idiom: priorities by recency (the system prompt highest), a tool call and its results in
+        # one scope so that they go together.
+        scopes: list[Any] = []
+        for position, message in enumerate(messages):
+            if message["role"] == "tool" and scopes:
+                scopes[-1][1].append(element(message))
+            else:
+                scopes.append((len(messages) * 2 if message["role"] == "system" else position, [element(message)]))
+        prompt = priompt.Scope(*(priompt.Scope(*children, p=priority) for priority, children in scopes))
+        out = priompt.render(prompt, {"token_limit": budget, "tokenizer": tokenizer})["prompt"]["messages"]
+        for message in out:
+            if message["role"] == "tool":
+                message["tool_call_id"] = message.pop("to")
+                message.pop("name", None)
+        return out  # type: ignore[no-any-return]
+
+    return render
+
+
+def _tokentrim() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    tokentrim = pytest.importorskip("tokentrim")
+    _offline_tiktoken()  # tokentrim falls back to cl100k_base
 
     def trim(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
@@ -129,7 +168,7 @@ def _tokentrim() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
     return trim
 
 
-PEERS = {"ctxsched": _ctxsched, "langchain": _langchain, "tokentrim": _tokentrim}
+PEERS = {"ctxsched": _ctxsched, "langchain": _langchain, "priompt": _priompt, "tokentrim": _tokentrim}
 
 
 def _run(implementation: str, cases: list[tuple[list[dict[str, Any]], int]], benchmark: BenchmarkFixture) -> None:
