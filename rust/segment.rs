@@ -66,6 +66,10 @@ pub struct Segment {
     /// Tokens it costs beyond its text (a chat message's framing, tool calls, images): always counted,
     /// never cut.
     pub overhead: usize,
+    /// A short stand-in for the segment (a template: `{n}` becomes the tokens of `text`). Before whole
+    /// units are evicted, the oldest segments that have one are replaced by it, as few as make a difference
+    /// (a chat tool result becomes "[bash output removed …: 1,234 tokens]" and its call stays valid).
+    pub stub: Option<Arc<str>>,
 }
 
 impl Segment {
@@ -85,6 +89,7 @@ impl Segment {
             min_tokens: 0,
             relevance: 0.0,
             overhead: 0,
+            stub: None,
         }
     }
 

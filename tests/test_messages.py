@@ -259,3 +259,15 @@ def test_every_shared_transcript_packs_valid_at_each_budget(budget: int) -> None
             continue
         check_valid(messages, packed, budget)
     assert not failures, failures[:5]
+
+
+def test_a_huge_tool_result_stub_states_an_estimate_marked_as_such() -> None:
+    messages = conversation([200, 300])
+    messages[3]["content"] = "status: ok, 12 files checked\n" * 40_000  # ~1.2 MB
+    messages += [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "Now the docs. " * 400}]
+    packed = cs.pack_messages(messages, 1_900)
+    check_valid(messages, packed, 1_900)
+    stub = next(m["content"] for m in packed.messages if m["role"] == "tool" and "output removed" in m["content"])
+    number = int(stub.split(": ~", 1)[1].split(" tokens", 1)[0].replace(",", ""))
+    exact = len(reference("o200k_base").encode_ordinary(messages[3]["content"]))
+    assert abs(number - exact) < exact * 0.1, (number, exact)

@@ -333,3 +333,23 @@ def test_the_elision_marker_is_a_policy_template() -> None:
     result = cs.Scheduler(policy=policy).pack([cs.Segment(text, kind="tool_result")], budget=60)
     assert " cut> " in result.segments[0].text
     assert result.tokens <= 60
+
+
+def test_a_segment_with_a_stub_is_replaced_by_it_before_units_are_evicted() -> None:
+    sched = cs.Scheduler(policy=cs.Policy(separator=""))
+    stub = "[{n} tokens of log removed]"
+    segments = [
+        cs.Segment("Fix the parser.", id="task", kind="instruction", required=True),
+        *(cs.Segment(words(60), id=f"log-{i}", kind="tool_result", truncate="none", stub=stub) for i in range(4)),
+    ]
+    assert segments[1].stub == stub
+    result = sched.pack(segments, budget=150)
+    actions = {decision.id: decision.action for decision in result.decisions}
+    # Two whole logs fit beside the task; stubbing the two oldest keeps all four.
+    assert actions == {"task": "kept", "log-0": "stubbed", "log-1": "stubbed", "log-2": "kept", "log-3": "kept"}
+    placed = {placed.id: placed for placed in result.segments}
+    assert placed["log-0"].text == "[60 tokens of log removed]"
+    assert placed["log-0"].segment.text == words(60)  # the original stays reachable
+    assert (placed["log-0"].original_tokens, placed["log-0"].tokens) == (60, cs.count_tokens(placed["log-0"].text))
+    assert "stubbed 60 ->" in result.explain()
+    assert result.tokens == cs.count_tokens(result.text()) <= 150

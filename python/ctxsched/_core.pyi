@@ -172,6 +172,9 @@ class Segment:
         metadata: anything, passed through untouched.
         overhead: tokens it costs beyond its text (a chat message's framing, its tool calls, images):
             counted in its size, never cut.
+        stub: a short stand-in, a template in which ``{n}`` becomes the text's tokens (exact up to 1 KB,
+            else estimated and written ``~``). Before whole units are evicted, the oldest segments that have
+            one are replaced by it, as few as make a difference (``action == "stubbed"``).
     """
 
     def __new__(
@@ -192,6 +195,7 @@ class Segment:
         trust: Literal["trusted", "untrusted"] = "trusted",
         metadata: Any = None,
         overhead: int = 0,
+        stub: str | None = None,
     ) -> Segment: ...
     @property
     def text(self) -> str: ...
@@ -216,6 +220,8 @@ class Segment:
     @property
     def overhead(self) -> int: ...
     @property
+    def stub(self) -> str | None: ...
+    @property
     def summarizable(self) -> bool: ...
     @property
     def relevance(self) -> float: ...
@@ -226,7 +232,7 @@ class Segment:
 
 @final
 class PlacedSegment:
-    """A segment as placed: ``text`` is what is sent (cut if ``action == "truncated"``)."""
+    """A segment as placed: ``text`` is what is sent (cut, or its stub, if ``action`` says so)."""
 
     @property
     def id(self) -> str: ...
@@ -241,7 +247,7 @@ class PlacedSegment:
     @property
     def original_tokens(self) -> int: ...
     @property
-    def action(self) -> Literal["kept", "truncated"]: ...
+    def action(self) -> Literal["kept", "truncated", "stubbed"]: ...
     @property
     def rule(self) -> str: ...
     @property
@@ -288,7 +294,7 @@ class Decision:
     @property
     def index(self) -> int: ...
     @property
-    def action(self) -> Literal["kept", "truncated", "evicted"]: ...
+    def action(self) -> Literal["kept", "truncated", "stubbed", "evicted"]: ...
     @property
     def rule(self) -> str: ...
     @property

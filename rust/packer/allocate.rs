@@ -107,8 +107,36 @@ impl Allocator<'_> {
         units
     }
 
-    /// Step 2: a segment above its kind's cap is cut to the cap, or evicted (with its group) if it may
-    /// not be cut; a mandatory one that may not be cut stays whole.
+    /// The cap of a segment that is cut to it when above it (a truncatable kind with a cap).
+    fn cut_cap(&self, index: usize) -> Option<usize> {
+        let segment = self.segments.get(index)?;
+        let cap = self.policy.segment_caps.get(&segment.kind)?.resolve(self.usable);
+        (self.cut_of(index).is_some() && cap >= self.min_tokens(index)).then_some(cap)
+    }
+
+    /// Cut segment `index` to `cap` (preemption).
+    fn cut_to_cap(&self, plan: &mut Plan, index: usize, cap: usize) {
+        plan.sizes.set_planned(index, cap);
+        if let (Some(slot), Some(segment)) = (plan.cut.get_mut(index), self.segments.get(index)) {
+            *slot = Some(Cut::AboveCap { kind: segment.kind.clone(), cap });
+        }
+    }
+
+    /// The planned size of segment `index` if at most `limit` (see `within`). A truncatable segment of an
+    /// optional unit is preempted here, when its unit is first considered: most of a long history is
+    /// considered only with too little room left for its size to matter, and is then read no further.
+    fn size_within(&self, plan: &mut Plan, index: usize, limit: usize) -> Option<usize> {
+        if let Some(cap) = self.cut_cap(index).filter(|&cap| cap <= limit && !plan.sizes.is_cut(index)) {
+            if self.within(&mut plan.sizes, index, cap).is_none() {
+                self.cut_to_cap(plan, index, cap);
+            }
+        }
+        self.within(&mut plan.sizes, index, limit)
+    }
+
+    /// Step 2: a segment above its kind's cap is evicted (with its group) if it may not be cut; one that may
+    /// be cut is cut to the cap, here if it is mandatory, else when its unit is considered (`size_within`);
+    /// a mandatory one that may not be cut stays whole.
     fn preempt(&self, plan: &mut Plan, decided: &mut [bool]) {
         for unit_index in 0..plan.units.len() {
             let Some(unit) = plan.units.get(unit_index) else {
@@ -124,16 +152,13 @@ impl Allocator<'_> {
                     continue;
                 };
                 let cap = cap.resolve(self.usable);
-                if self.within(&mut plan.sizes, index, cap).is_some() {
+                let cuttable = self.cut_cap(index).is_some();
+                if (cuttable && !mandatory) || self.within(&mut plan.sizes, index, cap).is_some() {
                     continue;
                 }
-                if self.cut_of(index).is_some() && cap >= self.min_tokens(index) {
-                    // Counted in full so that the log can say "cut from N".
-                    self.exact(&mut plan.sizes, index);
-                    plan.sizes.set_planned(index, cap);
-                    if let Some(slot) = plan.cut.get_mut(index) {
-                        *slot = Some(Cut::AboveCap { kind: segment.kind.clone(), cap });
-                    }
+                if cuttable {
+                    // Not counted in full: `realise` counts the kept ones for the log, when cheap.
+                    self.cut_to_cap(plan, index, cap);
                 } else if !mandatory {
                     if let Some(slot) = plan.outcome.get_mut(index) {
                         *slot = Err(Eviction::AboveCap { kind: segment.kind.clone(), cap });
@@ -390,8 +415,6 @@ impl Allocator<'_> {
             let size = plan.sizes.planned(index);
             if room >= self.min_tokens(index) && room < size {
                 let priority = unit_ref.priority;
-                // Counted in full so that the log can say "cut from N".
-                self.exact(&mut plan.sizes, index);
                 plan.sizes.set_planned(index, room);
                 if let Some(why) = plan.cut.get_mut(index) {
                     *why = Some(Cut::PartialFit);
@@ -425,7 +448,7 @@ impl Allocator<'_> {
                 (max, used, max.saturating_sub(used))
             });
             let limit = quota.map_or(room_left, |(_, _, quota_left)| quota_left.min(room_left));
-            let Some(size) = self.within(&mut plan.sizes, index, limit) else {
+            let Some(size) = self.size_within(plan, index, limit) else {
                 if let Some((max, used, _)) = quota.filter(|&(_, _, quota_left)| quota_left < room_left) {
                     return Err(Eviction::QuotaMaximum { kind: kind.to_owned(), max, used });
                 }

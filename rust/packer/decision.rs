@@ -86,6 +86,8 @@ pub enum Cut {
     MandatoryOverBudget,
     /// Mandatory segments of its kind exceeded the kind's quota maximum.
     MandatoryOverQuota(String),
+    /// Replaced by its stub, so that fewer whole units are evicted.
+    Stubbed,
     /// Only part of it fitted (the last unit admitted).
     PartialFit,
 }
@@ -112,10 +114,11 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// "kept", "truncated" or "evicted".
+    /// "kept", "truncated", "stubbed" or "evicted".
     pub fn action(&self) -> &'static str {
         match (&self.outcome, self.tokens_after < self.tokens_before) {
             (Err(_), _) => "evicted",
+            (Ok(_), _) if self.cut == Some(Cut::Stubbed) => "stubbed",
             (Ok(_), true) => "truncated",
             (Ok(_), false) => "kept",
         }
@@ -166,16 +169,27 @@ impl Decision {
                 format!("cutting it to {tokens} tokens on a character boundary kept nothing")
             }
         };
-        if let (Some(cut), Ok(_)) = (&self.cut, &self.outcome) {
+        if let (Some(Cut::Stubbed), Ok(_)) = (&self.cut, &self.outcome) {
+            let before =
+                if self.counted { self.tokens_before.to_string() } else { format!("≥{}", self.tokens_before) };
+            let _ = write!(
+                text,
+                "; stubbed {before} -> {} tokens: replaced by its stub so that fewer whole units are evicted",
+                self.tokens_after
+            );
+        } else if let (Some(cut), Ok(_)) = (&self.cut, &self.outcome) {
             if self.tokens_after < self.tokens_before {
                 let why = match cut {
                     Cut::AboveCap { kind, cap } => format!("above the {kind} cap of {cap}"),
                     Cut::MandatoryOverBudget => "the mandatory set did not fit whole".to_owned(),
                     Cut::MandatoryOverQuota(kind) => format!("mandatory {kind} segments exceeded its quota"),
                     Cut::PartialFit => "only part of it fitted".to_owned(),
+                    Cut::Stubbed => "replaced by its stub".to_owned(),
                 };
                 let by = self.strategy.as_deref().map(|strategy| format!(" by {strategy}")).unwrap_or_default();
-                let _ = write!(text, "; cut {} -> {} tokens{by}: {why}", self.tokens_before, self.tokens_after);
+                let before =
+                    if self.counted { self.tokens_before.to_string() } else { format!("≥{}", self.tokens_before) };
+                let _ = write!(text, "; cut {before} -> {} tokens{by}: {why}", self.tokens_after);
                 if let Some(fallback) = &self.fallback {
                     let _ = write!(text, " ({fallback})");
                 }

@@ -26,7 +26,7 @@ impl Packed {
             let (Some(segment), Some(id)) = (segments.get(decision.index), ids.get(decision.index)) else {
                 continue;
             };
-            let tokens = if decision.action() == "truncated" {
+            let tokens = if matches!(decision.action(), "truncated" | "stubbed") {
                 format!("{} -> {}", decision.tokens_before, decision.tokens_after)
             } else {
                 decision.tokens_before.to_string()

@@ -8,11 +8,13 @@ mod decision;
 mod explain;
 mod place;
 mod sizes;
+mod stubs;
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 pub use decision::{Admission, Cut, Decision, Eviction};
@@ -131,6 +133,13 @@ fn mandatory_members(plan: &Plan) -> Vec<usize> {
     plan.units.iter().filter(|unit| unit.mandatory).flat_map(|unit| unit.members.iter().copied()).collect()
 }
 
+/// A kept cut segment up to this many bytes is counted in full for the log ("cut 34999 -> 1500"); a longer
+/// one shows the lower bound its cut needed ("cut ≥1501 -> 1500").
+const LOG_COUNT_LIMIT: usize = 1 << 20;
+
+/// A fit check counts texts in parallel batches of up to this many bytes per token of room left.
+const BATCH_BYTES_PER_TOKEN: usize = 4;
+
 /// The memo is cleared when it grows past this many texts (an agent's whole history is far smaller).
 const MEMO_LIMIT: usize = 1 << 20;
 /// The cut memo is cleared when it grows past this many cuts.
@@ -212,11 +221,33 @@ impl Packer {
         };
         let mut plan = allocator.plan()?;
         self.remember(segments, plan.sizes.counted_now(&known, segments));
+        let stubbed = match self.tokenizer {
+            Some(tokenizer) => self.choose_stubs(tokenizer, &allocator, &plan)?,
+            None => None,
+        };
+        let stubbed_known;
+        let allocator = match &stubbed {
+            None => allocator,
+            Some(stubbed) => {
+                stubbed_known = self.remembered(&stubbed.segments);
+                let allocator = Allocator { segments: &stubbed.segments, known: &stubbed_known, ..allocator };
+                plan = allocator.plan()?;
+                self.remember(&stubbed.segments, plan.sizes.counted_now(&stubbed_known, &stubbed.segments));
+                allocator
+            }
+        };
         // Cuts by (segment, size), so that re-realising after a repair does not cut (or call a hook) again.
         let mut cuts = FxHashMap::default();
-        let mut packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
+        let realise = |plan: &Plan, cuts: &mut FxHashMap<(usize, usize), CutText>| {
+            let mut packed = self.realise(&allocator, plan, budget, cuts)?;
+            if let Some(stubbed) = &stubbed {
+                stubbed.mark(&mut packed);
+            }
+            Ok::<Packed, SchedError>(packed)
+        };
+        let mut packed = realise(&plan, &mut cuts)?;
         while drop_empty_cuts(&allocator, &mut plan, &packed)? {
-            packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
+            packed = realise(&plan, &mut cuts)?;
         }
         // Step 7: verify the render as it will be sent; repair if tokens merged across a separator. Separate
         // messages cannot merge: their exact counts add up.
@@ -241,38 +272,58 @@ impl Packer {
                         *slot = Err(Eviction::BoundaryRepair);
                     }
                 }
-                packed = self.realise(&allocator, &plan, budget, &mut cuts)?;
+                packed = realise(&plan, &mut cuts)?;
             }
         }
         Ok(packed)
     }
 
     /// The total size of `segments` (texts and overheads) if it is at most `limit`, else `None`; reads no
-    /// text further than that and keeps what it learns in the memo (a fit check before packing).
+    /// text much further than that and keeps what it learns in the memo (a fit check before packing).
+    ///
+    /// Mandatory segments are read first, then the rest newest first: when the total does not fit, what was
+    /// read is what a pack keeps, so the counts are not wasted. Texts are counted in parallel batches of
+    /// about as many bytes as the room left could hold.
     pub fn total_up_to(&self, segments: &[Segment], limit: usize) -> Option<usize> {
         let tokenizer = self.tokenizer?;
         let known = self.remembered(segments);
         let mut total = segments.iter().map(|segment| segment.overhead).fold(0usize, usize::saturating_add);
+        let mandatory = segments.iter().enumerate().filter(|(_, segment)| segment.is_mandatory());
+        let rest = segments.iter().enumerate().rev().filter(|(_, segment)| !segment.is_mandatory());
+        let mut order = mandatory.chain(rest).map(|(index, _)| index).peekable();
         let mut learnt = Vec::new();
         let mut fits = total <= limit;
-        for (index, segment) in segments.iter().enumerate() {
-            if !fits {
-                break;
-            }
+        while fits && order.peek().is_some() {
             let room = limit - total;
-            let count = match known.get(index).copied().flatten() {
-                Some(count) if count.exact => Some(count.tokens),
-                Some(count) if count.tokens > room => None,
-                _ => {
-                    let count = tokenizer.count_up_to(&segment.text, room);
-                    let bound = Known { tokens: count.unwrap_or(room + 1), exact: count.is_some() };
-                    learnt.push((index, bound));
-                    count
+            let mut batch = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(index) =
+                order.next_if(|_| batch.is_empty() || bytes <= room.saturating_mul(BATCH_BYTES_PER_TOKEN))
+            {
+                let (Some(segment), known) = (segments.get(index), known.get(index).copied().flatten()) else {
+                    continue;
+                };
+                if known.is_none_or(|count| !count.exact && count.tokens <= room) {
+                    bytes = bytes.saturating_add(segment.text.len());
                 }
-            };
-            match count {
-                Some(count) if count <= room => total += count,
-                _ => fits = false,
+                batch.push((index, segment, known));
+            }
+            let counts: Vec<Option<Known>> = batch
+                .par_iter()
+                .map(|&(_, segment, known)| match known {
+                    Some(count) if count.exact || count.tokens > room => None,
+                    known => Some(sizes::read(tokenizer, &segment.text, room, known.map_or(0, |known| known.tokens))),
+                })
+                .collect();
+            for (&(index, _, known), counted) in batch.iter().zip(counts) {
+                let count = counted.or(known).unwrap_or(Known { tokens: 0, exact: true });
+                if let Some(counted) = counted {
+                    learnt.push((index, counted));
+                }
+                match total.checked_add(count.tokens) {
+                    Some(sum) if count.exact && sum <= limit => total = sum,
+                    _ => fits = false,
+                }
             }
         }
         self.remember(segments, learnt.into_iter());
@@ -323,8 +374,15 @@ impl Packer {
         }
         let mut planned_total = 0;
         for (index, segment) in segments.iter().enumerate() {
-            let before = plan.sizes.before(index);
+            let (mut before, mut counted) = (plan.sizes.before(index), plan.sizes.counted(index));
             let outcome = plan.outcome.get(index).cloned().unwrap_or(Err(Eviction::BoundaryRepair));
+            if let (Some(tokenizer), true, false, true) =
+                (self.tokenizer, outcome.is_ok(), counted, segment.text.len() <= LOG_COUNT_LIMIT)
+            {
+                // A kept cut segment read only up to its cap: counted in full for the log, unless huge.
+                before = tokenizer.count(&segment.text).saturating_add(segment.overhead);
+                counted = true;
+            }
             let mut after = 0;
             let mut strategy = None;
             if outcome.is_ok() {
@@ -359,7 +417,6 @@ impl Packer {
                 entry.evicted += 1;
             }
             let cut = plan.cut.get(index).cloned().flatten();
-            let counted = plan.sizes.counted(index);
             let (strategy, fallback) = strategy.map_or((None, None), |(used, fallback)| (Some(used), fallback));
             decisions.push(Decision {
                 index,

@@ -10,6 +10,7 @@
 
 use super::allocate::Allocator;
 use crate::segment::Segment;
+use crate::tokenizer::Tokenizer;
 
 /// A text's count from the memo or an external counter: exact, or a lower bound (it was read only until it
 /// could not fit).
@@ -60,13 +61,19 @@ impl Sizes {
         }
     }
 
+    /// Whether the planned size is a cut (below the size as given).
+    pub(super) fn is_cut(&self, index: usize) -> bool {
+        self.planned(index) < self.before(index)
+    }
+
+    /// A new count (exact, or a larger lower bound); a cut keeps its planned size.
     fn record(&mut self, index: usize, count: usize, exact: bool) {
         if let (Some(before), Some(counted), Some(planned)) =
             (self.before.get_mut(index), self.counted.get_mut(index), self.planned.get_mut(index))
         {
+            *planned = if *planned < *before { (*planned).min(count) } else { count };
             *before = count;
             *counted = exact;
-            *planned = count;
         }
     }
 
@@ -102,18 +109,38 @@ impl Allocator<'_> {
     /// The planned size of segment `index` if it is at most `limit`, counting no further than that;
     /// `None` if it is larger.
     pub(super) fn within(&self, sizes: &mut Sizes, index: usize, limit: usize) -> Option<usize> {
-        if sizes.counted(index) || sizes.before(index) > limit {
+        if sizes.counted(index) || sizes.before(index) > limit || sizes.is_cut(index) {
             let size = sizes.planned(index);
             return (size <= limit).then_some(size);
         }
         let (Some(tokenizer), Some(segment)) = (self.tokenizer, self.segments.get(index)) else {
             return Some(sizes.planned(index));
         };
-        let count = limit
-            .checked_sub(segment.overhead)
-            .and_then(|room| tokenizer.count_up_to(&segment.text, room))
-            .map(|count| count + segment.overhead);
-        sizes.record(index, count.unwrap_or(limit.saturating_add(1).max(segment.overhead)), count.is_some());
-        count
+        let Some(room) = limit.checked_sub(segment.overhead) else {
+            sizes.record(index, limit.saturating_add(1).max(segment.overhead), false);
+            return None;
+        };
+        let count = read(tokenizer, &segment.text, room, sizes.before(index).saturating_sub(segment.overhead));
+        let size = count.tokens.saturating_add(segment.overhead);
+        sizes.record(index, size, count.exact);
+        (count.exact && size <= limit).then_some(size)
+    }
+}
+
+/// A text is read in full when it is at most this many bytes per token of the limit asked about: that costs
+/// about as much as reading it up to the limit, and it is never read again.
+const FULL_READ_BYTES_PER_TOKEN: usize = 4;
+
+/// The count of `text` as far as a decision about `limit` tokens needs it: exact, or a lower bound above
+/// `limit`. A text already read up to `read_before` tokens is read at least twice as far this time, so that
+/// asking again with growing limits (stubbing tries several plans) costs at most twice the last read.
+pub(super) fn read(tokenizer: Tokenizer, text: &str, limit: usize, read_before: usize) -> Known {
+    let reach = limit.max(read_before.saturating_mul(2));
+    if text.len() <= reach.saturating_mul(FULL_READ_BYTES_PER_TOKEN) {
+        return Known { tokens: tokenizer.count(text), exact: true };
+    }
+    match tokenizer.count_up_to(text, reach) {
+        Some(tokens) => Known { tokens, exact: true },
+        None => Known { tokens: reach.saturating_add(1), exact: false },
     }
 }

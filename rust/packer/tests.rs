@@ -197,3 +197,77 @@ fn overhead_counts_in_every_size_and_is_never_cut() {
     let packed = messages.pack(&segments, 30, None).unwrap();
     assert_eq!(packed.order, vec![1]);
 }
+
+fn stubbed(id: &str, tokens: usize) -> Segment {
+    let mut segment = segment(id, "tool_result", tokens);
+    segment.stub = Some("[{n} removed]".into());
+    segment
+}
+
+#[test]
+fn the_oldest_stubs_replace_segments_before_units_are_evicted() {
+    let tokenizer = Tokenizer::new(Encoding::O200kBase);
+    let mut task = segment("task", "instruction", 10);
+    task.required = true;
+    // Four results of 40 tokens with their stubs, 100 tokens of room: whole, only two fit.
+    let segments = vec![task, stubbed("r1", 40), stubbed("r2", 40), stubbed("r3", 40), stubbed("r4", 40)];
+    let packed = packer(Policy::default()).pack(&segments, 100, None).unwrap();
+    assert_eq!(packed.order.len(), 5, "every result is kept, whole or as a stub");
+    let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
+    // As few as make the difference, oldest first: r1 and r2 stubbed, r3 and r4 whole.
+    assert_eq!(actions, ["kept", "stubbed", "stubbed", "kept", "kept"]);
+    let stub = packed.text_of(&segments, 1).unwrap();
+    assert_eq!(stub, "[40 removed]");
+    assert_eq!(packed.decisions[1].tokens_before, 40);
+    assert_eq!(packed.decisions[1].tokens_after, tokenizer.count(stub));
+    assert!(packed.decisions[1].detail().contains("stubbed 40 ->"));
+    assert_eq!(packed.tokens, tokenizer.count(&packed.render(&segments, "")));
+    assert!(packed.tokens <= 100);
+}
+
+#[test]
+fn stubs_are_not_used_when_nothing_is_evicted_or_they_save_nothing() {
+    let segments = vec![stubbed("a", 20), stubbed("b", 20)];
+    let packed = packer(Policy::default()).pack(&segments, 100, None).unwrap();
+    assert!(packed.decisions.iter().all(|decision| decision.action() == "kept"));
+    // A result shorter than its stub is never replaced by it.
+    let mut task = segment("task", "instruction", 10);
+    task.required = true;
+    let segments = vec![task, stubbed("tiny", 1), segment("big", "history", 200)];
+    let packed = packer(Policy::default()).pack(&segments, 50, None).unwrap();
+    assert_eq!(packed.decisions[1].action(), "kept");
+    assert_eq!(packed.decisions[2].action(), "evicted");
+}
+
+#[test]
+fn a_long_stubbed_text_states_an_estimate() {
+    let mut task = segment("task", "instruction", 10);
+    task.required = true;
+    let long = stubbed("long", 5_000);
+    let packed = packer(Policy::default()).pack(&[task, long.clone()], 50, None).unwrap();
+    assert_eq!(packed.decisions[1].action(), "stubbed");
+    let stub = packed.text_of(&[long.clone(), long], 1).unwrap().to_owned();
+    let number: usize = stub.trim_start_matches("[~").trim_end_matches(" removed]").replace(',', "").parse().unwrap();
+    assert!(number.abs_diff(5_000) < 500, "{stub}");
+}
+
+#[test]
+fn a_capped_segment_is_read_only_as_far_as_its_cap_unless_kept() {
+    let policy = Policy {
+        segment_caps: [("tool_result".to_owned(), Amount::Tokens(30))].into(),
+        truncation: [("tool_result".to_owned(), Truncation::Cut(Strategy::Head))].into(),
+        ..Policy::default()
+    };
+    let mut task = segment("task", "instruction", 10);
+    task.required = true;
+    let mut old = segment("old", "tool_result", 5_000);
+    old.truncation = Some(Truncation::None);
+    let segments = vec![old, task, segment("new", "tool_result", 3_000)];
+    let packed = packer(policy).pack(&segments, 45, None).unwrap();
+    // The newest is cut to its cap and counted in full for the log; the oldest, evicted (it may not be cut),
+    // read only past its cap.
+    assert_eq!(packed.decisions[2].action(), "truncated");
+    assert_eq!((packed.decisions[2].tokens_before, packed.decisions[2].counted), (3_000, true));
+    assert_eq!(packed.decisions[0].action(), "evicted");
+    assert!(!packed.decisions[0].counted && packed.decisions[0].tokens_before < 5_000);
+}

@@ -46,7 +46,7 @@ impl PySegment {
     #[pyo3(signature = (
         text, *, id = None, kind = "history", role = None, priority = None, pin = None, required = false,
         group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = "trusted",
-        metadata = None, overhead = 0
+        metadata = None, overhead = 0, stub = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -65,6 +65,7 @@ impl PySegment {
         trust: &str,
         metadata: Option<Py<PyAny>>,
         overhead: usize,
+        stub: Option<String>,
     ) -> PyResult<Self> {
         let text: Arc<str> = Arc::from(text_arg(text, "text")?.as_ref());
         if kind.is_empty() {
@@ -89,6 +90,7 @@ impl PySegment {
         core.min_tokens = min_tokens;
         core.relevance = relevance;
         core.overhead = overhead;
+        core.stub = stub.map(Arc::from);
         Ok(Self { core, explicit_id: id, role, summarizable, trust, metadata })
     }
 
@@ -139,6 +141,10 @@ impl PySegment {
     #[getter]
     fn overhead(&self) -> usize {
         self.core.overhead
+    }
+    #[getter]
+    fn stub(&self) -> Option<&str> {
+        self.core.stub.as_deref()
     }
     #[getter]
     fn summarizable(&self) -> bool {

@@ -37,11 +37,16 @@ impl Elided {
 
 /// Tokens per byte of `region`, from exact counts of evenly spaced samples.
 pub(crate) fn density(tokenizer: &Tokenizer, region: &str) -> f64 {
-    let stride = region.len() / SAMPLES;
+    sampled_density(tokenizer, region, SAMPLES, SAMPLE_BYTES)
+}
+
+/// Tokens per byte of `region`, from exact counts of `samples` evenly spaced samples of `sample_bytes`.
+pub(crate) fn sampled_density(tokenizer: &Tokenizer, region: &str, samples: usize, sample_bytes: usize) -> f64 {
+    let stride = region.len() / samples.max(1);
     let (mut bytes, mut tokens) = (0usize, 0usize);
-    for sample in 0..SAMPLES {
+    for sample in 0..samples {
         let start = floor_char_boundary(region, sample * stride);
-        let end = floor_char_boundary(region, start + SAMPLE_BYTES);
+        let end = floor_char_boundary(region, start + sample_bytes);
         let text = region.get(start..end).unwrap_or_default();
         bytes += text.len();
         tokens += tokenizer.count(text);

@@ -16,6 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use marker::DEFAULT_MARKER;
+pub(crate) use marker::{render, sampled_density, Elided};
 
 use crate::error::{Result, SchedError};
 use crate::tokenizer::{Keep, Tokenizer};

@@ -115,20 +115,18 @@ def pack_messages(
     parsed = parse(messages, tokenizer, accounting)
     repairs: list[str] = []
     parsed, groups, names = _link_tool_results(parsed, repair, repairs, tokenizer, accounting)
-    segments = _segments(parsed, groups)
-    stubs = _Stubs(parsed, names, groups, tokenizer)
+    segments = _segments(parsed, groups, names)
     # A conversation that fits whole comes back whole: caps only apply when something has to give.
     packer = _packer(encoding, policy, accounting)
     room = budget - policy.reserve_output - accounting.reply_priming
     if room >= 0 and packer.total_up_to(segments, room) is not None:
-        uncapped = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
-        result, stubbed = uncapped.pack(segments, budget), list[int]()
-    else:
-        result, stubbed = _pack_with_stubs(packer, segments, stubs, budget)
-    out = _messages(parsed, result, stubbed, stubs)
+        packer = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
+    result = packer.pack(segments, budget)
+    out = _messages(parsed, result)
     tokens = result.tokens + accounting.reply_priming
     indices = [parsed[placed.index].index for placed in result.segments]
-    return PackedMessages(out, tokens, result, repairs, sorted(parsed[i].index for i in stubbed), indices)
+    stubbed = [parsed[placed.index].index for placed in result.segments if placed.action == "stubbed"]
+    return PackedMessages(out, tokens, result, repairs, sorted(stubbed), indices)
 
 
 def _pack_anthropic(
@@ -220,7 +218,7 @@ def _drop_calls(
     return fixed
 
 
-def _segments(parsed: list[Message], groups: dict[int, str]) -> list[Segment]:
+def _segments(parsed: list[Message], groups: dict[int, str], names: dict[str, str]) -> list[Segment]:
     users = [position for position, message in enumerate(parsed) if message.role == "user"]
     task, last_user = (users[0], users[-1]) if users else (-1, -1)
     segments = []
@@ -229,6 +227,10 @@ def _segments(parsed: list[Message], groups: dict[int, str]) -> list[Segment]:
         kind = {"system": "system", "developer": "system", "tool": "tool_result"}.get(role, "history")
         if position in (task, last_user):
             kind = "instruction"
+        stub = None
+        if role == "tool" and message.text:
+            name = names.get(message.original["tool_call_id"], "tool")
+            stub = f"[{name} output removed to fit the context window: {{n}} tokens]"
         segments.append(
             Segment(
                 message.text or "",
@@ -240,48 +242,10 @@ def _segments(parsed: list[Message], groups: dict[int, str]) -> list[Segment]:
                 group=groups.get(position),
                 truncate=None if message.text is not None else "none",
                 overhead=message.overhead,
+                stub=stub,
             )
         )
     return segments
-
-
-class _Stubs:
-    """The stub of each tool result (by position), made when first asked for."""
-
-    def __init__(self, parsed: list[Message], names: dict[str, str], groups: dict[int, str], tokenizer: Tokenizer):
-        self.parsed, self.names, self.groups, self.tokenizer = parsed, names, groups, tokenizer
-        self.positions = [i for i, message in enumerate(parsed) if message.role == "tool" and message.text]
-        self.made: dict[int, Segment] = {}
-
-    def __getitem__(self, position: int) -> Segment:
-        if position not in self.made:
-            message = self.parsed[position]
-            name = self.names.get(message.original["tool_call_id"], "tool")
-            tokens = _tokens(message.text or "", self.tokenizer)
-            text = f"[{name} output removed to fit the context window: {tokens} tokens]"
-            group = self.groups.get(position)
-            self.made[position] = Segment(text, id=f"{message.index}:tool", kind="tool_result", role="tool",
-                                          group=group, truncate="none", overhead=message.overhead)  # fmt: skip
-        return self.made[position]
-
-
-_EXACT_LIMIT = 64 * 1024
-_SAMPLES = 16
-_SAMPLE_CHARS = 2048
-
-
-def _tokens(text: str, tokenizer: Tokenizer) -> str:
-    """The tokens of ``text``: exact up to 64 KB, else estimated from evenly spaced samples (``~``).
-
-    Like the elision marker: a stub must not cost a full tokenisation of a huge result.
-    """
-    if len(text) <= _EXACT_LIMIT:
-        return f"{tokenizer.count(text):,}"
-    stride = len(text) // _SAMPLES
-    samples = [text[i * stride : i * stride + _SAMPLE_CHARS] for i in range(_SAMPLES)]
-    estimate = sum(tokenizer.count_many(samples)) / sum(map(len, samples)) * len(text)
-    digits = len(str(int(estimate)))
-    return f"~{round(estimate, 3 - digits) if digits > 3 else int(estimate):,}"
 
 
 def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
@@ -298,54 +262,11 @@ def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer
     return packer
 
 
-def _evictions(result: PackResult) -> int:
-    return sum(decision.action == "evicted" for decision in result.decisions)
-
-
-def _pack_with_stubs(
-    packer: Packer, segments: list[Segment], stubs: _Stubs, budget: int
-) -> tuple[PackResult, list[int]]:
-    """Pack; if turns were evicted, stub the fewest oldest tool results that evict as few as stubbing all would.
-
-    Bisection on how many are stubbed: stubbing more never evicts more.
-    """
-    result = packer.pack(segments, budget)
-    evicted = _evictions(result)
-    order = stubs.positions
-    if not evicted or not order:
-        return result, []
-
-    attempts: dict[int, PackResult] = {}
-
-    def attempt(count: int) -> PackResult:
-        if count not in attempts:
-            chosen = list(segments)
-            for position in order[:count]:
-                chosen[position] = stubs[position]
-            attempts[count] = packer.pack(chosen, budget)
-        return attempts[count]
-
-    least = _evictions(attempt(len(order)))
-    if least >= evicted:
-        return result, []
-    low, high = 1, len(order)
-    while low < high:
-        middle = (low + high) // 2
-        if _evictions(attempt(middle)) <= least:
-            high = middle
-        else:
-            low = middle + 1
-    return attempt(high), order[:high]
-
-
-def _messages(parsed: list[Message], result: PackResult, stubbed: list[int], stubs: _Stubs) -> list[Any]:
-    chosen = set(stubbed)
+def _messages(parsed: list[Message], result: PackResult) -> list[Any]:
     out: list[Any] = []
     for placed in result.segments:
         message = parsed[placed.index]
-        if placed.index in chosen:
-            out.append({**message.original, "content": stubs[placed.index].text})
-        elif placed.action == "truncated":
+        if placed.action in ("truncated", "stubbed"):
             out.append({**message.original, "content": placed.text})
         else:
             out.append(message.original)

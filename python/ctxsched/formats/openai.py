@@ -117,27 +117,33 @@ def parse(messages: Sequence[Any], tokenizer: Tokenizer, accounting: ChatAccount
     if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
         raise MessageFormatError(None, f"messages must be a list of message dicts, not {type(messages).__name__}")
     parsed: list[Message] = []
+    # The framing texts (roles, names, tool calls) of every message, counted in one call at the end.
+    framing: list[str] = []
+    owners: list[Message] = []
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
             raise MessageFormatError(index, f"must be a dict, not {type(message).__name__}")
         role = message.get("role")
         if role not in ROLES:
             raise MessageFormatError(index, f"has role {role!r}; the roles are {', '.join(ROLES)}")
-        overhead = accounting.tokens_per_message + tokenizer.count(role)
+        overhead = accounting.tokens_per_message
         name = message.get("name")
         if name is not None:
             if not isinstance(name, str):
                 raise MessageFormatError(index, f"has a name of type {type(name).__name__}, not str")
-            overhead += tokenizer.count(name) + accounting.tokens_per_name
+            overhead += accounting.tokens_per_name
         text, content_cost = _content(index, role, message, tokenizer, accounting)
         entry = Message(index, role, message, text, overhead + content_cost)
+        texts = [role] if name is None else [role, name]
         if role == "assistant":
-            _tool_calls(entry, tokenizer, accounting)
-        if role == "tool":
-            call_id = message.get("tool_call_id")
-            if not isinstance(call_id, str):
-                raise MessageFormatError(index, "is a tool result without a str tool_call_id")
+            texts += _tool_calls(entry, accounting)
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise MessageFormatError(index, "is a tool result without a str tool_call_id")
+        framing += texts
+        owners += [entry] * len(texts)
         parsed.append(entry)
+    for entry, tokens in zip(owners, tokenizer.count_many(framing), strict=True):
+        entry.overhead += tokens
     return parsed
 
 
@@ -173,12 +179,14 @@ def _content(
     return None, cost
 
 
-def _tool_calls(entry: Message, tokenizer: Tokenizer, accounting: ChatAccounting) -> None:
+def _tool_calls(entry: Message, accounting: ChatAccounting) -> list[str]:
+    """Validate an assistant message's tool calls; their framing cost, and the texts to count."""
     calls = entry.original.get("tool_calls")
     if calls is None:
-        return
+        return []
     if not isinstance(calls, list):
         raise MessageFormatError(entry.index, f"has tool_calls of type {type(calls).__name__}, not list")
+    texts = []
     for number, call in enumerate(calls):
         function = call.get("function") if isinstance(call, Mapping) else None
         call_id = call.get("id") if isinstance(call, Mapping) else None
@@ -187,9 +195,11 @@ def _tool_calls(entry: Message, tokenizer: Tokenizer, accounting: ChatAccounting
         name, arguments = function.get("name"), function.get("arguments", "")
         if not isinstance(name, str) or not isinstance(arguments, str):
             raise MessageFormatError(entry.index, f"has tool call {number} whose name or arguments are not str")
-        entry.overhead += accounting.tokens_per_tool_call + tokenizer.count(name) + tokenizer.count(arguments)
+        entry.overhead += accounting.tokens_per_tool_call
+        texts += [name, arguments]
         entry.tool_call_ids.append(call_id)
         entry.tool_names[call_id] = name
+    return texts
 
 
 def count_messages(
