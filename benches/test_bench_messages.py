@@ -1,5 +1,5 @@
 """Chat packing on real transcripts: ctxsched's ``pack_messages`` against LangChain's ``trim_messages``,
-priompt and tokentrim.
+priompt, tokentrim and LlamaIndex's ``ChatMemoryBuffer``.
 
 One-shot: the 40 largest transcripts, each packed once. Agent loop: the 5 largest, packed before every
 assistant turn (what an agent does). Both at 8k and 32k tokens, everything counted by the same formula
@@ -7,7 +7,7 @@ assistant turn (what an agent does). Both at 8k and 32k tokens, everything count
 were invalid (over budget, a tool result without its call, a call without its results, the task or the
 system prompt dropped) and the median budget utilisation on conversations larger than the budget.
 Peers are skipped when not installed (``pip install '.[bench]'``); a peer that raises on a conversation
-counts it as invalid ("raised ..."). LlamaIndex's ChatMemoryBuffer is not in the comparison yet.
+counts it as invalid ("raised ...").
 """
 
 from __future__ import annotations
@@ -168,7 +168,33 @@ def _tokentrim() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
     return trim
 
 
-PEERS = {"ctxsched": _ctxsched, "langchain": _langchain, "priompt": _priompt, "tokentrim": _tokentrim}
+def _llamaindex() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    llms = pytest.importorskip("llama_index.core.llms")
+    memory = pytest.importorskip("llama_index.core.memory")
+    encode = reference("o200k_base").encode_ordinary  # its tokenizer_fn, so that it downloads nothing
+
+    def trim(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        history = []
+        for message in messages:
+            extra = {key: message[key] for key in ("tool_calls", "tool_call_id") if key in message}
+            history.append(
+                llms.ChatMessage(role=message["role"], content=message.get("content"), additional_kwargs=extra)
+            )
+        buffer = memory.ChatMemoryBuffer.from_defaults(chat_history=history, token_limit=budget, tokenizer_fn=encode)
+        return [
+            {"role": str(kept.role.value), "content": kept.content, **kept.additional_kwargs} for kept in buffer.get()
+        ]
+
+    return trim
+
+
+PEERS = {
+    "ctxsched": _ctxsched,
+    "langchain": _langchain,
+    "priompt": _priompt,
+    "tokentrim": _tokentrim,
+    "llamaindex": _llamaindex,
+}
 
 
 def _run(implementation: str, cases: list[tuple[list[dict[str, Any]], int]], benchmark: BenchmarkFixture) -> None:

@@ -116,8 +116,28 @@ def test_errors_name_the_anthropic_message_even_with_a_system_prompt() -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "ghost", "content": "r"}]}]}  # fmt: skip
     with pytest.raises(cs.MessageFormatError, match=r"^messages\[2\] is a tool result \('ghost'\)"):
         cs.pack_messages(original, 1000, format="anthropic")
-    with pytest.raises(ValueError, match="repair=True is not supported for the Anthropic format yet"):
-        cs.pack_messages(original, 1000, format="anthropic", repair=True)
+
+
+def test_repair_drops_orphaned_results_and_unanswered_tool_uses_naming_anthropic_messages() -> None:
+    use = {"type": "tool_use", "name": "bash", "input": {"cmd": "ls"}}
+    looking = {"type": "text", "text": "Looking."}
+    original = {"system": "sys", "messages": [
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "content": [looking, {**use, "id": "a"}, {**use, "id": "b"}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": "out"}]},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "ghost", "content": "r"},
+                                     {"type": "text", "text": "continue"}]}]}  # fmt: skip
+    with pytest.raises(cs.MessageFormatError):
+        cs.pack_messages(original, 1000, format="anthropic")
+    packed = cs.pack_messages(original, 1000, format="anthropic", repair=True)
+    messages = packed.messages["messages"]
+    assert [block.get("id") for block in messages[1]["content"]] == [None, "a"]  # tool_use b had no result
+    assert messages[2] is original["messages"][2]
+    assert messages[4]["content"] == [{"type": "text", "text": "continue"}]  # the orphaned result is gone
+    assert any("message 4" in repair and "ghost" in repair for repair in packed.repairs), packed.repairs
+    assert any("message 1" in repair and "'b'" in repair for repair in packed.repairs), packed.repairs
+    assert "repaired:" in packed.explain()
 
 
 @given(sizes=st.lists(st.integers(0, 2500), max_size=20), budget=st.integers(2000, 20_000))

@@ -144,6 +144,10 @@ def _units(
     origins.append(Unit(index, rest))
 
 
+def _still_called(unit: Mapping[str, Any], block: Mapping[str, Any]) -> bool:
+    return any(call["id"] == block.get("id") for call in unit.get("tool_calls") or [])
+
+
 def _parts(index: int, blocks: Any, accounting: AnthropicAccounting) -> list[dict[str, Any]]:
     """Content blocks as OpenAI parts: text as text; images and the rest as fixed-cost parts."""
     parts: list[dict[str, Any]] = []
@@ -197,6 +201,8 @@ def to_anthropic(
                 block, unit = original["content"][number], blocks[number]
                 if unit is not None and block.get("type") == "tool_result":
                     block = {**block, "content": unit["content"]}
+                if unit is not None and block.get("type") == "tool_use" and not _still_called(unit, block):
+                    continue  # removed by a repair: it had no result
                 content.append(block)
             message = {**original, "content": content}
         if rebuilt and rebuilt[-1]["role"] == message["role"]:

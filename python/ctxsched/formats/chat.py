@@ -16,6 +16,7 @@ The default chat policy (``chat_policy()``), on top of any ``Policy``:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -137,12 +138,12 @@ def _pack_anthropic(
     anthropic: AnthropicAccounting,
     repair: bool,
 ) -> PackedMessages:
-    if repair:
-        raise ValueError("repair=True is not supported for the Anthropic format yet")
     units, origins = from_anthropic(conversation, anthropic)
     effective = int(budget / (1 + anthropic.margin))
     try:
-        packed = pack_messages(units, effective, anthropic.stand_in, policy, "openai", accounting=accounting)
+        packed = pack_messages(
+            units, effective, anthropic.stand_in, policy, "openai", accounting=accounting, repair=repair
+        )
     except MessageFormatError as error:  # name the Anthropic message, not the unit
         if error.index is None or not 0 <= error.index < len(origins):
             raise
@@ -152,7 +153,12 @@ def _pack_anthropic(
         f"counted with {anthropic.stand_in} standing in for Claude's tokenizer (not public), and packed into "
         f"{effective} of the {budget} tokens: a {anthropic.margin:.0%} safety margin"
     )
-    return replace(packed, messages=out, note=note)
+    # Repairs name units ("message 7"); name the Anthropic message each came from.
+    repairs = [
+        re.sub(r"message (\d+)", lambda found: f"message {origins[int(found[1])].message}", repair)
+        for repair in packed.repairs
+    ]
+    return replace(packed, messages=out, note=note, repairs=repairs)
 
 
 def _link_tool_results(
