@@ -108,7 +108,7 @@ impl Allocator<'_> {
     }
 
     /// The cap of a segment that is cut to it when above it (a truncatable kind with a cap).
-    fn cut_cap(&self, index: usize) -> Option<usize> {
+    pub(super) fn cut_cap(&self, index: usize) -> Option<usize> {
         let segment = self.segments.get(index)?;
         let cap = self.policy.segment_caps.get(&segment.kind)?.resolve(self.usable);
         (self.cut_of(index).is_some() && cap >= self.min_tokens(index)).then_some(cap)

@@ -137,8 +137,11 @@ fn mandatory_members(plan: &Plan) -> Vec<usize> {
 /// one shows the lower bound its cut needed ("cut ≥1501 -> 1500").
 const LOG_COUNT_LIMIT: usize = 1 << 20;
 
-/// A fit check counts texts in parallel batches of up to this many bytes per token of room left.
-const BATCH_BYTES_PER_TOKEN: usize = 4;
+/// A fit check counts texts in parallel batches of about a quarter of what the room left could hold (at
+/// about four bytes per token), so that it reads little past the point where the total no longer fits.
+const BYTES_PER_TOKEN: usize = 4;
+const BATCHES_PER_ROOM: usize = 4;
+const MIN_BATCH_BYTES: usize = 16 * 1024;
 
 /// The memo is cleared when it grows past this many texts (an agent's whole history is far smaller).
 const MEMO_LIMIT: usize = 1 << 20;
@@ -219,23 +222,22 @@ impl Packer {
             separator,
             can_truncate: self.tokenizer.is_some(),
         };
-        let mut plan = allocator.plan()?;
-        self.remember(segments, plan.sizes.counted_now(&known, segments));
         let stubbed = match self.tokenizer {
-            Some(tokenizer) => self.choose_stubs(tokenizer, &allocator, &plan)?,
+            Some(tokenizer) => self.choose_stubs(tokenizer, &allocator)?,
             None => None,
         };
-        let stubbed_known;
-        let allocator = match &stubbed {
-            None => allocator,
-            Some(stubbed) => {
-                stubbed_known = self.remembered(&stubbed.segments);
-                let allocator = Allocator { segments: &stubbed.segments, known: &stubbed_known, ..allocator };
-                plan = allocator.plan()?;
-                self.remember(&stubbed.segments, plan.sizes.counted_now(&stubbed_known, &stubbed.segments));
-                allocator
-            }
+        // What the stub search learnt is in the memo now.
+        let fresh = match (&stubbed, self.tokenizer) {
+            (_, None) => known.clone(),
+            (stubbed, Some(_)) => self.remembered(stubbed.as_ref().map_or(segments, |stubbed| &stubbed.segments)),
         };
+        let allocator = Allocator {
+            segments: stubbed.as_ref().map_or(segments, |stubbed| &stubbed.segments),
+            known: &fresh,
+            ..allocator
+        };
+        let mut plan = allocator.plan()?;
+        self.remember(allocator.segments, plan.sizes.counted_now(allocator.known, allocator.segments));
         // Cuts by (segment, size), so that re-realising after a repair does not cut (or call a hook) again.
         let mut cuts = FxHashMap::default();
         let realise = |plan: &Plan, cuts: &mut FxHashMap<(usize, usize), CutText>| {
@@ -297,9 +299,8 @@ impl Packer {
             let room = limit - total;
             let mut batch = Vec::new();
             let mut bytes = 0usize;
-            while let Some(index) =
-                order.next_if(|_| batch.is_empty() || bytes <= room.saturating_mul(BATCH_BYTES_PER_TOKEN))
-            {
+            let batch_bytes = (room.saturating_mul(BYTES_PER_TOKEN) / BATCHES_PER_ROOM).max(MIN_BATCH_BYTES);
+            while let Some(index) = order.next_if(|_| batch.is_empty() || bytes <= batch_bytes) {
                 let (Some(segment), known) = (segments.get(index), known.get(index).copied().flatten()) else {
                     continue;
                 };

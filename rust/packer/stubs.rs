@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::allocate::{Allocator, Plan};
 use super::decision::Cut;
-use super::sizes::read;
+use super::sizes::{read, Known};
 use super::{Packed, Packer};
 use crate::error::Result;
 use crate::segment::{content_hash, Segment, Truncation};
@@ -57,83 +57,160 @@ fn stated(tokenizer: Tokenizer, text: &str, known: Option<usize>) -> Elided {
 }
 
 impl Packer {
-    /// The stubs to use, if `plan` evicts whole units and stubbing saves some.
-    pub(super) fn choose_stubs(
-        &self,
-        tokenizer: Tokenizer,
-        base: &Allocator<'_>,
-        plan: &Plan,
-    ) -> Result<Option<Stubbed>> {
-        let evicted = evictions(plan);
-        if evicted == 0 {
+    /// The stubs to use, if stubbing keeps units that would otherwise be evicted; `None` to pack as given.
+    ///
+    /// Plans once with every candidate stubbed, then gives the newest their text back while the room that
+    /// plan left covers the difference: what remains stubbed is the oldest ones, as few as keep every unit
+    /// that plan kept. A final plan checks it; if quotas or caps made it evict more, a bisection on how many
+    /// of the oldest to stub decides instead.
+    pub(super) fn choose_stubs(&self, tokenizer: Tokenizer, base: &Allocator<'_>) -> Result<Option<Stubbed>> {
+        let segments = base.segments;
+        let known = self.remembered(segments);
+        let candidates = candidates(tokenizer, segments, &known);
+        if candidates.is_empty() {
             return Ok(None);
         }
-        let segments = base.segments;
-        // Optional segments whose stub is shorter than they are, oldest first, each planned at its widest.
-        // Each with its size before stubbing, and whether that is exact (else a lower bound).
-        let mut candidates: Vec<(usize, Segment, usize, bool)> = Vec::new();
-        let mut widest_tokens: FxHashMap<(&str, usize), usize> = FxHashMap::default();
-        for (index, segment) in segments.iter().enumerate() {
-            let Some(template) = segment.stub.as_deref().filter(|_| !segment.is_mandatory()) else { continue };
-            // The widest number of as many digits as the text has bytes (tokens never outnumber bytes).
-            let digits = segment.text.len().checked_ilog10().unwrap_or(0) + 1;
-            let widest = render(template, Elided::widest(10usize.saturating_pow(digits) - 1));
-            let stub_tokens =
-                *widest_tokens.entry((template, widest.len())).or_insert_with(|| tokenizer.count(&widest));
-            let (mut tokens, mut exact) =
-                (plan.sizes.before(index).saturating_sub(segment.overhead), plan.sizes.counted(index));
-            if tokens <= stub_tokens {
-                let count = read(tokenizer, &segment.text, stub_tokens, tokens);
-                if count.tokens <= stub_tokens {
-                    continue;
-                }
-                (tokens, exact) = (count.tokens, count.exact);
-            }
-            candidates.push((index, replaced(segment, widest), tokens.saturating_add(segment.overhead), exact));
-        }
-        let attempt = |count: usize| -> Result<usize> {
+        let with_stubs = |count: usize| -> Result<(Vec<Segment>, Plan)> {
             let mut work = segments.to_vec();
-            for (index, stub, _, _) in candidates.iter().take(count) {
-                if let Some(slot) = work.get_mut(*index) {
-                    slot.clone_from(stub);
+            for candidate in candidates.iter().take(count) {
+                if let Some(slot) = work.get_mut(candidate.index) {
+                    slot.clone_from(&candidate.widest);
                 }
             }
             let known = self.remembered(&work);
             let plan = Allocator { segments: &work, known: &known, ..*base }.plan()?;
             self.remember(&work, plan.sizes.counted_now(&known, &work));
-            Ok(evictions(&plan))
+            Ok((work, plan))
         };
-        if candidates.is_empty() {
-            return Ok(None);
-        }
-        let least = attempt(candidates.len())?;
-        if least >= evicted {
-            return Ok(None);
-        }
-        let (mut low, mut high) = (1, candidates.len());
-        while low < high {
-            let middle = low + (high - low) / 2;
-            if attempt(middle)? <= least {
-                high = middle;
-            } else {
-                low = middle + 1;
+        let (all_stubbed, plan) = with_stubs(candidates.len())?;
+        let least = evictions(&plan);
+        let mut slack = base.usable.saturating_add(base.separator);
+        for (index, outcome) in plan.outcome.iter().enumerate() {
+            if outcome.is_ok() {
+                slack = slack.saturating_sub(plan.sizes.planned(index).saturating_add(base.separator));
             }
         }
+        let mut stubbed = candidates.len();
+        let mut learnt = Vec::new();
+        for candidate in candidates.iter().rev() {
+            let index = candidate.index;
+            if plan.outcome.get(index).is_some_and(std::result::Result::is_ok) {
+                let stub_size = plan.sizes.planned(index);
+                let allowed = slack.saturating_add(stub_size);
+                let Some(size) = size_up_to(tokenizer, base, &known, index, allowed, &mut learnt) else { break };
+                slack = allowed - size;
+            }
+            stubbed -= 1;
+        }
+        self.remember(segments, learnt.into_iter());
+        drop(all_stubbed);
+        if evictions(&with_stubs(stubbed)?.1) > least {
+            stubbed = fewest_stubs(candidates.len(), least, |count| Ok(evictions(&with_stubs(count)?.1)))?;
+        }
+        if stubbed == 0 {
+            return Ok(None);
+        }
         let mut work = segments.to_vec();
-        let mut chosen = Vec::with_capacity(high);
-        for &(index, _, before, counted) in candidates.iter().take(high) {
+        let mut chosen = Vec::with_capacity(stubbed);
+        for candidate in candidates.iter().take(stubbed) {
+            let index = candidate.index;
             let (Some(segment), Some(slot)) = (segments.get(index), work.get_mut(index)) else { continue };
             let Some(template) = segment.stub.as_deref() else { continue };
+            let (mut before, mut counted) = self.known_size(&known, segments, index);
             let number = stated(tokenizer, &segment.text, counted.then(|| before.saturating_sub(segment.overhead)));
-            let (before, counted) = match number {
-                Elided::Exact(tokens) => (tokens.saturating_add(segment.overhead), true),
-                Elided::About(_) => (before, counted),
-            };
+            if let Elided::Exact(tokens) = number {
+                (before, counted) = (tokens.saturating_add(segment.overhead), true);
+            }
             *slot = replaced(segment, render(template, number));
-            chosen.push((index, before, counted));
+            chosen.push((index, before.max(candidate.at_least), counted));
         }
         Ok(Some(Stubbed { segments: work, chosen }))
     }
+
+    /// A segment's size as the memo knows it (tokens with overhead, and whether exact).
+    fn known_size(&self, known: &[Option<Known>], segments: &[Segment], index: usize) -> (usize, bool) {
+        let overhead = segments.get(index).map_or(0, |segment| segment.overhead);
+        let fresh = self.remembered(segments.get(index..=index).unwrap_or_default()).pop().flatten();
+        match fresh.or_else(|| known.get(index).copied().flatten()) {
+            Some(count) => (count.tokens.saturating_add(overhead), count.exact),
+            None => (overhead, false),
+        }
+    }
+}
+
+/// The fewest of the oldest candidates to stub for at most `least` evictions (stubbing more never evicts
+/// more, so a bisection).
+fn fewest_stubs(all: usize, least: usize, evictions: impl Fn(usize) -> Result<usize>) -> Result<usize> {
+    let (mut low, mut high) = (0, all);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if evictions(middle)? <= least {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(high)
+}
+
+/// The size segment `index` would be planned at (cut to its kind's cap when above it) if at most
+/// `limit`, else `None`; counts learnt go to `learnt` for the memo.
+fn size_up_to(
+    tokenizer: Tokenizer,
+    base: &Allocator<'_>,
+    known: &[Option<Known>],
+    index: usize,
+    limit: usize,
+    learnt: &mut Vec<(usize, Known)>,
+) -> Option<usize> {
+    let segment = base.segments.get(index)?;
+    let cap = base.cut_cap(index).filter(|&cap| cap <= limit);
+    let asked = cap.unwrap_or(limit).checked_sub(segment.overhead)?;
+    let before = known.get(index).copied().flatten();
+    let count = match before {
+        Some(count) if count.exact || count.tokens > asked => count,
+        _ => {
+            let count = read(tokenizer, &segment.text, asked, before.map_or(0, |count| count.tokens));
+            learnt.push((index, count));
+            count
+        }
+    };
+    match (count.exact && count.tokens <= asked, cap) {
+        (true, _) => Some(count.tokens.saturating_add(segment.overhead)),
+        (false, Some(cap)) => Some(cap),
+        (false, None) => None,
+    }
+}
+
+/// An optional segment with a stub shorter than itself: its stub planned at its widest, and a lower bound
+/// of its size (with overhead).
+struct Candidate {
+    index: usize,
+    widest: Segment,
+    at_least: usize,
+}
+
+/// The candidates for stubbing, oldest first.
+fn candidates(tokenizer: Tokenizer, segments: &[Segment], known: &[Option<Known>]) -> Vec<Candidate> {
+    let mut candidates = Vec::new();
+    let mut widest_tokens: FxHashMap<(&str, usize), usize> = FxHashMap::default();
+    for (index, segment) in segments.iter().enumerate() {
+        let Some(template) = segment.stub.as_deref().filter(|_| !segment.is_mandatory()) else { continue };
+        // The widest number of as many digits as the text has bytes (tokens never outnumber bytes).
+        let digits = segment.text.len().checked_ilog10().unwrap_or(0) + 1;
+        let widest = render(template, Elided::widest(10usize.saturating_pow(digits) - 1));
+        let stub_tokens = *widest_tokens.entry((template, widest.len())).or_insert_with(|| tokenizer.count(&widest));
+        let mut tokens = known.get(index).copied().flatten().map_or(0, |count| count.tokens);
+        if tokens <= stub_tokens {
+            tokens = read(tokenizer, &segment.text, stub_tokens, tokens).tokens;
+            if tokens <= stub_tokens {
+                continue;
+            }
+        }
+        let at_least = tokens.saturating_add(segment.overhead);
+        candidates.push(Candidate { index, widest: replaced(segment, widest), at_least });
+    }
+    candidates
 }
 
 impl Stubbed {

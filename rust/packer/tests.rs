@@ -271,3 +271,20 @@ fn a_capped_segment_is_read_only_as_far_as_its_cap_unless_kept() {
     assert_eq!(packed.decisions[0].action(), "evicted");
     assert!(!packed.decisions[0].counted && packed.decisions[0].tokens_before < 5_000);
 }
+
+#[test]
+fn stubs_respect_quotas_when_choosing_how_many() {
+    // The room left would take every result back whole, but the tool_result quota would not: the search
+    // falls back to the fewest oldest stubs that evict nothing.
+    let policy = Policy {
+        quotas: [("tool_result".to_owned(), Quota { min: Amount::Tokens(0), max: Some(Amount::Tokens(60)) })].into(),
+        ..Policy::default()
+    };
+    let mut task = segment("task", "instruction", 10);
+    task.required = true;
+    let segments = vec![task, stubbed("r1", 40), stubbed("r2", 40), stubbed("r3", 40), stubbed("r4", 40)];
+    let packed = packer(policy).pack(&segments, 200, None).unwrap();
+    let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
+    assert_eq!(actions, ["kept", "stubbed", "stubbed", "stubbed", "kept"]);
+    assert!(packed.usage["tool_result"].tokens <= 60);
+}

@@ -76,7 +76,8 @@ impl PyTokenizer {
             .map(|(index, item)| text_arg(item, &format!("texts[{index}]")))
             .collect::<PyResult<Vec<Cow<'_, str>>>>()?;
         let work_bytes = texts.iter().map(|text| text.len()).sum();
-        enter_core(py, work_bytes, || Ok(texts.iter().map(|text| self.inner.count(text)).collect()))
+        let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        enter_core(py, work_bytes, || Ok(self.inner.count_many(&texts)))
     }
 
     fn count_up_to(&self, py: Python<'_>, text: &Bound<'_, PyAny>, limit: TokenLimit) -> PyResult<Option<usize>> {

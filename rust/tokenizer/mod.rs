@@ -16,6 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use piece_cache::PieceCache;
@@ -122,6 +123,9 @@ impl WholePieces {
     }
 }
 
+/// `count_many` shares the work between cores above this many bytes.
+const PARALLEL_BYTES: usize = 64 * 1024;
+
 /// Pieces longer than this are counted with a limit (`count_up_to`), not in full.
 const LONG_PIECE: usize = 4096;
 /// Head room given to `bpe`'s limited count, whose running count may briefly exceed the final one while
@@ -190,6 +194,14 @@ impl Tokenizer {
         PieceCache::with(self.encoding, |cache| {
             self.pieces(text).map(|piece| cache.count(piece.as_bytes(), |bytes| self.count_piece(bytes))).sum()
         })
+    }
+
+    /// Exact counts of many texts, counted on every core when there is enough work to share.
+    pub fn count_many(&self, texts: &[&str]) -> Vec<usize> {
+        if texts.iter().map(|text| text.len()).sum::<usize>() < PARALLEL_BYTES {
+            return texts.iter().map(|text| self.count(text)).collect();
+        }
+        texts.par_iter().with_min_len(16).map(|text| self.count(text)).collect()
     }
 
     /// The token count of `text` if it is at most `limit`, otherwise `None`. Stops at the first

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ctxsched._core import Packer, PackResult, Segment, Tokenizer
+from ctxsched._core import Packer, PackResult, PlacedSegment, Segment, Tokenizer
 from ctxsched.exceptions import MessageFormatError
 from ctxsched.formats.anthropic import AnthropicAccounting, from_anthropic, to_anthropic
 from ctxsched.formats.openai import ChatAccounting, Message, parse
@@ -123,10 +123,11 @@ def pack_messages(
     if room >= 0 and packer.total_up_to(segments, room) is not None:
         packer = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
     result = packer.pack(segments, budget)
-    out = _messages(parsed, result)
+    placed = result.segments
+    out = _messages(parsed, placed)
     tokens = result.tokens + accounting.reply_priming
-    indices = [parsed[placed.index].index for placed in result.segments]
-    stubbed = [parsed[placed.index].index for placed in result.segments if placed.action == "stubbed"]
+    indices = [parsed[segment.index].index for segment in placed]
+    stubbed = [parsed[segment.index].index for segment in placed if segment.action == "stubbed"]
     return PackedMessages(out, tokens, result, repairs, sorted(stubbed), indices)
 
 
@@ -268,9 +269,9 @@ def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer
     return packer
 
 
-def _messages(parsed: list[Message], result: PackResult) -> list[Any]:
+def _messages(parsed: list[Message], segments: list[PlacedSegment]) -> list[Any]:
     out: list[Any] = []
-    for placed in result.segments:
+    for placed in segments:
         message = parsed[placed.index]
         if placed.action in ("truncated", "stubbed"):
             out.append({**message.original, "content": placed.text})
