@@ -15,6 +15,7 @@ import ctxsched
 from tests.packing import derived_from, planned_size, units, words
 
 KINDS = ["system", "instruction", "history", "tool_call", "tool_result", "retrieval", "custom"]
+STUB = "[{n} tokens removed]"
 
 
 @dataclass
@@ -43,6 +44,7 @@ def segment_lists(draw: st.DrawFn, max_segments: int = 300) -> list[ctxsched.Seg
             truncate=rng.choice([None, "none", "head", "tail", "middle", "lines", "json", "auto"]),
             min_tokens=rng.choice([0, 0, 1, 5, 30]),
             relevance=rng.random(),
+            stub=rng.choice([None, None, STUB]),
         )
         for _ in range(count)
     ]
@@ -60,6 +62,7 @@ def _segments() -> st.SearchStrategy[ctxsched.Segment]:
         truncate=st.sampled_from([None, "none", "head", "tail", "middle", "lines", "json", "auto"]),
         min_tokens=st.sampled_from([0, 0, 1, 5, 30]),
         relevance=st.floats(0, 1),
+        stub=st.sampled_from([None, None, STUB]),
     )
 
 
@@ -149,7 +152,45 @@ def test_conservation_every_input_is_placed_or_evicted_exactly_once(case: Case) 
     for placed_segment in result.segments:
         original = case.segments[placed_segment.index].text
         assert placed_segment.segment.text == original
-        assert derived_from(original, placed_segment.text, case.policy.elision_marker)
+        if placed_segment.action == "stubbed":  # the stub, naming the tokens it replaced
+            assert placed_segment.text == STUB.replace("{n}", f"{ctxsched.count_tokens(original):,}")
+        else:
+            assert derived_from(original, placed_segment.text, case.policy.elision_marker)
+
+
+@given(cases())
+def test_stubs_replace_the_oldest_candidates_and_only_when_units_would_go(case: Case) -> None:
+    result = pack(case)
+    if isinstance(result, Exception):
+        return
+    stubbed = [decision.index for decision in result.decisions if decision.action == "stubbed"]
+    if not stubbed:
+        return
+    mandatory_groups = {segment.group for segment in case.segments if _mandatory(segment)}
+    candidates = [
+        index
+        for index, segment in enumerate(case.segments)
+        if segment.stub is not None
+        and not _mandatory(segment)
+        and (segment.group is None or segment.group not in mandatory_groups)
+        and ctxsched.count_tokens(segment.text) > _widest(segment)
+    ]
+    assert set(stubbed) <= set(candidates)
+    # The oldest ones: every candidate before the newest stubbed one is stubbed (or evicted with its unit).
+    actions = {decision.index: decision.action for decision in result.decisions}
+    assert all(actions[index] in ("stubbed", "evicted") for index in candidates if index < max(stubbed))
+    # Only when needed: with every stub's text back, the stubbed segments' units would not all fit.
+    separator = separator_tokens(case.policy)
+    spent = sum(placed.tokens + separator for placed in result.segments)
+    extra = sum(result.decisions[i].tokens_before - result.decisions[i].tokens_after for i in stubbed)
+    assert spent + extra > result.usable + separator or case.policy.quotas
+
+
+def _widest(segment: ctxsched.Segment) -> int:
+    """Tokens of the segment's stub with the widest number its text could need."""
+    assert segment.stub is not None
+    widest = 10 ** len(str(len(segment.text.encode()))) - 1
+    return ctxsched.count_tokens(segment.stub.replace("{n}", f"~{widest:,}"))
 
 
 @given(cases())

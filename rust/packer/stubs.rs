@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::allocate::{Allocator, Plan};
 use super::decision::Cut;
@@ -182,7 +182,7 @@ fn size_up_to(
     }
 }
 
-/// An optional segment with a stub shorter than itself: its stub planned at its widest, and a lower bound
+/// A segment of an optional unit with a stub shorter than itself: its stub planned at its widest, and a lower bound
 /// of its size (with overhead).
 struct Candidate {
     index: usize,
@@ -194,8 +194,16 @@ struct Candidate {
 fn candidates(tokenizer: Tokenizer, segments: &[Segment], known: &[Option<Known>]) -> Vec<Candidate> {
     let mut candidates = Vec::new();
     let mut widest_tokens: FxHashMap<(&str, usize), usize> = FxHashMap::default();
+    // Members of mandatory units are kept anyway (and may be cut, which a stub may not).
+    let mandatory_groups: FxHashSet<&str> = segments
+        .iter()
+        .filter(|segment| segment.is_mandatory())
+        .filter_map(|segment| segment.group.as_deref())
+        .collect();
     for (index, segment) in segments.iter().enumerate() {
-        let Some(template) = segment.stub.as_deref().filter(|_| !segment.is_mandatory()) else { continue };
+        let optional =
+            !segment.is_mandatory() && segment.group.as_deref().is_none_or(|group| !mandatory_groups.contains(group));
+        let Some(template) = segment.stub.as_deref().filter(|_| optional) else { continue };
         // The widest number of as many digits as the text has bytes (tokens never outnumber bytes).
         let digits = segment.text.len().checked_ilog10().unwrap_or(0) + 1;
         let widest = render(template, Elided::widest(10usize.saturating_pow(digits) - 1));
