@@ -172,7 +172,7 @@ class Segment:
         metadata: anything, passed through untouched.
         overhead: tokens it costs beyond its text (a chat message's framing, its tool calls, images):
             counted in its size, never cut.
-        stub: a short stand-in, a template in which ``{n}`` becomes the text's tokens (exact up to 1 KB,
+        stub: a short stand-in, a template in which ``{n}`` becomes the text's tokens (exact up to 512 bytes,
             else estimated and written ``~``). Before whole units are evicted, the oldest segments that have
             one are replaced by it, as few as make a difference (``action == "stubbed"``).
     """

@@ -381,8 +381,9 @@ impl Packer {
                 (self.tokenizer, outcome.is_ok(), counted, segment.text.len() <= LOG_COUNT_LIMIT)
             {
                 // A kept cut segment read only up to its cap: counted in full for the log, unless huge.
-                before = tokenizer.count(&segment.text).saturating_add(segment.overhead);
-                counted = true;
+                let tokens = tokenizer.count(&segment.text);
+                self.remember(segments, std::iter::once((index, Known { tokens, exact: true })));
+                (before, counted) = (tokens.saturating_add(segment.overhead), true);
             }
             let mut after = 0;
             let mut strategy = None;

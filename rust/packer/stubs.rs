@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::allocate::{Allocator, Plan};
-use super::decision::Cut;
+use super::decision::{Admission, Cut};
 use super::sizes::{read, Known};
 use super::{Packed, Packer};
 use crate::error::Result;
@@ -47,12 +47,20 @@ fn replaced(segment: &Segment, text: String) -> Segment {
     stub
 }
 
-/// The number a stub states for `text`: its known exact count, an exact count if short, else an estimate.
-fn stated(tokenizer: Tokenizer, text: &str, known: Option<usize>) -> Elided {
+/// The number a stub states for `text`: its known exact count, an exact count if short, else an estimate
+/// (no lower than what is known, and no wider than the number the stub was planned with).
+fn stated(tokenizer: Tokenizer, text: &str, known: Option<usize>, at_least: usize) -> Elided {
     match known {
         Some(tokens) => Elided::Exact(tokens),
         None if text.len() <= EXACT_BYTES => Elided::Exact(tokenizer.count(text)),
-        None => Elided::estimated(sampled_density(&tokenizer, text, SAMPLES, SAMPLE_BYTES), text.len()),
+        None => {
+            let estimate = Elided::estimated(sampled_density(&tokenizer, text, SAMPLES, SAMPLE_BYTES), text.len());
+            let widest = 10usize.saturating_pow(text.len().checked_ilog10().unwrap_or(0) + 1) - 1;
+            match estimate {
+                Elided::About(number) => Elided::About(number.clamp(at_least.min(widest), widest)),
+                exact @ Elided::Exact(_) => exact,
+            }
+        }
     }
 }
 
@@ -82,11 +90,20 @@ impl Packer {
             self.remember(&work, plan.sizes.counted_now(&known, &work));
             Ok((work, plan))
         };
+        // Without stubs first: if nothing is evicted, or stubbing saves nothing, no stubs.
+        let evicted = evictions(&with_stubs(0)?.1);
+        if evicted == 0 {
+            return Ok(None);
+        }
         let (all_stubbed, plan) = with_stubs(candidates.len())?;
         let least = evictions(&plan);
+        if least >= evicted {
+            return Ok(None);
+        }
+        // The room that plan left; a segment admitted partially (cut to the room left) would give way.
         let mut slack = base.usable.saturating_add(base.separator);
         for (index, outcome) in plan.outcome.iter().enumerate() {
-            if outcome.is_ok() {
+            if matches!(outcome, Ok(admission) if !matches!(admission, Admission::Partial(_))) {
                 slack = slack.saturating_sub(plan.sizes.planned(index).saturating_add(base.separator));
             }
         }
@@ -104,7 +121,7 @@ impl Packer {
         }
         self.remember(segments, learnt.into_iter());
         drop(all_stubbed);
-        if evictions(&with_stubs(stubbed)?.1) > least {
+        if stubbed < candidates.len() && evictions(&with_stubs(stubbed)?.1) > least {
             stubbed = fewest_stubs(candidates.len(), least, |count| Ok(evictions(&with_stubs(count)?.1)))?;
         }
         if stubbed == 0 {
@@ -117,12 +134,14 @@ impl Packer {
             let (Some(segment), Some(slot)) = (segments.get(index), work.get_mut(index)) else { continue };
             let Some(template) = segment.stub.as_deref() else { continue };
             let (mut before, mut counted) = self.known_size(&known, segments, index);
-            let number = stated(tokenizer, &segment.text, counted.then(|| before.saturating_sub(segment.overhead)));
+            before = before.max(candidate.at_least);
+            let at_least = before.saturating_sub(segment.overhead);
+            let number = stated(tokenizer, &segment.text, counted.then_some(at_least), at_least);
             if let Elided::Exact(tokens) = number {
                 (before, counted) = (tokens.saturating_add(segment.overhead), true);
             }
             *slot = replaced(segment, render(template, number));
-            chosen.push((index, before.max(candidate.at_least), counted));
+            chosen.push((index, before, counted));
         }
         Ok(Some(Stubbed { segments: work, chosen }))
     }
@@ -164,6 +183,9 @@ fn size_up_to(
     learnt: &mut Vec<(usize, Known)>,
 ) -> Option<usize> {
     let segment = base.segments.get(index)?;
+    // A segment that may not be cut and is above its kind's cap would be evicted whole.
+    let uncut_cap = base.policy.segment_caps.get(&segment.kind).filter(|_| base.cut_cap(index).is_none());
+    let limit = uncut_cap.map_or(limit, |cap| limit.min(cap.resolve(base.usable)));
     let cap = base.cut_cap(index).filter(|&cap| cap <= limit);
     let asked = cap.unwrap_or(limit).checked_sub(segment.overhead)?;
     let before = known.get(index).copied().flatten();
@@ -208,7 +230,11 @@ fn candidates(tokenizer: Tokenizer, segments: &[Segment], known: &[Option<Known>
         let digits = segment.text.len().checked_ilog10().unwrap_or(0) + 1;
         let widest = render(template, Elided::widest(10usize.saturating_pow(digits) - 1));
         let stub_tokens = *widest_tokens.entry((template, widest.len())).or_insert_with(|| tokenizer.count(&widest));
-        let mut tokens = known.get(index).copied().flatten().map_or(0, |count| count.tokens);
+        let count = known.get(index).copied().flatten();
+        let mut tokens = count.map_or(0, |count| count.tokens);
+        if tokens <= stub_tokens && count.is_some_and(|count| count.exact) {
+            continue;
+        }
         if tokens <= stub_tokens {
             tokens = read(tokenizer, &segment.text, stub_tokens, tokens).tokens;
             if tokens <= stub_tokens {

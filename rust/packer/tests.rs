@@ -288,3 +288,34 @@ fn stubs_respect_quotas_when_choosing_how_many() {
     assert_eq!(actions, ["kept", "stubbed", "stubbed", "stubbed", "kept"]);
     assert!(packed.usage["tool_result"].tokens <= 60);
 }
+
+#[test]
+fn stubs_that_would_not_save_an_eviction_are_not_used() {
+    // Stubbing A makes room for B, which then crowds out C and D: more evictions, so no stubs.
+    let mut a = stubbed("a", 60);
+    a.priority = Some(4);
+    let mut b = segment("b", "history", 80);
+    b.priority = Some(3);
+    let mut c = segment("c", "history", 20);
+    c.priority = Some(2);
+    let mut d = segment("d", "history", 20);
+    d.priority = Some(1);
+    let segments = vec![a, b, c, d];
+    let packed = packer(Policy::default()).pack(&segments, 100, None).unwrap();
+    let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
+    assert_eq!(actions, ["kept", "evicted", "kept", "kept"]);
+}
+
+#[test]
+fn a_partial_admission_does_not_make_every_candidate_a_stub() {
+    let policy =
+        Policy { truncation: [("retrieval".to_owned(), Truncation::Cut(Strategy::Head))].into(), ..Policy::default() };
+    let mut task = segment("task", "instruction", 10);
+    task.required = true;
+    let mut chunk = segment("chunk", "retrieval", 500);
+    chunk.priority = Some(-1);
+    let segments = vec![task, stubbed("r1", 40), stubbed("r2", 40), stubbed("r3", 40), stubbed("r4", 40), chunk];
+    let packed = packer(policy).pack(&segments, 100, None).unwrap();
+    let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
+    assert_eq!(actions, ["kept", "stubbed", "stubbed", "stubbed", "kept", "truncated"]);
+}

@@ -10,6 +10,7 @@
 
 mod piece_cache;
 mod restart;
+mod split_index;
 mod truncate;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use piece_cache::PieceCache;
+pub(crate) use split_index::SplitIndex;
 pub use truncate::Keep;
 
 use crate::error::{Result, SchedError};

@@ -14,7 +14,7 @@ pub(super) fn middle(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marke
     let head = tokenizer.truncate(text, content.div_ceil(2), Keep::Head);
     let rest = text.get(head.len()..).unwrap_or_default();
     let tail = tokenizer.truncate(rest, content - tokenizer.count(head), Keep::Tail);
-    let steps = TokenSteps { tokenizer, text };
+    let steps = TokenSteps { tokenizer, text, frame: &frame };
     frame.settle(&steps, head.len(), text.len() - tail.len()).map(|(cut, _, _)| cut)
 }
 
@@ -22,6 +22,7 @@ pub(super) fn middle(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marke
 struct TokenSteps<'a> {
     tokenizer: &'a Tokenizer,
     text: &'a str,
+    frame: &'a Frame<'a>,
 }
 
 impl TokenSteps<'_> {
@@ -32,27 +33,28 @@ impl TokenSteps<'_> {
 
 impl Steps for TokenSteps<'_> {
     fn longer_head(&self, head: usize, by: usize) -> Option<usize> {
-        let tokens = self.tokenizer.count(self.text.get(..head)?);
+        let tokens = self.frame.count_range(0, self.text.get(..head)?.len());
         (by..by + LOOKAHEAD)
             .map(|extra| self.tokenizer.truncate(self.text, tokens + extra, Keep::Head).len())
             .find(|&longer| longer > head)
     }
 
     fn shorter_head(&self, head: usize) -> Option<usize> {
-        let tokens = self.tokenizer.count(self.text.get(..head)?).checked_sub(1)?;
+        let tokens = self.frame.count_range(0, self.text.get(..head)?.len()).checked_sub(1)?;
         Some(self.tokenizer.truncate(self.text, tokens, Keep::Head).len())
     }
 
     fn longer_tail(&self, head: usize, tail: usize, by: usize) -> Option<usize> {
         let rest = self.rest(head);
-        let tokens = self.tokenizer.count(self.text.get(tail..)?);
+        let tokens = self.frame.count_range(self.text.len() - self.text.get(tail..)?.len(), self.text.len());
         (by..by + LOOKAHEAD)
             .map(|extra| self.text.len() - self.tokenizer.truncate(rest, tokens + extra, Keep::Tail).len())
             .find(|&longer| longer < tail)
     }
 
     fn shorter_tail(&self, head: usize, tail: usize) -> Option<usize> {
-        let tokens = self.tokenizer.count(self.text.get(tail..)?).checked_sub(1)?;
+        let tokens =
+            self.frame.count_range(self.text.len() - self.text.get(tail..)?.len(), self.text.len()).checked_sub(1)?;
         Some(self.text.len() - self.tokenizer.truncate(self.rest(head), tokens, Keep::Tail).len())
     }
 }

@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use super::marker::{density, render, Elided, EXACT_LIMIT};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{SplitIndex, Tokenizer};
 
 /// How a strategy's sides move: by tokens (`middle`) or by whole lines (`lines`). Heads are byte ends,
 /// tails byte starts; `None` when a side cannot move that way. Longer sides move `by` steps (or as many
@@ -28,11 +28,28 @@ pub(super) struct Frame<'a> {
     pub(super) marker: &'a str,
     /// Tokens per byte of the elided text, sampled once for the first region too long to count.
     pub(super) density: Cell<Option<f64>>,
+    /// When the cut keeps much of the text: its split indexed once, so that each candidate is counted by
+    /// reading only around its joins instead of in full.
+    pub(super) index: Option<SplitIndex>,
 }
+
+/// A text at most this many bytes per token of the limit is indexed before cutting (the index costs one
+/// pass over the text; a search step without it costs about one pass over what is kept).
+const INDEX_BYTES_PER_TOKEN: usize = 16;
 
 impl<'a> Frame<'a> {
     pub(super) fn new(tokenizer: &'a Tokenizer, text: &'a str, max_tokens: usize, marker: &'a str) -> Self {
-        Self { tokenizer, text, max_tokens, marker, density: Cell::new(None) }
+        let index =
+            (text.len() <= max_tokens.saturating_mul(INDEX_BYTES_PER_TOKEN)).then(|| SplitIndex::new(tokenizer, text));
+        Self { tokenizer, text, max_tokens, marker, density: Cell::new(None), index }
+    }
+
+    /// Exact tokens of `text[start..end]`.
+    pub(super) fn count_range(&self, start: usize, end: usize) -> usize {
+        match &self.index {
+            Some(index) => index.count_range(self.tokenizer, self.text, start, end),
+            None => self.tokenizer.count(self.text.get(start..end).unwrap_or_default()),
+        }
     }
 
     /// Tokens of the marker at its widest (the most digits any count for this text could need).
@@ -40,19 +57,17 @@ impl<'a> Frame<'a> {
         self.tokenizer.count(&render(self.marker, Elided::widest(self.text.len())))
     }
 
-    fn candidate(&self, head: usize, tail: usize) -> String {
-        let text = self.text;
-        let (start, elided, end) =
-            (text.get(..head).unwrap_or_default(), text.get(head..tail).unwrap_or_default(), text.get(tail..));
+    /// The marker for eliding `text[head..tail]`.
+    fn marker_for(&self, head: usize, tail: usize) -> String {
+        let elided = self.text.get(head..tail).unwrap_or_default();
         let count = if elided.len() <= EXACT_LIMIT {
-            Elided::Exact(self.tokenizer.count(elided))
+            Elided::Exact(self.count_range(head, tail))
         } else {
             let density = self.density.get().unwrap_or_else(|| density(self.tokenizer, elided));
             self.density.set(Some(density));
             Elided::estimated(density, elided.len())
         };
-        let marker = render(self.marker, count);
-        [start, &marker, end.unwrap_or_default()].concat()
+        render(self.marker, count)
     }
 
     fn fitting(&self, head: usize, tail: usize) -> Option<String> {
@@ -61,7 +76,13 @@ impl<'a> Frame<'a> {
         if kept > self.max_tokens.saturating_mul(self.tokenizer.longest_token_bytes()) {
             return None;
         }
-        let candidate = self.candidate(head, tail);
+        let marker = self.marker_for(head, tail);
+        let (start, end) = (self.text.get(..head).unwrap_or_default(), self.text.get(tail..).unwrap_or_default());
+        if let Some(index) = &self.index {
+            let tokens = index.count_joined(self.tokenizer, self.text, head, &marker, tail);
+            return (tokens <= self.max_tokens).then(|| [start, &marker, end].concat());
+        }
+        let candidate = [start, &marker, end].concat();
         self.tokenizer.fits(&candidate, self.max_tokens).then_some(candidate)
     }
 
