@@ -95,7 +95,7 @@ impl Packer {
         if evicted == 0 {
             return Ok(None);
         }
-        let (all_stubbed, plan) = with_stubs(candidates.len())?;
+        let (_, plan) = with_stubs(candidates.len())?;
         let least = evictions(&plan);
         if least >= evicted {
             return Ok(None);
@@ -120,7 +120,6 @@ impl Packer {
             stubbed -= 1;
         }
         self.remember(segments, learnt.into_iter());
-        drop(all_stubbed);
         if stubbed < candidates.len() && evictions(&with_stubs(stubbed)?.1) > least {
             stubbed = fewest_stubs(candidates.len(), least, |count| Ok(evictions(&with_stubs(count)?.1)))?;
         }
