@@ -5,6 +5,7 @@
 //! `python` feature and are the only code that knows about Python.
 #![forbid(unsafe_code)]
 
+mod chat;
 mod error;
 mod packer;
 mod policy;
@@ -15,6 +16,7 @@ mod truncation;
 #[cfg(feature = "python")]
 mod py;
 
+pub use chat::{Accounting, ChatSegments, Message, Role, ToolCall};
 pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};
 pub use policy::{Amount, Policy, Quota};

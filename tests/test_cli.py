@@ -71,9 +71,11 @@ def test_pack_explains_every_message_and_fits_the_budget(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     explanation, text = out.split("\n--- packed text ---\n")
     messages = json.loads(EXAMPLE.read_text())["messages"]
-    assert len([line for line in explanation.splitlines() if line.startswith("  ") and ":" in line.split()[1]]) == len(
-        messages
-    )
+    # A line per message, and one per tool call (its arguments are a segment of their own).
+    lines = [line.split()[1] for line in explanation.splitlines() if line.startswith("  ")]
+    calls = sum(len(message.get("tool_calls") or []) for message in messages)
+    assert len([id for id in lines if ":" in id]) == len(messages) + calls
+    assert len([id for id in lines if ":call-" in id]) == calls
     # The 15k-token test log is cut to the tool_result cap (a fifth of 3,488 usable tokens) by whole lines,
     # keeping its first and last lines.
     # (Sizes include each message's framing: 15,548 tokens of content + 4.)

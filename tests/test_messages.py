@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ctxsched as cs
-from ctxsched.formats import image_tokens
+from ctxsched._core import chat_segments
+from ctxsched.formats import chat, image_tokens
 from tests.packing import words
 from tests.reference import reference
 
@@ -51,17 +52,17 @@ def check_valid(original: list[dict[str, Any]], packed: cs.PackedMessages, budge
             open_calls.add(call["id"])
     assert open_calls == answered, "a tool call without its result"
     # System messages, the task and the last user message are kept (cut only if they could not fit whole).
-    decisions = {d.index: d for d in packed.result.decisions}
+    decision = packed.decision
     users = [i for i, m in enumerate(original) if m["role"] == "user"]
     must_keep = [i for i, m in enumerate(original) if m["role"] in ("system", "developer")] + users[:1] + users[-1:]
-    assert all(decisions[i].action != "evicted" for i in must_keep)
-    cut_mandatory = [i for i in must_keep if decisions[i].action == "truncated"]
+    assert all(decision(i).action != "evicted" for i in must_keep)
+    cut_mandatory = [i for i in must_keep if decision(i).action == "truncated"]
     if cut_mandatory:
         assert sum(cs.count_messages([original[i]]) - 3 for i in set(must_keep)) > budget - 3
     by_identity = {id(m): i for i, m in enumerate(original)}
     for message in out:
         if id(message) in by_identity:
-            assert decisions[by_identity[id(message)]].action == "kept"
+            assert decision(by_identity[id(message)]).action == "kept"
         elif not repaired:  # a copy: only the content differs
             index = next(i for i, m in enumerate(original) if {k: v for k, v in m.items() if k != "content"} ==
                          {k: v for k, v in message.items() if k != "content"})  # fmt: skip
@@ -225,6 +226,8 @@ def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
             messages.append(
                 {"role": "assistant" if shape == "text" else "user", "content": words(draw(st.integers(1, 400)))}
             )
+            if draw(st.booleans()):
+                messages[-1]["name"] = draw(st.sampled_from(["alice", "build_bot"]))
     return messages
 
 
@@ -238,6 +241,47 @@ def test_generated_conversations_pack_valid_exact_and_faithful(messages: list[di
     check_valid(messages, packed, budget)
     if cs.count_messages(messages) <= budget:
         assert packed.messages == messages
+
+
+def _outcome(packed: cs.PackedMessages) -> tuple[Any, ...]:
+    decisions = [(d.id, d.kind, d.action, d.tokens_before, d.counted, d.tokens_after, d.detail)
+                 for d in packed.result.decisions]  # fmt: skip
+    return packed.messages, packed.tokens, packed.indices, packed.stubbed, decisions
+
+
+@given(messages=conversations(), budget=st.integers(1200, 12_000))
+def test_the_rust_and_the_python_reading_of_a_conversation_pack_alike(
+    messages: list[dict[str, Any]], budget: int
+) -> None:
+    # These conversations take the Rust path (string contents, paired calls) ...
+    assert chat_segments(messages, cs.Tokenizer("o200k_base"), 3, 1, 3) is not None
+    outcomes = []
+    for fast in (True, False):
+        chat._FAST_PATH = fast
+        chat._PACKERS.clear()  # what one pack counted would be known to the next
+        try:
+            outcomes.append(_outcome(cs.pack_messages(messages, budget)))
+        except cs.BudgetError as error:
+            outcomes.append((str(error),))
+        finally:
+            chat._FAST_PATH = True
+    # ... and the Python path, which handles everything else, packs them the same way.
+    assert outcomes[0] == outcomes[1]
+
+
+def test_conversations_the_rust_reading_leaves_to_python() -> None:
+    tokenizer = cs.Tokenizer("o200k_base")
+    fine = conversation([10])
+    assert chat_segments(fine, tokenizer, 3, 1, 3) is not None
+    for broken in (
+        [{"role": "user", "content": [{"type": "text", "text": "parts"}]}],  # content parts
+        [{"role": "narrator", "content": "x"}],  # an unknown role
+        [{"role": "user", "content": "x", "name": 7}],  # a name that is not a str
+        [{"role": "user", "content": "lone \ud800 surrogate"}],  # repaired by the Python path
+        fine[:3],  # a tool call without its result
+        (fine[0], fine[1]),  # not a list
+    ):
+        assert chat_segments(broken, tokenizer, 3, 1, 3) is None, broken
 
 
 def _transcripts() -> list[dict[str, Any]]:

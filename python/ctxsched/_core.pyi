@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any, Literal, TypeAlias, final
 
 __all__ = [
+    "ChatSegments",
     "Decision",
     "EvictedSegment",
     "KindUsage",
@@ -15,6 +16,7 @@ __all__ = [
     "Tokenizer",
     "Truncated",
     "__version__",
+    "chat_segments",
     "count_tokens",
     "encodings",
 ]
@@ -393,9 +395,31 @@ class Packer:
     def memo_size(self) -> int: ...
     @property
     def separator(self) -> str: ...
-    def total_up_to(self, segments: list[Segment], limit: int) -> int | None:
+    def total_up_to(self, segments: list[Segment] | ChatSegments, limit: int) -> int | None:
         """Tokens of ``segments`` (texts and overheads) if at most ``limit``, else ``None``; memoised."""
 
     def pack(
-        self, segments: list[Segment], budget: int, counts: list[int] | None = None, separator_tokens: int = 0
+        self,
+        segments: list[Segment] | ChatSegments,
+        budget: int,
+        counts: list[int] | None = None,
+        separator_tokens: int = 0,
     ) -> PackResult: ...
+
+@final
+class ChatSegments:
+    """A conversation's segments, read in Rust by ``chat_segments`` (for ``Packer.pack``)."""
+
+    @property
+    def owners(self) -> list[int]:
+        """For each segment, the index of its message."""
+
+    def __len__(self) -> int: ...
+
+def chat_segments(
+    messages: object, tokenizer: Tokenizer, per_message: int, per_name: int, per_tool_call: int
+) -> ChatSegments | None:
+    """The segments ``pack_messages`` makes of an OpenAI conversation whose contents are strings.
+
+    ``None`` when it needs the Python front-end: content parts, a malformed message, unpaired tool calls.
+    """

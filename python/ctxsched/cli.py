@@ -42,7 +42,10 @@ def _count(args: argparse.Namespace) -> int:
     except ContextSchedError as error:
         raise _InputError(f"{args.file}: {error}") from error
     contents = tokenizer.count_many([message.text or "" for message in parsed])  # one call into Rust
-    rows = [(m.role, content, m.overhead, (m.text or "")[:60]) for m, content in zip(parsed, contents, strict=True)]
+    rows = [
+        (m.role, content, m.overhead + m.calls_cost(tokenizer), (m.text or "")[:60])
+        for m, content in zip(parsed, contents, strict=True)
+    ]
     total = sum(content + overhead for _, content, overhead, _ in rows) + accounting.reply_priming
 
     print(f"{args.file}  ({len(messages)} messages, encoding {tokenizer.name})")

@@ -3,6 +3,7 @@
 // PyO3 extracts arguments as owned values (`Vec<u32>` for token ids); taking them by value is the API.
 #![allow(clippy::needless_pass_by_value)]
 
+mod chat;
 mod convert;
 mod errors;
 mod packer;
@@ -29,6 +30,8 @@ where
 
 #[pymodule(gil_used = false)]
 pub mod _core {
+    #[pymodule_export]
+    use super::chat::{chat_segments, PyChatSegments};
     #[pymodule_export]
     use super::packer::PyPacker;
     #[pymodule_export]

@@ -7,9 +7,10 @@ use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use super::chat::PyChatSegments;
 use super::convert::{AmountArg, TruncationArg};
 use super::enter_core;
-use super::result::PyPackResult;
+use super::result::{Inputs, PyPackResult};
 use super::segment::PySegment;
 use super::tokenizer::{PyTokenizer, TokenLimit};
 use crate::packer::{Packer, TruncatorFailure, Truncators};
@@ -176,9 +177,16 @@ fn describe(py: Python<'_>, error: &PyErr) -> String {
     format!("{type_name}: {}", error.value(py))
 }
 
-/// The `Segment`s of a Python list, and their core copies (ids defaulted to `{kind}-{index}`).
-fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Vec<Py<PySegment>>, Vec<Segment>)> {
-    let list = segments.cast::<PyList>().map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
+/// The `Segment`s of a Python list, and their core copies (ids defaulted to `{kind}-{index}`); or a
+/// conversation's segments, shared.
+fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Inputs, Arc<[Segment]>)> {
+    if let Ok(chat) = segments.cast::<PyChatSegments>() {
+        let chat = chat.get();
+        return Ok((Inputs::Chat(Arc::clone(&chat.roles)), Arc::clone(&chat.segments)));
+    }
+    let list = segments
+        .cast::<PyList>()
+        .map_err(|_| PyTypeError::new_err("segments must be a list of Segment or a ChatSegments"))?;
     let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
     let mut core: Vec<Segment> = Vec::with_capacity(list.len());
     for (index, item) in list.iter().enumerate() {
@@ -195,5 +203,5 @@ fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Vec<Py<PySegment>>, V
         core.push(copy);
         inputs.push(segment.unbind());
     }
-    Ok((inputs, core))
+    Ok((Inputs::Segments(inputs), core.into()))
 }

@@ -1,5 +1,7 @@
 //! `PackResult` and the objects it hands out: placed and evicted segments, decisions, usage.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -99,17 +101,24 @@ impl PyKindUsage {
     }
 }
 
+/// The segments a pack was given: the caller's `Segment` objects, or a conversation's segments (made into
+/// `Segment` objects only when asked for), with the role of each.
+pub(crate) enum Inputs {
+    Segments(Vec<Py<PySegment>>),
+    Chat(Arc<[&'static str]>),
+}
+
 /// The packed prompt: placed segments in order, evicted ones, decisions, exact tokens, usage.
 #[pyclass(frozen, name = "PackResult", module = "ctxsched._core")]
 pub(crate) struct PyPackResult {
-    inputs: Vec<Py<PySegment>>,
-    core: Vec<Segment>,
+    inputs: Inputs,
+    core: Arc<[Segment]>,
     packed: Packed,
     separator: String,
 }
 
 impl PyPackResult {
-    pub(crate) fn new(inputs: Vec<Py<PySegment>>, core: Vec<Segment>, packed: Packed, separator: String) -> Self {
+    pub(crate) fn new(inputs: Inputs, core: Arc<[Segment]>, packed: Packed, separator: String) -> Self {
         Self { inputs, core, packed, separator }
     }
 
@@ -126,7 +135,13 @@ impl PyPackResult {
     }
 
     fn input(&self, py: Python<'_>, index: usize) -> Option<Py<PySegment>> {
-        self.inputs.get(index).map(|segment| segment.clone_ref(py))
+        match &self.inputs {
+            Inputs::Segments(inputs) => inputs.get(index).map(|segment| segment.clone_ref(py)),
+            Inputs::Chat(roles) => {
+                let (core, role) = (self.core.get(index)?, roles.get(index)?);
+                Py::new(py, PySegment::from_core(core.clone(), Some((*role).to_owned()))).ok()
+            }
+        }
     }
 }
 

@@ -40,6 +40,14 @@ fn pin_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Pin> {
     }
 }
 
+impl PySegment {
+    /// A segment the core made (a conversation's), with its id given.
+    pub(crate) fn from_core(core: Segment, role: Option<String>) -> Self {
+        let explicit_id = Some(core.id.clone());
+        Self { core, explicit_id, role, summarizable: false, trust: Trust::Trusted, metadata: None }
+    }
+}
+
 #[pymethods]
 impl PySegment {
     #[new]

@@ -10,6 +10,7 @@
 
 mod piece_cache;
 mod restart;
+mod split;
 mod split_index;
 mod truncate;
 
@@ -267,7 +268,7 @@ impl Tokenizer {
 
     /// The pre-tokenizer's pieces of `text`; tokens never cross a piece boundary.
     fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.bpe.split(text)
+        split::Pieces::new(self.encoding, self.bpe, text)
     }
 
     /// Tokens in one pre-tokenizer piece.

@@ -2,8 +2,10 @@
 //!
 //! Counting real text is dominated by its most common pieces (" the", "\n", "    ", " =", "{"), and
 //! both BPE and a lookup in the 200k-token vocabulary cost a cache miss or several per piece (~150 ns).
-//! A direct-mapped table of 4,096 recent short pieces stays in L2 and answers most pieces of real text
-//! in a few nanoseconds; it cut the time to count the real transcripts by about a third. The table is per thread
+//! A direct-mapped table of 32,768 recent short pieces (768 KB, within a core's L2 on current servers)
+//! answers most pieces of real text in a few nanoseconds. The 40 largest real transcripts hold 1.3M pieces
+//! but only 26k distinct ones: 4,096 slots answered about 80% of them, 32,768 nearly all, and counting
+//! went from 37 to 64 MB/s per core (16,384 slots: 58; 65,536: no better). The table is per thread
 //! (no locks; counting runs with the GIL released) and per encoding. A slot holds the piece's bytes, so a
 //! hit is exact, never a hash collision.
 
@@ -16,7 +18,7 @@ use super::Encoding;
 
 /// Pieces longer than this are rare enough (and costly enough to encode) not to be worth caching.
 const MAX_PIECE: usize = 22;
-const SLOTS: usize = 4096;
+const SLOTS: usize = 32768;
 
 #[derive(Clone, Copy)]
 struct Slot {

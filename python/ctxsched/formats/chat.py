@@ -6,6 +6,8 @@ The default chat policy (``chat_policy()``), on top of any ``Policy``:
 - the first user message (the task) and the last user message are required; they and the system messages
   are cut (in the middle) only when they cannot fit whole, never dropped;
 - an assistant message with tool calls and all its tool results form one group (kept or dropped together);
+  each tool call is a segment of kind ``tool_call`` right after its message's (its arguments are counted
+  only as far as a decision needs them, and are never cut);
 - a conversation that fits comes back unchanged; otherwise oversized tool results are cut by their kind's
   truncation (``auto``) at the cap (a quarter of the budget);
 - before whole turns go, the oldest tool results are replaced by a stub naming the tool and the tokens
@@ -21,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ctxsched._core import Packer, PackResult, PlacedSegment, Segment, Tokenizer
+from ctxsched._core import ChatSegments, Decision, Packer, PackResult, PlacedSegment, Segment, Tokenizer, chat_segments
 from ctxsched.exceptions import MessageFormatError
 from ctxsched.formats.anthropic import AnthropicAccounting, from_anthropic, to_anthropic
 from ctxsched.formats.openai import ChatAccounting, Message, parse
@@ -32,6 +34,8 @@ __all__ = ["PackedMessages", "chat_policy", "pack_messages"]
 FORMATS = ("openai", "anthropic")
 _PACKERS: dict[str, Packer] = {}
 _PACKER_CACHE_SIZE = 8
+#: Tests turn the Rust reading of conversations off to check that both paths pack alike.
+_FAST_PATH = True
 
 
 def chat_policy() -> Policy:
@@ -52,7 +56,8 @@ class PackedMessages:
             ``{"system", "messages"}`` dict): messages kept whole are the input's own objects; cut or stubbed
             ones are copies with only their content changed.
         tokens: the prompt's tokens by the format's accounting (reply priming included); at most the budget.
-        result: the allocator's ``PackResult``, with a decision per input message (``explain()``).
+        result: the allocator's ``PackResult``: a decision per input message, and one per tool call (its
+            arguments, a segment of kind ``tool_call``); ``decision(index)`` finds a message's.
         repairs: what was repaired in the input (with ``repair=True``), one sentence each.
         stubbed: indices of the input messages replaced by a stub.
         indices: for each message of ``messages``, its index in the input (OpenAI format).
@@ -66,6 +71,17 @@ class PackedMessages:
     stubbed: list[int] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
     note: str | None = None
+
+    def decision(self, index: int) -> Decision:
+        """The decision about input message ``index`` (its content; its tool calls share its fate).
+
+        Raises:
+            KeyError: no such message (or a repair dropped it).
+        """
+        for decision in self.result.decisions:
+            if decision.id.startswith(f"{index}:") and decision.kind != "tool_call":
+                return decision
+        raise KeyError(f"no decision about message {index}")
 
     def explain(self) -> str:
         """The repairs, the stubs and the allocator's decision log."""
@@ -113,21 +129,32 @@ def pack_messages(
         policy if isinstance(policy, Policy) else chat_policy() if policy is None else Policy.model_validate(policy)
     )
     tokenizer = Tokenizer(encoding)
-    parsed = parse(messages, tokenizer, accounting)
     repairs: list[str] = []
-    parsed, groups, names = _link_tool_results(parsed, repair, repairs, tokenizer, accounting)
-    segments = _segments(parsed, groups, names)
+    # Well-formed conversations of string contents are read in Rust; the rest (content parts, repairs, errors
+    # that name the message) take the Python path, which makes the same segments.
+    fast = _FAST_PATH and chat_segments(
+        messages, tokenizer, accounting.tokens_per_message, accounting.tokens_per_name, accounting.tokens_per_tool_call
+    )
+    segments: ChatSegments | list[Segment]
+    numbers: Sequence[int]
+    if fast:
+        segments, owners, originals, numbers = fast, fast.owners, messages, range(len(messages))
+    else:
+        parsed = parse(messages, tokenizer, accounting)
+        parsed, groups, names = _link_tool_results(parsed, repair, repairs, tokenizer, accounting)
+        segments, owners = _segments(parsed, groups, names)
+        originals, numbers = [message.original for message in parsed], [message.index for message in parsed]
     # A conversation that fits whole comes back whole: caps only apply when something has to give.
     packer = _packer(encoding, policy, accounting)
     room = budget - policy.reserve_output - accounting.reply_priming
     if room >= 0 and packer.total_up_to(segments, room) is not None:
         packer = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
     result = packer.pack(segments, budget)
-    placed = result.segments
-    out = _messages(parsed, placed)
+    placed = [segment for segment in result.segments if segment.kind != "tool_call"]
+    out = _messages(originals, owners, placed)
     tokens = result.tokens + accounting.reply_priming
-    indices = [parsed[segment.index].index for segment in placed]
-    stubbed = [parsed[segment.index].index for segment in placed if segment.action == "stubbed"]
+    indices = [numbers[owners[segment.index]] for segment in placed]
+    stubbed = [numbers[owners[segment.index]] for segment in placed if segment.action == "stubbed"]
     return PackedMessages(out, tokens, result, repairs, sorted(stubbed), indices)
 
 
@@ -225,10 +252,12 @@ def _drop_calls(
     return fixed
 
 
-def _segments(parsed: list[Message], groups: dict[int, str], names: dict[str, str]) -> list[Segment]:
+def _segments(parsed: list[Message], groups: dict[int, str], names: dict[str, str]) -> tuple[list[Segment], list[int]]:
+    """The segments of the messages, and for each the position of its message in ``parsed``."""
     users = [position for position, message in enumerate(parsed) if message.role == "user"]
     task, last_user = (users[0], users[-1]) if users else (-1, -1)
     segments = []
+    owners = []
     for position, message in enumerate(parsed):
         role = message.role
         kind = {"system": "system", "developer": "system", "tool": "tool_result"}.get(role, "history")
@@ -252,7 +281,23 @@ def _segments(parsed: list[Message], groups: dict[int, str], names: dict[str, st
                 stub=stub,
             )
         )
-    return segments
+        owners.append(position)
+        for number, (arguments, overhead) in enumerate(
+            zip(message.tool_arguments, message.tool_overheads, strict=True)
+        ):
+            segments.append(
+                Segment(
+                    arguments,
+                    id=f"{message.index}:call-{number}",
+                    kind="tool_call",
+                    role=role,
+                    group=groups.get(position),
+                    truncate="none",
+                    overhead=overhead,
+                )
+            )
+            owners.append(position)
+    return segments, owners
 
 
 def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
@@ -269,12 +314,9 @@ def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer
     return packer
 
 
-def _messages(parsed: list[Message], segments: list[PlacedSegment]) -> list[Any]:
+def _messages(originals: Sequence[Any], owners: list[int], segments: list[PlacedSegment]) -> list[Any]:
     out: list[Any] = []
     for placed in segments:
-        message = parsed[placed.index]
-        if placed.action in ("truncated", "stubbed"):
-            out.append({**message.original, "content": placed.text})
-        else:
-            out.append(message.original)
+        message = originals[owners[placed.index]]
+        out.append({**message, "content": placed.text} if placed.action in ("truncated", "stubbed") else message)
     return out

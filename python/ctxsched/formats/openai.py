@@ -45,10 +45,18 @@ class Message:
     original: Mapping[str, Any]
     #: The content when it is a string (and may be cut), else ``None``.
     text: str | None
-    #: Tokens beyond ``text``: framing, role, name, tool calls, and all of a list content.
+    #: Tokens beyond ``text`` and the tool calls: framing, role, name, and all of a list content.
     overhead: int
     tool_call_ids: list[str] = field(default_factory=list)
     tool_names: dict[str, str] = field(default_factory=dict)
+    #: Each tool call's arguments (counted where they are needed: they can be long) and its other tokens
+    #: (``tokens_per_tool_call`` and the function name).
+    tool_arguments: list[str] = field(default_factory=list)
+    tool_overheads: list[int] = field(default_factory=list)
+
+    def calls_cost(self, tokenizer: Tokenizer) -> int:
+        """The tokens of the message's tool calls."""
+        return sum(self.tool_overheads) + sum(tokenizer.count_many(self.tool_arguments))
 
 
 def image_tokens(part: Mapping[str, Any], accounting: ChatAccounting) -> int:
@@ -117,9 +125,10 @@ def parse(messages: Sequence[Any], tokenizer: Tokenizer, accounting: ChatAccount
     if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
         raise MessageFormatError(None, f"messages must be a list of message dicts, not {type(messages).__name__}")
     parsed: list[Message] = []
-    # The framing texts (roles, names, tool calls) of every message, counted in one call at the end.
+    # The framing texts (roles, names, tool names) of every message, counted in one call at the end; tool
+    # arguments are left to whoever needs them.
     framing: list[str] = []
-    owners: list[Message] = []
+    owners: list[tuple[Message, int | None]] = []
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
             raise MessageFormatError(index, f"must be a dict, not {type(message).__name__}")
@@ -134,16 +143,20 @@ def parse(messages: Sequence[Any], tokenizer: Tokenizer, accounting: ChatAccount
             overhead += accounting.tokens_per_name
         text, content_cost = _content(index, role, message, tokenizer, accounting)
         entry = Message(index, role, message, text, overhead + content_cost)
-        texts = [role] if name is None else [role, name]
+        framing += [role] if name is None else [role, name]
+        owners += [(entry, None)] * (1 if name is None else 2)
         if role == "assistant":
-            texts += _tool_calls(entry, accounting)
+            names = _tool_calls(entry, accounting)
+            framing += names
+            owners += [(entry, call) for call in range(len(names))]
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise MessageFormatError(index, "is a tool result without a str tool_call_id")
-        framing += texts
-        owners += [entry] * len(texts)
         parsed.append(entry)
-    for entry, tokens in zip(owners, tokenizer.count_many(framing), strict=True):
-        entry.overhead += tokens
+    for (entry, call), tokens in zip(owners, tokenizer.count_many(framing), strict=True):
+        if call is None:
+            entry.overhead += tokens
+        else:
+            entry.tool_overheads[call] += tokens
     return parsed
 
 
@@ -180,7 +193,7 @@ def _content(
 
 
 def _tool_calls(entry: Message, accounting: ChatAccounting) -> list[str]:
-    """Validate an assistant message's tool calls; their framing cost, and the texts to count."""
+    """Validate an assistant message's tool calls and record them; the function names, to count."""
     calls = entry.original.get("tool_calls")
     if calls is None:
         return []
@@ -195,8 +208,9 @@ def _tool_calls(entry: Message, accounting: ChatAccounting) -> list[str]:
         name, arguments = function.get("name"), function.get("arguments", "")
         if not isinstance(name, str) or not isinstance(arguments, str):
             raise MessageFormatError(entry.index, f"has tool call {number} whose name or arguments are not str")
-        entry.overhead += accounting.tokens_per_tool_call
-        texts += [name, arguments]
+        texts.append(name)
+        entry.tool_arguments.append(arguments)
+        entry.tool_overheads.append(accounting.tokens_per_tool_call)
         entry.tool_call_ids.append(call_id)
         entry.tool_names[call_id] = name
     return texts
@@ -209,5 +223,6 @@ def count_messages(
     accounting = accounting or ChatAccounting()
     tokenizer = Tokenizer(encoding)
     parsed = parse(messages, tokenizer, accounting)
-    texts = [message.text or "" for message in parsed]
-    return sum(tokenizer.count_many(texts)) + sum(message.overhead for message in parsed) + accounting.reply_priming
+    texts = [message.text or "" for message in parsed] + [text for message in parsed for text in message.tool_arguments]
+    overheads = sum(message.overhead + sum(message.tool_overheads) for message in parsed)
+    return sum(tokenizer.count_many(texts)) + overheads + accounting.reply_priming
