@@ -39,8 +39,10 @@ const INDEX_BYTES_PER_TOKEN: usize = 16;
 
 impl<'a> Frame<'a> {
     pub(super) fn new(tokenizer: &'a Tokenizer, text: &'a str, max_tokens: usize, marker: &'a str) -> Self {
-        let index =
-            (text.len() <= max_tokens.saturating_mul(INDEX_BYTES_PER_TOKEN)).then(|| SplitIndex::new(tokenizer, text));
+        // Also indexed: a text whose elided part would be counted exactly (up to `EXACT_LIMIT` bytes) for
+        // every candidate's marker; one pass instead of one per search step.
+        let indexed = max_tokens.saturating_mul(INDEX_BYTES_PER_TOKEN).saturating_add(EXACT_LIMIT);
+        let index = (text.len() <= indexed).then(|| SplitIndex::new(tokenizer, text));
         Self { tokenizer, text, max_tokens, marker, density: Cell::new(None), index }
     }
 
