@@ -28,6 +28,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import ctxsched as cs
 from benches.conftest import TRANSCRIPTS
+from ctxsched.formats import chat
 from tests.reference import rank_file, reference
 
 BUDGETS = [8_000, 32_000]
@@ -82,6 +83,7 @@ def problems(original: list[dict[str, Any]], out: list[dict[str, Any]], budget: 
 
 
 def _ctxsched() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:
+    chat._PACKERS.clear()  # each run starts with no counts remembered from an earlier one
     return lambda messages, budget: cs.pack_messages(messages, budget).messages
 
 

@@ -404,7 +404,10 @@ class Packer:
         budget: int,
         counts: list[int] | None = None,
         separator_tokens: int = 0,
-    ) -> PackResult: ...
+        *,
+        caps: bool = True,
+    ) -> PackResult:
+        """Pack ``segments`` into ``budget``; ``caps=False`` ignores the policy's per-kind caps."""
 
 @final
 class ChatSegments:

@@ -137,12 +137,6 @@ fn mandatory_members(plan: &Plan) -> Vec<usize> {
 /// one shows the lower bound its cut needed ("cut ≥1501 -> 1500").
 const LOG_COUNT_LIMIT: usize = 1 << 20;
 
-/// A fit check counts texts in parallel batches of about a quarter of what the room left could hold (at
-/// about four bytes per token), so that it reads little past the point where the total no longer fits.
-const BYTES_PER_TOKEN: usize = 4;
-const BATCHES_PER_ROOM: usize = 4;
-const MIN_BATCH_BYTES: usize = 16 * 1024;
-
 /// The memo is cleared when it grows past this many texts (an agent's whole history is far smaller).
 const MEMO_LIMIT: usize = 1 << 20;
 /// The cut memo is cleared when it grows past this many cuts.
@@ -182,6 +176,28 @@ impl Packer {
     /// Pack `segments` into `budget` tokens. `counts` (one per segment) and `separator_tokens` are
     /// required when the packer has no tokenizer and ignored otherwise.
     pub fn pack(&self, segments: &[Segment], budget: usize, external: Option<(&[usize], usize)>) -> Result<Packed> {
+        self.pack_with(&self.policy, segments, budget, external)
+    }
+
+    /// [`Packer::pack`] with no per-kind caps: what a chat front-end does when the whole conversation fits
+    /// (a fit check with [`Packer::total_up_to`] first), sharing this packer's memo.
+    pub fn pack_without_caps(
+        &self,
+        segments: &[Segment],
+        budget: usize,
+        external: Option<(&[usize], usize)>,
+    ) -> Result<Packed> {
+        let uncapped = Policy { segment_caps: BTreeMap::new(), ..self.policy.clone() };
+        self.pack_with(&uncapped, segments, budget, external)
+    }
+
+    fn pack_with(
+        &self,
+        policy: &Policy,
+        segments: &[Segment],
+        budget: usize,
+        external: Option<(&[usize], usize)>,
+    ) -> Result<Packed> {
         check_ids(segments)?;
         self.check_hooks(segments)?;
         let usable = budget.checked_sub(self.policy.reserve_output).ok_or_else(|| SchedError::Budget {
@@ -217,7 +233,7 @@ impl Packer {
             segments,
             known: &known,
             tokenizer: self.tokenizer,
-            policy: &self.policy,
+            policy,
             usable,
             separator,
             can_truncate: self.tokenizer.is_some(),
@@ -299,7 +315,7 @@ impl Packer {
             let room = limit - total;
             let mut batch = Vec::new();
             let mut bytes = 0usize;
-            let batch_bytes = (room.saturating_mul(BYTES_PER_TOKEN) / BATCHES_PER_ROOM).max(MIN_BATCH_BYTES);
+            let batch_bytes = sizes::batch_bytes(room);
             while let Some(index) = order.next_if(|_| batch.is_empty() || bytes <= batch_bytes) {
                 let (Some(segment), known) = (segments.get(index), known.get(index).copied().flatten()) else {
                     continue;

@@ -12,6 +12,17 @@ use super::allocate::Allocator;
 use crate::segment::Segment;
 use crate::tokenizer::Tokenizer;
 
+/// A fit check counts texts in parallel batches of about a quarter of what the room left could hold (at
+/// about four bytes per token), so that it reads little past the point where the total no longer fits.
+const BYTES_PER_TOKEN: usize = 4;
+const BATCHES_PER_ROOM: usize = 4;
+const MIN_BATCH_BYTES: usize = 16 * 1024;
+
+/// The bytes of text to count ahead at once when `room` tokens are left.
+pub(super) fn batch_bytes(room: usize) -> usize {
+    (room.saturating_mul(BYTES_PER_TOKEN) / BATCHES_PER_ROOM).max(MIN_BATCH_BYTES)
+}
+
 /// A text's count from the memo or an external counter: exact, or a lower bound (it was read only until it
 /// could not fit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

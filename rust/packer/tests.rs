@@ -89,6 +89,25 @@ fn caps_preempt_and_quota_maximums_hold() {
 }
 
 #[test]
+fn packing_without_caps_keeps_what_fits_whole_and_shares_the_memo() {
+    let mut policy = Policy::default();
+    policy.segment_caps.insert("tool_result".into(), Amount::Tokens(20));
+    policy.truncation.insert("tool_result".into(), Truncation::Cut(Strategy::Head));
+    let packer = packer(policy);
+    let segments = vec![segment("task", "instruction", 10), segment("log", "tool_result", 60)];
+    assert_eq!(packer.total_up_to(&segments, 100), Some(70));
+    let remembered = packer.memo_len();
+    let whole = packer.pack_without_caps(&segments, 100, None).unwrap();
+    assert_eq!(whole.decisions[1].action(), "kept");
+    assert_eq!(whole.decisions[1].tokens_after, 60);
+    // The fit check counted both texts, and packing found them in the same memo.
+    assert_eq!(packer.memo_len(), remembered);
+    let capped = packer.pack(&segments, 100, None).unwrap();
+    assert_eq!(capped.decisions[1].action(), "truncated");
+    assert!(capped.decisions[1].tokens_after <= 20);
+}
+
+#[test]
 fn quota_minimums_are_reserved_before_priorities() {
     let mut policy = Policy::default();
     policy.quotas.insert("retrieval".into(), Quota { min: Amount::Tokens(30), max: None });

@@ -101,7 +101,7 @@ impl PyPacker {
         enter_core(py, work_bytes, || Ok(self.inner.total_up_to(&core, limit.0)))
     }
 
-    #[pyo3(signature = (segments, budget, counts = None, separator_tokens = 0))]
+    #[pyo3(signature = (segments, budget, counts = None, separator_tokens = 0, *, caps = true))]
     fn pack(
         &self,
         py: Python<'_>,
@@ -109,16 +109,23 @@ impl PyPacker {
         budget: TokenLimit,
         counts: Option<Vec<usize>>,
         separator_tokens: usize,
+        caps: bool,
     ) -> PyResult<PyPackResult> {
         let (inputs, core) = core_segments(segments)?;
         let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
         let external = counts.as_deref().map(|counts| (counts, separator_tokens));
-        let packed = enter_core(py, work_bytes.max(core.len() * 64), || self.inner.pack(&core, budget.0, external))
-            .map_err(|error| {
-                // A truncator raised KeyboardInterrupt or SystemExit: that exception, not a summary of it.
-                let pending = self.truncators.as_ref().and_then(|truncators| truncators.take_interrupt());
-                pending.unwrap_or(error)
-            })?;
+        let pack = || {
+            if caps {
+                self.inner.pack(&core, budget.0, external)
+            } else {
+                self.inner.pack_without_caps(&core, budget.0, external)
+            }
+        };
+        let packed = enter_core(py, work_bytes.max(core.len() * 64), pack).map_err(|error| {
+            // A truncator raised KeyboardInterrupt or SystemExit: that exception, not a summary of it.
+            let pending = self.truncators.as_ref().and_then(|truncators| truncators.take_interrupt());
+            pending.unwrap_or(error)
+        })?;
         Ok(PyPackResult::new(inputs, core, packed, self.inner.policy().separator.clone()))
     }
 }

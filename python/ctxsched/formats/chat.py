@@ -147,9 +147,8 @@ def pack_messages(
     # A conversation that fits whole comes back whole: caps only apply when something has to give.
     packer = _packer(encoding, policy, accounting)
     room = budget - policy.reserve_output - accounting.reply_priming
-    if room >= 0 and packer.total_up_to(segments, room) is not None:
-        packer = _packer(encoding, policy.model_copy(update={"segment_caps": {}}), accounting)
-    result = packer.pack(segments, budget)
+    fits = room >= 0 and packer.total_up_to(segments, room) is not None
+    result = packer.pack(segments, budget, caps=not fits)
     placed = [segment for segment in result.segments if segment.kind != "tool_call"]
     out = _messages(originals, owners, placed)
     tokens = result.tokens + accounting.reply_priming
