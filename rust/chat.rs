@@ -16,6 +16,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::segment::{Pin, Segment, Truncation};
 use crate::tokenizer::Tokenizer;
 
+/// The kind of the segments that hold a message's tool calls.
+pub const TOOL_CALL_KIND: &str = "tool_call";
+
 /// The per-message constants of chat accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accounting {
@@ -133,7 +136,8 @@ fn segments(messages: &[Message], tokenizer: Tokenizer, accounting: Accounting) 
         chat.segments.push(segment);
         chat.owners.push(index);
         for (number, call) in message.calls.iter().enumerate() {
-            let mut segment = Segment::new(format!("{index}:call-{number}"), "tool_call", Arc::clone(&call.arguments));
+            let mut segment =
+                Segment::new(format!("{index}:call-{number}"), TOOL_CALL_KIND, Arc::clone(&call.arguments));
             segment.group.clone_from(&group);
             segment.truncation = Some(Truncation::None);
             segment.overhead = accounting.per_tool_call + tokenizer.count(&call.name);

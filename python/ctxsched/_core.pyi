@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module, checked against it by ``mypy.stubtest``."""
 
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any, Literal, TypeAlias, final
 
 __all__ = [
@@ -343,6 +343,12 @@ class PackResult:
     @property
     def evicted(self) -> list[EvictedSegment]:
         """Segments not placed, in input order."""
+
+    def chat_messages(self, originals: Sequence[Any], owners: list[int]) -> tuple[list[Any], list[int], list[int]]:
+        """The packed conversation, each placed message's original or a copy with its content cut or stubbed.
+
+        Also the position of each and of the stubbed ones (``owners``: the message of each segment).
+        """
 
     @property
     def decisions(self) -> list[Decision]:

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -59,12 +60,13 @@ fn text(value: &Bound<'_, PyAny>) -> Option<Arc<str>> {
 }
 
 fn read_message(item: &Bound<'_, PyAny>) -> PyResult<Option<Message>> {
+    let py = item.py();
     let Ok(dict) = item.cast::<PyDict>() else { return Ok(None) };
-    let Some(role) = dict.get_item("role")? else { return Ok(None) };
+    let Some(role) = dict.get_item(intern!(py, "role"))? else { return Ok(None) };
     let Some(role) = role.cast::<PyString>().ok().and_then(|role| Role::parse(role.to_str().ok()?)) else {
         return Ok(None);
     };
-    let content = match dict.get_item("content")? {
+    let content = match dict.get_item(intern!(py, "content"))? {
         Some(content) if !content.is_none() => match text(&content) {
             Some(content) => content,
             None => return Ok(None),
@@ -74,14 +76,14 @@ fn read_message(item: &Bound<'_, PyAny>) -> PyResult<Option<Message>> {
         None if role == Role::Assistant => Arc::from(""),
         _ => return Ok(None),
     };
-    let name = match dict.get_item("name")? {
+    let name = match dict.get_item(intern!(py, "name"))? {
         Some(name) if !name.is_none() => match text(&name) {
             Some(name) => Some(name.to_string()),
             None => return Ok(None),
         },
         _ => None,
     };
-    let calls = match dict.get_item("tool_calls")? {
+    let calls = match dict.get_item(intern!(py, "tool_calls"))? {
         Some(calls) if role == Role::Assistant && !calls.is_none() => match read_calls(&calls)? {
             Some(calls) => calls,
             None => return Ok(None),
@@ -89,7 +91,7 @@ fn read_message(item: &Bound<'_, PyAny>) -> PyResult<Option<Message>> {
         _ => Vec::new(),
     };
     let answers = if role == Role::Tool {
-        match dict.get_item("tool_call_id")?.as_ref().and_then(text) {
+        match dict.get_item(intern!(py, "tool_call_id"))?.as_ref().and_then(text) {
             Some(id) => Some(id.to_string()),
             None => return Ok(None),
         }
@@ -100,17 +102,18 @@ fn read_message(item: &Bound<'_, PyAny>) -> PyResult<Option<Message>> {
 }
 
 fn read_calls(calls: &Bound<'_, PyAny>) -> PyResult<Option<Vec<ToolCall>>> {
+    let py = calls.py();
     let Ok(calls) = calls.cast::<PyList>() else { return Ok(None) };
     let mut read = Vec::with_capacity(calls.len());
     for call in calls.iter() {
         let Ok(call) = call.cast::<PyDict>() else { return Ok(None) };
-        let id = call.get_item("id")?.as_ref().and_then(text);
-        let function = call.get_item("function")?;
+        let id = call.get_item(intern!(py, "id"))?.as_ref().and_then(text);
+        let function = call.get_item(intern!(py, "function"))?;
         let Some(function) = function.as_ref().and_then(|function| function.cast::<PyDict>().ok()) else {
             return Ok(None);
         };
-        let name = function.get_item("name")?.as_ref().and_then(text);
-        let arguments = match function.get_item("arguments")? {
+        let name = function.get_item(intern!(py, "name"))?.as_ref().and_then(text);
+        let arguments = match function.get_item(intern!(py, "arguments"))? {
             None => Some(Arc::from("")),
             Some(arguments) => text(&arguments),
         };

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList, PyMapping};
 
 use super::segment::PySegment;
+use crate::chat::TOOL_CALL_KIND;
 use crate::packer::{Decision, Packed};
 use crate::segment::Segment;
 
@@ -192,6 +194,45 @@ impl PyPackResult {
                 })
             })
             .collect()
+    }
+
+    /// A packed conversation (`pack_messages`): for each placed segment of a message (not of one of its
+    /// tool calls), in order, the message from `originals` (at its position in `owners`, by segment), or a
+    /// dict copy with its `content` replaced when it was cut or stubbed. Also the position of each, and
+    /// the positions of the stubbed ones.
+    fn chat_messages<'py>(
+        &self,
+        py: Python<'py>,
+        originals: &Bound<'py, PyAny>,
+        owners: Vec<usize>,
+    ) -> PyResult<(Bound<'py, PyList>, Vec<usize>, Vec<usize>)> {
+        let out = PyList::empty(py);
+        let (mut positions, mut stubbed) = (Vec::new(), Vec::new());
+        for &index in &self.packed.order {
+            let (Some(segment), Some(decision), Some(&owner)) =
+                (self.core.get(index), self.decision(index), owners.get(index))
+            else {
+                continue;
+            };
+            if segment.kind == TOOL_CALL_KIND {
+                continue;
+            }
+            let original = originals.get_item(owner)?;
+            match decision.action() {
+                action @ ("truncated" | "stubbed") => {
+                    let copy = PyDict::new(py);
+                    copy.update(original.cast::<PyMapping>()?)?;
+                    copy.set_item(intern!(py, "content"), self.packed.text_of(&self.core, index))?;
+                    out.append(copy)?;
+                    if action == "stubbed" {
+                        stubbed.push(owner);
+                    }
+                }
+                _ => out.append(original)?,
+            }
+            positions.push(owner);
+        }
+        Ok((out, positions, stubbed))
     }
 
     /// One decision per input segment, in input order.

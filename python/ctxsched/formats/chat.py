@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ctxsched._core import ChatSegments, Decision, Packer, PackResult, PlacedSegment, Segment, Tokenizer, chat_segments
+from ctxsched._core import ChatSegments, Decision, Packer, PackResult, Segment, Tokenizer, chat_segments
 from ctxsched.exceptions import MessageFormatError
 from ctxsched.formats.anthropic import AnthropicAccounting, from_anthropic, to_anthropic
 from ctxsched.formats.openai import ChatAccounting, Message, parse
@@ -45,6 +45,9 @@ def chat_policy() -> Policy:
     middle only if they cannot fit whole (they are never dropped).
     """
     return Policy(segment_caps={"tool_result": 0.25}, truncation={"system": "middle", "instruction": "middle"})
+
+
+_DEFAULT_POLICY = chat_policy()
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def pack_messages(
         return _pack_anthropic(messages, budget, policy, accounting, anthropic or AnthropicAccounting(), repair)
     accounting = accounting or ChatAccounting()
     policy = (
-        policy if isinstance(policy, Policy) else chat_policy() if policy is None else Policy.model_validate(policy)
+        policy if isinstance(policy, Policy) else _DEFAULT_POLICY if policy is None else Policy.model_validate(policy)
     )
     tokenizer = Tokenizer(encoding)
     repairs: list[str] = []
@@ -149,12 +152,10 @@ def pack_messages(
     room = budget - policy.reserve_output - accounting.reply_priming
     fits = room >= 0 and packer.total_up_to(segments, room) is not None
     result = packer.pack(segments, budget, caps=not fits)
-    placed = [segment for segment in result.segments if segment.kind != "tool_call"]
-    out = _messages(originals, owners, placed)
+    out, positions, stubbed = result.chat_messages(originals, owners)
     tokens = result.tokens + accounting.reply_priming
-    indices = [numbers[owners[segment.index]] for segment in placed]
-    stubbed = [numbers[owners[segment.index]] for segment in placed if segment.action == "stubbed"]
-    return PackedMessages(out, tokens, result, repairs, sorted(stubbed), indices)
+    indices = [numbers[position] for position in positions]
+    return PackedMessages(out, tokens, result, repairs, sorted(numbers[position] for position in stubbed), indices)
 
 
 def _pack_anthropic(
@@ -301,7 +302,9 @@ def _segments(parsed: list[Message], groups: dict[int, str], names: dict[str, st
 
 def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
     """One packer (and count memo) per encoding, policy and accounting, so agent loops reuse counts."""
-    key = json.dumps([encoding, policy.model_dump(mode="json"), accounting.reply_priming], sort_keys=True)
+    # The default policy's key is known (policies are frozen): no JSON to build on every call.
+    described = "default" if policy is _DEFAULT_POLICY else policy.model_dump(mode="json")
+    key = json.dumps([encoding, described, accounting.reply_priming], sort_keys=True)
     packer = _PACKERS.get(key)
     if packer is None:
         if len(_PACKERS) >= _PACKER_CACHE_SIZE:
@@ -311,11 +314,3 @@ def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer
         arguments.update(separator="", joined=False, reserve_output=policy.reserve_output + accounting.reply_priming)
         packer = _PACKERS[key] = Packer(Tokenizer(encoding), **arguments)
     return packer
-
-
-def _messages(originals: Sequence[Any], owners: list[int], segments: list[PlacedSegment]) -> list[Any]:
-    out: list[Any] = []
-    for placed in segments:
-        message = originals[owners[placed.index]]
-        out.append({**message, "content": placed.text} if placed.action in ("truncated", "stubbed") else message)
-    return out
