@@ -126,6 +126,9 @@ impl WholePieces {
     }
 }
 
+/// A text of at least twice this many bytes is counted in chunks of about this size, on every core.
+const CHUNK_BYTES: usize = 32 * 1024;
+
 /// `count_many` shares the work between cores above this many bytes.
 const PARALLEL_BYTES: usize = 64 * 1024;
 
@@ -194,6 +197,13 @@ impl Tokenizer {
 
     /// Exact number of tokens in `text`, identical to tiktoken's `len(encode_ordinary(text))`.
     pub fn count(&self, text: &str) -> usize {
+        if text.len() >= 2 * CHUNK_BYTES {
+            return chunks(text).par_iter().map(|chunk| self.count_serial(chunk)).sum();
+        }
+        self.count_serial(text)
+    }
+
+    fn count_serial(&self, text: &str) -> usize {
         PieceCache::with(self.encoding, |cache| {
             self.pieces(text).map(|piece| cache.count(piece.as_bytes(), |bytes| self.count_piece(bytes))).sum()
         })
@@ -299,6 +309,26 @@ impl Tokenizer {
     }
 }
 
+/// `text` split at restart points about every `CHUNK_BYTES`: tokens never cross a piece boundary and
+/// a restart point starts a piece of the whole text's split, so the chunks' counts add up exactly.
+fn chunks(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut chunks = Vec::with_capacity(text.len() / CHUNK_BYTES + 1);
+    let mut start = 0;
+    for target in (CHUNK_BYTES..text.len()).step_by(CHUNK_BYTES) {
+        // Looked for within half a chunk, so that a text with no restart points (a megabyte of one
+        // letter) costs one pass, not one per chunk; without one, this chunk runs on into the next.
+        let lowest = target.saturating_sub(CHUNK_BYTES / 2).max(start + 1);
+        let split = (lowest..=target).rev().find(|&at| restart::starts_piece(bytes, at));
+        if let Some((split, chunk)) = split.and_then(|split| Some((split, text.get(start..split)?))) {
+            chunks.push(chunk);
+            start = split;
+        }
+    }
+    chunks.extend(text.get(start..));
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +397,24 @@ mod tests {
         assert_eq!(tokenizer.count_up_to(text, exact - 1), None);
         assert!(tokenizer.fits(text, exact) && !tokenizer.fits(text, exact - 1));
         assert_eq!(tokenizer.count_up_to("", 0), Some(0));
+    }
+
+    #[test]
+    fn long_texts_counted_in_chunks_count_as_one_piece_of_work() {
+        let mixed = "fn main() {\n    let café = \"日本語 🌍\";  // ünïcödé\r\n}\n\n\t\t  x+=1;  ".repeat(3000);
+        let texts = [mixed, "a".repeat(300_000), " \n".repeat(100_000), "é ".repeat(60_000) + &"b".repeat(70_000)];
+        for encoding in Encoding::ALL {
+            let tokenizer = Tokenizer::new(encoding);
+            for text in &texts {
+                let chunks = chunks(text);
+                assert_eq!(chunks.concat(), *text);
+                assert_eq!(tokenizer.count(text), tokenizer.count_serial(text), "{encoding}");
+                let summed: usize = chunks.iter().map(|chunk| tokenizer.count_serial(chunk)).sum();
+                assert_eq!(summed, tokenizer.count_serial(text));
+            }
+            // Text with restart points is really split.
+            assert!(chunks(texts.first().map_or("", String::as_str)).len() > 4);
+        }
     }
 
     #[test]

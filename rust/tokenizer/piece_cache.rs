@@ -117,6 +117,11 @@ impl PieceCache<'_> {
 
     /// The count of `piece`, from the caches or from `count` (and then remembered).
     pub(super) fn count(&mut self, piece: &[u8], count: impl FnOnce(&[u8]) -> usize) -> usize {
+        // A sixth of real pieces are one byte ("\n", ".", "{"): always one token, since both vocabularies
+        // hold every byte.
+        if piece.len() == 1 {
+            return 1;
+        }
         if piece.len() > MAX_SHARED_PIECE || piece.is_empty() {
             return count(piece);
         }

@@ -38,18 +38,37 @@ enum Class {
     End,
 }
 
-fn class(bytes: &[u8], at: usize) -> Class {
-    match bytes.get(at) {
-        None => Class::End,
-        Some(b'A'..=b'Z') => Class::Upper,
-        Some(b'a'..=b'z') => Class::Lower,
-        Some(b'0'..=b'9') => Class::Digit,
-        Some(b'\r' | b'\n') => Class::Newline,
-        Some(b' ') => Class::Space,
-        Some(b'\t' | b'\x0B' | b'\x0C') => Class::OtherSpace,
-        Some(0x80..=0xFF) => Class::NonAscii,
-        Some(_) => Class::Other,
+const fn class_of(byte: u8) -> Class {
+    match byte {
+        b'A'..=b'Z' => Class::Upper,
+        b'a'..=b'z' => Class::Lower,
+        b'0'..=b'9' => Class::Digit,
+        b'\r' | b'\n' => Class::Newline,
+        b' ' => Class::Space,
+        b'\t' | b'\x0B' | b'\x0C' => Class::OtherSpace,
+        0x80..=0xFF => Class::NonAscii,
+        _ => Class::Other,
     }
+}
+
+/// Every byte's class, looked up rather than matched (the scan's inner loops are a lookup per byte).
+// Indexing in a constant: an index out of range would fail the build, never a run.
+#[allow(clippy::indexing_slicing)]
+const CLASSES: [Class; 256] = {
+    let mut classes = [Class::Other; 256];
+    let mut byte: u8 = 0;
+    loop {
+        classes[byte as usize] = class_of(byte);
+        if byte == u8::MAX {
+            break classes;
+        }
+        byte += 1;
+    }
+};
+
+fn class(bytes: &[u8], at: usize) -> Class {
+    // A `u8` always indexes the table; the fallback is never taken.
+    bytes.get(at).map_or(Class::End, |&byte| CLASSES.get(usize::from(byte)).copied().unwrap_or(Class::NonAscii))
 }
 
 fn is_space(class: Class) -> bool {
