@@ -8,7 +8,7 @@
 //! there, and the tokens between two such points are the original's.
 
 use super::restart::starts_piece;
-use super::{PieceCache, Tokenizer};
+use super::{Keep, PieceCache, Tokenizer};
 
 /// Bytes kept beyond a restart point to be sure its character is whole (UTF-8 is at most four bytes).
 const CHAR: usize = 4;
@@ -71,6 +71,30 @@ impl SplitIndex {
         before + tokenizer.count(&joined) + (self.total() - through)
     }
 
+    /// The end of the longest start of `text` (the indexed text) on a token boundary with at most `tokens`
+    /// tokens, as `Tokenizer::truncate(text, tokens, Keep::Head)` finds it, but read only from the last
+    /// restart point within `tokens`: the tokens from there on are the text's own.
+    pub(crate) fn head_end(&self, tokenizer: &Tokenizer, text: &str, tokens: usize) -> usize {
+        let reached = self.points.partition_point(|&(_, before)| before <= tokens);
+        let (start, before) = self.points.get(reached.saturating_sub(1)).copied().unwrap_or((0, 0));
+        let rest = text.get(start..).unwrap_or_default();
+        start + tokenizer.truncate(rest, tokens.saturating_sub(before), Keep::Head).len()
+    }
+
+    /// The start of the longest end of `text[from..]` (`text` is the indexed text) on a token boundary with
+    /// at most `tokens` tokens, as `Tokenizer::truncate(&text[from..], tokens, Keep::Tail)` finds it, but
+    /// read only from the latest restart point after `from` whose end is too long for `tokens`.
+    pub(crate) fn tail_start(&self, tokenizer: &Tokenizer, text: &str, from: usize, tokens: usize) -> usize {
+        let total = self.total();
+        let too_long = self.points.partition_point(|&(_, before)| total - before > tokens);
+        let start = match self.points.get(too_long.saturating_sub(1)) {
+            Some(&(offset, before)) if too_long > 0 && offset > from && total - before > tokens => offset,
+            _ => from,
+        };
+        let rest = text.get(start..).unwrap_or_default();
+        text.len() - tokenizer.truncate(rest, tokens, Keep::Tail).len()
+    }
+
     /// Exact tokens of `text[start..end]` (`text` is the indexed text).
     pub(crate) fn count_range(&self, tokenizer: &Tokenizer, text: &str, start: usize, end: usize) -> usize {
         let (first, before_first) = self.at_or_after(start + 1);
@@ -109,6 +133,15 @@ mod tests {
                         let counted = index.count_joined(&tokenizer, &text, head, joint, tail);
                         assert_eq!(counted, tokenizer.count(&joined), "{head} {joint:?} {tail}");
                     }
+                }
+            }
+            for tokens in 0..=index.total() + 2 {
+                let expected = tokenizer.truncate(&text, tokens, Keep::Head).len();
+                assert_eq!(index.head_end(&tokenizer, &text, tokens), expected, "{tokens}");
+                for &from in boundaries.iter().step_by(37) {
+                    let rest = &text[from..];
+                    let expected = text.len() - tokenizer.truncate(rest, tokens, Keep::Tail).len();
+                    assert_eq!(index.tail_start(&tokenizer, &text, from, tokens), expected, "{from} {tokens}");
                 }
             }
         }

@@ -29,32 +29,45 @@ impl TokenSteps<'_> {
     fn rest(&self, head: usize) -> &str {
         self.text.get(head..).unwrap_or_default()
     }
+
+    /// The start of the longest end of the text after `head` with at most `tokens` tokens (read from the
+    /// index's latest restart point too long for them when there is an index).
+    fn tail_start(&self, head: usize, tokens: usize) -> usize {
+        match &self.frame.index {
+            Some(index) => index.tail_start(self.tokenizer, self.text, head, tokens),
+            None => self.text.len() - self.tokenizer.truncate(self.rest(head), tokens, Keep::Tail).len(),
+        }
+    }
+
+    /// The end of the longest start of the text with at most `tokens` tokens (read from the index's last
+    /// restart point within them when there is an index, not from the start).
+    fn head_end(&self, tokens: usize) -> usize {
+        match &self.frame.index {
+            Some(index) => index.head_end(self.tokenizer, self.text, tokens),
+            None => self.tokenizer.truncate(self.text, tokens, Keep::Head).len(),
+        }
+    }
 }
 
 impl Steps for TokenSteps<'_> {
     fn longer_head(&self, head: usize, by: usize) -> Option<usize> {
         let tokens = self.frame.count_range(0, self.text.get(..head)?.len());
-        (by..by + LOOKAHEAD)
-            .map(|extra| self.tokenizer.truncate(self.text, tokens + extra, Keep::Head).len())
-            .find(|&longer| longer > head)
+        (by..by + LOOKAHEAD).map(|extra| self.head_end(tokens + extra)).find(|&longer| longer > head)
     }
 
     fn shorter_head(&self, head: usize) -> Option<usize> {
         let tokens = self.frame.count_range(0, self.text.get(..head)?.len()).checked_sub(1)?;
-        Some(self.tokenizer.truncate(self.text, tokens, Keep::Head).len())
+        Some(self.head_end(tokens))
     }
 
     fn longer_tail(&self, head: usize, tail: usize, by: usize) -> Option<usize> {
-        let rest = self.rest(head);
         let tokens = self.frame.count_range(self.text.len() - self.text.get(tail..)?.len(), self.text.len());
-        (by..by + LOOKAHEAD)
-            .map(|extra| self.text.len() - self.tokenizer.truncate(rest, tokens + extra, Keep::Tail).len())
-            .find(|&longer| longer < tail)
+        (by..by + LOOKAHEAD).map(|extra| self.tail_start(head, tokens + extra)).find(|&longer| longer < tail)
     }
 
     fn shorter_tail(&self, head: usize, tail: usize) -> Option<usize> {
         let tokens =
             self.frame.count_range(self.text.len() - self.text.get(tail..)?.len(), self.text.len()).checked_sub(1)?;
-        Some(self.text.len() - self.tokenizer.truncate(self.rest(head), tokens, Keep::Tail).len())
+        Some(self.tail_start(head, tokens))
     }
 }
