@@ -135,12 +135,11 @@ def pack_messages(
     repairs: list[str] = []
     # Well-formed conversations of string contents are read in Rust; the rest (content parts, repairs, errors
     # that name the message) take the Python path, which makes the same segments.
-    fast = _FAST_PATH and chat_segments(
-        messages, tokenizer, accounting.tokens_per_message, accounting.tokens_per_name, accounting.tokens_per_tool_call
-    )
+    constants = (accounting.tokens_per_message, accounting.tokens_per_name, accounting.tokens_per_tool_call)
+    fast = chat_segments(messages, tokenizer, *constants) if _FAST_PATH else None
     segments: ChatSegments | list[Segment]
     numbers: Sequence[int]
-    if fast:
+    if fast is not None:
         segments, owners, originals, numbers = fast, fast.owners, messages, range(len(messages))
     else:
         parsed = parse(messages, tokenizer, accounting)
