@@ -72,6 +72,14 @@ pub enum SchedError {
         /// Index of the second.
         second: usize,
     },
+    /// A chat message (or the conversation) that is not valid in its format.
+    #[error("{}{problem}", index.map_or_else(String::new, |index| format!("messages[{index}] ")))]
+    MessageFormat {
+        /// The message's position (`None`: the conversation as a whole).
+        index: Option<usize>,
+        /// What is wrong with it, as a predicate ("has role 'bot'; the roles are ...").
+        problem: String,
+    },
     /// A policy that is valid on its own but not for this budget.
     #[error("invalid policy: {0}")]
     InvalidPolicy(String),

@@ -16,7 +16,10 @@ mod truncation;
 #[cfg(feature = "python")]
 mod py;
 
-pub use chat::{Accounting, ChatSegments, Message, Role, ToolCall, TOOL_CALL_KIND};
+pub use chat::{
+    count_tools, image_size, image_tokens, link, segments, Accounting, Answer, ChatSegments, ImageDetail, Linked, Message,
+    Role, ToolAccounting, ToolCall, ToolCount, TOOL_CALL_KIND,
+};
 pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};
 pub use policy::{Amount, Policy, Quota};

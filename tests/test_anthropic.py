@@ -101,7 +101,7 @@ def test_the_stand_in_and_margin_are_configurable_and_stated() -> None:
         ({"messages": [{"role": "assistant", "content": "x"}]}, r"messages\[0\] is not the user's"),
         ({"messages": [{"role": "user", "content": 5}]}, r"messages\[0\] has content of type int"),
         ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]}]},
-         r"messages\[0\] is a tool result \('t'\) that answers no earlier tool call"),
+         r'messages\[0\] is a tool result \("t"\) that answers no earlier tool call'),
     ],
 )  # fmt: skip
 def test_malformed_conversations_raise_naming_the_message(conversation_: Any, match: str) -> None:
@@ -114,7 +114,7 @@ def test_errors_name_the_anthropic_message_even_with_a_system_prompt() -> None:
         {"role": "user", "content": "task"},
         {"role": "assistant", "content": "ok"},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "ghost", "content": "r"}]}]}  # fmt: skip
-    with pytest.raises(cs.MessageFormatError, match=r"^messages\[2\] is a tool result \('ghost'\)"):
+    with pytest.raises(cs.MessageFormatError, match=r'^messages\[2\] is a tool result \("ghost"\)'):
         cs.pack_messages(original, 1000, format="anthropic")
 
 
@@ -136,7 +136,7 @@ def test_repair_drops_orphaned_results_and_unanswered_tool_uses_naming_anthropic
     assert messages[2] is original["messages"][2]
     assert messages[4]["content"] == [{"type": "text", "text": "continue"}]  # the orphaned result is gone
     assert any("message 4" in repair and "ghost" in repair for repair in packed.repairs), packed.repairs
-    assert any("message 1" in repair and "'b'" in repair for repair in packed.repairs), packed.repairs
+    assert any("message 1" in repair and '"b"' in repair for repair in packed.repairs), packed.repairs
     assert "repaired:" in packed.explain()
 
 

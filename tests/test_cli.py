@@ -42,7 +42,7 @@ def test_count_with_a_budget_that_fits(capsys: pytest.CaptureFixture[str], tmp_p
     [
         ("not json", "cannot read"),
         ('{"messages": 3}', "expected a list of chat messages"),
-        ('[{"content": "no role"}]', "messages[0] has role None; the roles are system, developer"),
+        ('[{"content": "no role"}]', "messages[0] has no role; the roles are system, developer"),
         ('[{"role": "user", "content": [1]}]', "messages[0] has content part 0 of type int, not dict"),
     ],
 )

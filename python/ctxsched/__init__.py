@@ -31,7 +31,15 @@ from ctxsched.exceptions import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ctxsched.formats import ChatAccounting, PackedMessages, chat_policy, count_messages, pack_messages
+    from ctxsched.formats import (
+        AnthropicAccounting,
+        ChatAccounting,
+        PackedMessages,
+        ToolAccounting,
+        chat_policy,
+        count_messages,
+        pack_messages,
+    )
     from ctxsched.policy import Policy, Quota
     from ctxsched.scheduler import Scheduler, Truncator
 
@@ -41,7 +49,9 @@ _LAZY = {
     "Quota": "ctxsched.policy",
     "Scheduler": "ctxsched.scheduler",
     "Truncator": "ctxsched.scheduler",
+    "AnthropicAccounting": "ctxsched.formats",
     "ChatAccounting": "ctxsched.formats",
+    "ToolAccounting": "ctxsched.formats",
     "PackedMessages": "ctxsched.formats",
     "chat_policy": "ctxsched.formats",
     "count_messages": "ctxsched.formats",
@@ -60,6 +70,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "AnthropicAccounting",
     "BudgetError",
     "ChatAccounting",
     "ContextSchedError",
@@ -82,6 +93,7 @@ __all__ = [
     "Tokenizer",
     "TokenizerError",
     "TokenizerLike",
+    "ToolAccounting",
     "Truncated",
     "Truncator",
     "UnknownEncodingError",

@@ -1,14 +1,14 @@
 """Type stubs for the Rust extension module, checked against it by ``mypy.stubtest``."""
 
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from typing import Any, Literal, TypeAlias, final
+from collections.abc import Callable, Iterable, Mapping, Set
+from typing import Any, Literal, Protocol, TypeAlias, final
 
 __all__ = [
-    "ChatSegments",
     "Decision",
     "EvictedSegment",
     "KindUsage",
     "PackResult",
+    "PackedChat",
     "Packer",
     "PanicException",
     "PlacedSegment",
@@ -16,9 +16,13 @@ __all__ = [
     "Tokenizer",
     "Truncated",
     "__version__",
-    "chat_segments",
+    "chat_tokens",
     "count_tokens",
+    "count_tools",
     "encodings",
+    "image_part_tokens",
+    "image_size",
+    "pack_chat",
 ]
 
 __version__: str
@@ -344,15 +348,16 @@ class PackResult:
     def evicted(self) -> list[EvictedSegment]:
         """Segments not placed, in input order."""
 
-    def chat_messages(self, originals: Sequence[Any], owners: list[int]) -> tuple[list[Any], list[int], list[int]]:
-        """The packed conversation, each placed message's original or a copy with its content cut or stubbed.
-
-        Also the position of each and of the stubbed ones (``owners``: the message of each segment).
-        """
-
     @property
     def decisions(self) -> list[Decision]:
         """One decision per input segment, in input order."""
+
+    def decision(self, index: int) -> Decision:
+        """The decision about input segment ``index``.
+
+        Raises:
+            IndexError: no such segment.
+        """
 
     @property
     def tokens(self) -> int:
@@ -401,12 +406,12 @@ class Packer:
     def memo_size(self) -> int: ...
     @property
     def separator(self) -> str: ...
-    def total_up_to(self, segments: list[Segment] | ChatSegments, limit: int) -> int | None:
+    def total_up_to(self, segments: list[Segment], limit: int) -> int | None:
         """Tokens of ``segments`` (texts and overheads) if at most ``limit``, else ``None``; memoised."""
 
     def pack(
         self,
-        segments: list[Segment] | ChatSegments,
+        segments: list[Segment],
         budget: int,
         counts: list[int] | None = None,
         separator_tokens: int = 0,
@@ -415,20 +420,87 @@ class Packer:
     ) -> PackResult:
         """Pack ``segments`` into ``budget``; ``caps=False`` ignores the policy's per-kind caps."""
 
-@final
-class ChatSegments:
-    """A conversation's segments, read in Rust by ``chat_segments`` (for ``Packer.pack``)."""
+class _Accounting(Protocol):
+    """``ctxsched.ChatAccounting``: the attributes the reader takes."""
 
     @property
-    def owners(self) -> list[int]:
-        """For each segment, the index of its message."""
+    def tokens_per_message(self) -> int: ...
+    @property
+    def tokens_per_name(self) -> int: ...
+    @property
+    def tokens_per_tool_call(self) -> int: ...
+    @property
+    def reply_priming(self) -> int: ...
+    @property
+    def image_tokens(self) -> int: ...
+    @property
+    def audio_part_tokens(self) -> int: ...
+    @property
+    def file_part_tokens(self) -> int: ...
+    @property
+    def unknown_part_tokens(self) -> int: ...
 
-    def __len__(self) -> int: ...
+@final
+class PackedChat:
+    """A packed conversation, as ``pack_chat`` returns it (``ctxsched.PackedMessages`` wraps it)."""
 
-def chat_segments(
-    messages: object, tokenizer: Tokenizer, per_message: int, per_name: int, per_tool_call: int
-) -> ChatSegments | None:
-    """The segments ``pack_messages`` makes of an OpenAI conversation whose contents are strings.
+    @property
+    def result(self) -> PackResult: ...
+    @property
+    def messages(self) -> list[Any]:
+        """The packed messages: the caller's objects where kept whole, dict copies where changed."""
 
-    ``None`` when it needs the Python front-end: content parts, a malformed message, unpaired tool calls.
+    @property
+    def indices(self) -> list[int]:
+        """For each packed message, its index in the input."""
+
+    @property
+    def stubbed(self) -> list[int]: ...
+    @property
+    def repairs(self) -> list[str]: ...
+    @property
+    def primary(self) -> list[int | None]:
+        """For each input message, the index of its decision (``None``: a repair dropped it)."""
+
+    @property
+    def note(self) -> str | None: ...
+
+def pack_chat(
+    messages: object,
+    packer: Packer,
+    budget: int,
+    accounting: _Accounting,
+    *,
+    format: str = "openai",
+    repair: bool = False,
+    reserved: int = 0,
+) -> PackedChat:
+    """Read, link and pack a conversation in one call; ``reserved`` tokens (tool definitions) are kept free.
+
+    Raises:
+        MessageFormatError: a malformed message, named by its index.
+        BudgetError: the mandatory set cannot fit, even cut.
     """
+
+def chat_tokens(
+    messages: object, tokenizer: Tokenizer, accounting: _Accounting, *, format: str = "openai"
+) -> list[tuple[str, int, int, str]]:
+    """Per message: (role, content tokens, other tokens, a preview of the content); no reply priming."""
+
+def count_tools(
+    tools: str,
+    tokenizer: Tokenizer,
+    func_init: int,
+    prop_init: int,
+    prop_key: int,
+    enum_init: int,
+    enum_item: int,
+    func_end: int,
+) -> tuple[int, list[tuple[str, int]]]:
+    """Tokens of tool definitions (a JSON list) by the cookbook recipe: the total, and (name, tokens) each."""
+
+def image_part_tokens(part: Mapping[str, Any], accounting: _Accounting) -> int:
+    """OpenAI's cost of an image part (``image_url`` or ``input_image``)."""
+
+def image_size(url: str) -> tuple[float, float] | None:
+    """The width and height of a PNG, GIF or JPEG image in a base64 data URL, if they can be read."""

@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctxsched._core import Tokenizer, encodings
+from ctxsched._core import Tokenizer, chat_tokens, encodings
 from ctxsched.exceptions import ContextSchedError
 from ctxsched.formats import ChatAccounting, pack_messages
-from ctxsched.formats.openai import parse
 from ctxsched.policy import Policy
 
 __all__ = ["main"]
@@ -38,14 +37,9 @@ def _count(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer(args.encoding)
     accounting = ChatAccounting()
     try:
-        parsed = parse(messages, tokenizer, accounting)
+        rows = chat_tokens(messages, tokenizer, accounting)  # read once, in Rust
     except ContextSchedError as error:
         raise _InputError(f"{args.file}: {error}") from error
-    contents = tokenizer.count_many([message.text or "" for message in parsed])  # one call into Rust
-    rows = [
-        (m.role, content, m.overhead + m.calls_cost(tokenizer), (m.text or "")[:60])
-        for m, content in zip(parsed, contents, strict=True)
-    ]
     total = sum(content + overhead for _, content, overhead, _ in rows) + accounting.reply_priming
 
     print(f"{args.file}  ({len(messages)} messages, encoding {tokenizer.name})")

@@ -163,6 +163,11 @@ impl Packer {
         self
     }
 
+    /// The built-in tokenizer, if the packer counts with one.
+    pub fn tokenizer(&self) -> Option<Tokenizer> {
+        self.tokenizer
+    }
+
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy

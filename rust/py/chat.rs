@@ -1,124 +1,309 @@
-//! `ctxsched._core.chat_segments`: a conversation's segments read straight from its message dicts.
+//! `pack_chat`, `chat_tokens` and `count_tools`: conversations read once, packed in one call, and given
+//! back as the caller's objects.
 
 use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList};
 
+use super::chat_read::{as_dict, read, type_name, Format, Reader, Reading};
+use super::enter_core;
+use super::packer::PyPacker;
+use super::result::{Inputs, PyPackResult};
 use super::tokenizer::PyTokenizer;
-use crate::chat::{Accounting, ChatSegments, Message, Role, ToolCall};
+use crate::chat::{count_tools as count_tool_definitions, link, segments, Accounting, ChatSegments, Linked, Message};
+use crate::chat::ToolAccounting;
+use crate::error::{Result, SchedError};
+use crate::packer::{Packed, Packer};
 use crate::segment::Segment;
+use crate::tokenizer::Tokenizer;
 
-/// The segments of a conversation (for `Packer.pack` and `Packer.total_up_to`) and the message of each.
-#[pyclass(frozen, name = "ChatSegments", module = "ctxsched._core")]
-pub(crate) struct PyChatSegments {
-    pub(crate) segments: Arc<[Segment]>,
-    pub(crate) roles: Arc<[&'static str]>,
-    owners: Vec<usize>,
+/// `ctxsched.ChatAccounting`, read by attribute.
+#[derive(FromPyObject)]
+pub(crate) struct AccountingArg {
+    #[pyo3(attribute("tokens_per_message"))]
+    per_message: usize,
+    #[pyo3(attribute("tokens_per_name"))]
+    per_name: usize,
+    #[pyo3(attribute("tokens_per_tool_call"))]
+    per_tool_call: usize,
+    #[pyo3(attribute("reply_priming"))]
+    reply_priming: usize,
+    #[pyo3(attribute("image_tokens"))]
+    image_tokens: usize,
+    #[pyo3(attribute("audio_part_tokens"))]
+    audio_tokens: usize,
+    #[pyo3(attribute("file_part_tokens"))]
+    file_tokens: usize,
+    #[pyo3(attribute("unknown_part_tokens"))]
+    unknown_part_tokens: usize,
 }
 
-#[pymethods]
-impl PyChatSegments {
-    /// For each segment, the index of its message.
-    #[getter]
-    fn owners(&self) -> Vec<usize> {
-        self.owners.clone()
-    }
-
-    fn __len__(&self) -> usize {
-        self.segments.len()
+impl AccountingArg {
+    fn core(&self) -> Accounting {
+        Accounting {
+            per_message: self.per_message,
+            per_name: self.per_name,
+            per_tool_call: self.per_tool_call,
+            reply_priming: self.reply_priming,
+            image_tokens: self.image_tokens,
+            audio_tokens: self.audio_tokens,
+            file_tokens: self.file_tokens,
+            unknown_part_tokens: self.unknown_part_tokens,
+        }
     }
 }
 
-/// The segments of `messages` (a list of dicts in `OpenAI` chat format), or `None` when the conversation
-/// needs the Python front-end: content that is not a string, a malformed message, lone surrogates, tool
-/// calls and results that do not pair up.
+/// A packed conversation, for `ctxsched.PackedMessages`.
+#[pyclass(frozen, get_all, name = "PackedChat", module = "ctxsched._core")]
+pub(crate) struct PyPackedChat {
+    result: Py<PyPackResult>,
+    /// The packed messages: the caller's objects where kept whole, dict copies where changed.
+    messages: Py<PyList>,
+    /// For each packed message, its index in the input.
+    indices: Vec<usize>,
+    /// Input messages replaced by their stub.
+    stubbed: Vec<usize>,
+    repairs: Vec<String>,
+    /// For each input message, the index of its decision in `result.decisions` (`None`: dropped by a repair).
+    primary: Vec<Option<usize>>,
+    /// A fallback that was taken, said plainly.
+    note: Option<String>,
+}
+
+/// What the core decided for a conversation.
+struct Planned {
+    linked: Linked,
+    chat: ChatSegments,
+    packed: Packed,
+    note: Option<String>,
+}
+
+/// Pack a conversation: read it, link it, check whether it fits, pack it (with the GIL released), and
+/// build the messages to send. `reserved` tokens (tool definitions) are kept free before packing.
 #[pyfunction]
-pub(crate) fn chat_segments(
+#[pyo3(signature = (messages, packer, budget, accounting, *, format = "openai", repair = false, reserved = 0))]
+pub(crate) fn pack_chat(
+    py: Python<'_>,
+    messages: &Bound<'_, PyAny>,
+    packer: PyRef<'_, PyPacker>,
+    budget: usize,
+    accounting: AccountingArg,
+    format: &str,
+    repair: bool,
+    reserved: usize,
+) -> PyResult<PyPackedChat> {
+    let format = Format::parse(format)?;
+    let core = packer.core();
+    let Some(tokenizer) = core.tokenizer() else {
+        return Err(SchedError::InvalidArgument("pack_chat needs a packer with a built-in encoding".to_owned()).into());
+    };
+    let accounting = accounting.core();
+    let reading = read(messages, format, tokenizer, accounting)?;
+    let conversation = &reading.messages;
+    let work_bytes = conversation.iter().map(|message| message.text.len()).sum::<usize>();
+    let budget = budget.saturating_sub(reserved);
+    let planned = enter_core(py, work_bytes.max(conversation.len() * 64), || {
+        plan(core, conversation, repair, tokenizer, accounting, budget)
+    })
+    .map_err(|error| packer.interrupted(error))?;
+    let Planned { linked, chat, packed, note } = planned;
+    let segments: Arc<[Segment]> = chat.segments.into();
+    let (out, indices, stubbed) = output(py, &reading, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
+    let roles: Arc<[&'static str]> = chat
+        .owners
+        .iter()
+        .map(|&owner| conversation.get(owner).map_or("", |message| message.role.name()))
+        .collect();
+    let separator = core.policy().separator.clone();
+    let result = Py::new(py, PyPackResult::new(Inputs::Chat(roles), segments, packed, separator))?;
+    Ok(PyPackedChat {
+        result,
+        messages: out.unbind(),
+        indices,
+        stubbed,
+        repairs: linked.repairs,
+        primary: chat.primary,
+        note,
+    })
+}
+
+/// Link, make segments, pack; if the latest turn cannot fit beside the mandatory set even cut, pack
+/// again with it optional, and say so.
+fn plan(
+    packer: &Packer,
+    messages: &[Message],
+    repair: bool,
+    tokenizer: Tokenizer,
+    accounting: Accounting,
+    budget: usize,
+) -> Result<Planned> {
+    let linked = link(messages, repair)?;
+    let chat = segments(messages, &linked, tokenizer, accounting, true);
+    match pack_segments(packer, &chat.segments, budget) {
+        Err(SchedError::Budget { .. }) if chat.latest_turn.is_some() => {
+            let turn = chat.latest_turn.unwrap_or_default();
+            let chat = segments(messages, &linked, tokenizer, accounting, false);
+            let packed = pack_segments(packer, &chat.segments, budget)?;
+            let note = format!(
+                "the latest turn (from message {turn}) could not fit beside the system messages and the user's \
+                 messages even cut, so it was packed like any other turn"
+            );
+            Ok(Planned { linked, chat, packed, note: Some(note) })
+        }
+        packed => Ok(Planned { packed: packed?, linked, chat, note: None }),
+    }
+}
+
+/// A conversation that fits whole comes back whole: caps only apply when something has to give.
+fn pack_segments(packer: &Packer, segments: &[Segment], budget: usize) -> Result<Packed> {
+    let room = budget.checked_sub(packer.policy().reserve_output);
+    if room.is_some_and(|room| packer.total_up_to(segments, room).is_some()) {
+        packer.pack_without_caps(segments, budget, None)
+    } else {
+        packer.pack(segments, budget, None)
+    }
+}
+
+/// The messages to send, in order: for each placed message, the caller's object, or a dict copy with its
+/// content cut or stubbed, or its unanswered calls removed. Also each one's input index, and the stubbed.
+fn output<'py>(
+    py: Python<'py>,
+    reading: &Reading<'py>,
+    owners: &[usize],
+    primary: &[Option<usize>],
+    linked: &Linked,
+    packed: &Packed,
+    segments: &[Segment],
+) -> PyResult<(Bound<'py, PyList>, Vec<usize>, Vec<usize>)> {
+    let out = PyList::empty(py);
+    let (mut indices, mut stubbed) = (Vec::new(), Vec::new());
+    for &index in &packed.order {
+        let Some(&owner) = owners.get(index) else { continue };
+        if primary.get(owner).copied().flatten() != Some(index) {
+            continue;
+        }
+        let action = packed.decisions.get(index).map_or("kept", |decision| decision.action());
+        let cut = matches!(action, "truncated" | "stubbed");
+        let removed = linked.removed_calls.get(&owner);
+        let (Some(original), Some(dict)) = (reading.originals.get(owner), reading.dicts.get(owner)) else { continue };
+        if !cut && removed.is_none() {
+            out.append(original)?;
+        } else {
+            let copy = dict.copy()?;
+            if cut {
+                let key = reading.content_keys.get(owner).copied().unwrap_or("content");
+                copy.set_item(key, packed.text_of(segments, index))?;
+            }
+            if let Some(removed) = removed {
+                remove_calls(&copy, removed)?;
+            }
+            out.append(copy)?;
+        }
+        if action == "stubbed" {
+            stubbed.push(owner);
+        }
+        indices.push(owner);
+    }
+    Ok((out, indices, stubbed))
+}
+
+/// Remove the calls numbered `removed` from a message dict: entries of `tool_calls` by position, and its
+/// `function_call`, numbered after them.
+fn remove_calls(message: &Bound<'_, PyDict>, removed: &[usize]) -> PyResult<()> {
+    let py = message.py();
+    let calls = message.get_item(intern!(py, "tool_calls"))?;
+    let calls = calls.as_ref().and_then(|calls| calls.cast::<PyList>().ok());
+    let count = calls.map_or(0, |calls| calls.len());
+    if let Some(calls) = calls {
+        let kept: Vec<Bound<'_, PyAny>> =
+            calls.iter().enumerate().filter(|(number, _)| !removed.contains(number)).map(|(_, call)| call).collect();
+        if kept.is_empty() {
+            message.del_item(intern!(py, "tool_calls"))?;
+        } else {
+            message.set_item(intern!(py, "tool_calls"), PyList::new(py, kept)?)?;
+        }
+    }
+    if removed.contains(&count) && message.contains(intern!(py, "function_call"))? {
+        message.del_item(intern!(py, "function_call"))?;
+    }
+    Ok(())
+}
+
+/// The tokens of each message of a conversation, read as `pack_chat` reads it: (role, content tokens,
+/// other tokens (framing, name, parts, calls), a preview of the content). The reply priming is not in it.
+#[pyfunction]
+#[pyo3(signature = (messages, tokenizer, accounting, *, format = "openai"))]
+pub(crate) fn chat_tokens(
+    py: Python<'_>,
     messages: &Bound<'_, PyAny>,
     tokenizer: PyRef<'_, PyTokenizer>,
-    per_message: usize,
-    per_name: usize,
-    per_tool_call: usize,
-) -> PyResult<Option<PyChatSegments>> {
-    let Ok(list) = messages.cast::<PyList>() else { return Ok(None) };
-    let mut parsed = Vec::with_capacity(list.len());
-    for item in list.iter() {
-        let Some(message) = read_message(&item)? else { return Ok(None) };
-        parsed.push(message);
-    }
-    let accounting = Accounting { per_message, per_name, per_tool_call };
-    let Some(chat) = ChatSegments::from_messages(&parsed, tokenizer.inner, accounting) else { return Ok(None) };
-    let roles = chat.owners.iter().map(|&owner| parsed.get(owner).map_or("", |message| message.role.name())).collect();
-    Ok(Some(PyChatSegments { segments: chat.segments.into(), roles, owners: chat.owners }))
-}
-
-/// A `str`'s text, unless it holds lone surrogates (the Python path repairs those).
-fn text(value: &Bound<'_, PyAny>) -> Option<Arc<str>> {
-    value.cast::<PyString>().ok()?.to_str().ok().map(Arc::from)
-}
-
-fn read_message(item: &Bound<'_, PyAny>) -> PyResult<Option<Message>> {
-    let py = item.py();
-    let Ok(dict) = item.cast::<PyDict>() else { return Ok(None) };
-    let Some(role) = dict.get_item(intern!(py, "role"))? else { return Ok(None) };
-    let Some(role) = role.cast::<PyString>().ok().and_then(|role| Role::parse(role.to_str().ok()?)) else {
-        return Ok(None);
-    };
-    let content = match dict.get_item(intern!(py, "content"))? {
-        Some(content) if !content.is_none() => match text(&content) {
-            Some(content) => content,
-            None => return Ok(None),
-        },
-        // No content: fine for an assistant message, and for a tool result that says so (`"content": None`).
-        Some(_) if matches!(role, Role::Assistant | Role::Tool) => Arc::from(""),
-        None if role == Role::Assistant => Arc::from(""),
-        _ => return Ok(None),
-    };
-    let name = match dict.get_item(intern!(py, "name"))? {
-        Some(name) if !name.is_none() => match text(&name) {
-            Some(name) => Some(name.to_string()),
-            None => return Ok(None),
-        },
-        _ => None,
-    };
-    let calls = match dict.get_item(intern!(py, "tool_calls"))? {
-        Some(calls) if role == Role::Assistant && !calls.is_none() => match read_calls(&calls)? {
-            Some(calls) => calls,
-            None => return Ok(None),
-        },
-        _ => Vec::new(),
-    };
-    let answers = if role == Role::Tool {
-        match dict.get_item(intern!(py, "tool_call_id"))?.as_ref().and_then(text) {
-            Some(id) => Some(id.to_string()),
-            None => return Ok(None),
+    accounting: AccountingArg,
+    format: &str,
+) -> PyResult<Vec<(&'static str, usize, usize, String)>> {
+    const PREVIEW_CHARS: usize = 60;
+    let (tokenizer, accounting) = (tokenizer.inner, accounting.core());
+    let reading = read(messages, Format::parse(format)?, tokenizer, accounting)?;
+    let conversation = &reading.messages;
+    let texts: Vec<&str> = conversation
+        .iter()
+        .flat_map(|message| std::iter::once(&*message.text).chain(message.calls.iter().map(|call| &*call.arguments)))
+        .collect();
+    let work_bytes = texts.iter().map(|text| text.len()).sum::<usize>();
+    let counts = enter_core(py, work_bytes, || Ok(tokenizer.count_many(&texts)))?;
+    let mut counts = counts.into_iter();
+    let mut rows = Vec::with_capacity(conversation.len());
+    for message in conversation {
+        let content = counts.next().unwrap_or(0);
+        let mut other = message.fixed;
+        if message.has_content() {
+            other += accounting.per_message + tokenizer.count(message.role.name());
         }
-    } else {
-        None
-    };
-    Ok(Some(Message { role, content, name, calls, answers }))
+        if let Some(name) = &message.name {
+            other += accounting.per_name + tokenizer.count(name);
+        }
+        for call in &message.calls {
+            other += accounting.per_tool_call + tokenizer.count(&call.name) + counts.next().unwrap_or(0);
+        }
+        let preview: String = message.text.chars().take(PREVIEW_CHARS).collect();
+        rows.push((message.role.name(), content, other, preview));
+    }
+    Ok(rows)
 }
 
-fn read_calls(calls: &Bound<'_, PyAny>) -> PyResult<Option<Vec<ToolCall>>> {
-    let py = calls.py();
-    let Ok(calls) = calls.cast::<PyList>() else { return Ok(None) };
-    let mut read = Vec::with_capacity(calls.len());
-    for call in calls.iter() {
-        let Ok(call) = call.cast::<PyDict>() else { return Ok(None) };
-        let id = call.get_item(intern!(py, "id"))?.as_ref().and_then(text);
-        let function = call.get_item(intern!(py, "function"))?;
-        let Some(function) = function.as_ref().and_then(|function| function.cast::<PyDict>().ok()) else {
-            return Ok(None);
-        };
-        let name = function.get_item(intern!(py, "name"))?.as_ref().and_then(text);
-        let arguments = match function.get_item(intern!(py, "arguments"))? {
-            None => Some(Arc::from("")),
-            Some(arguments) => text(&arguments),
-        };
-        let (Some(id), Some(name), Some(arguments)) = (id, name, arguments) else { return Ok(None) };
-        read.push(ToolCall { id: id.to_string(), name: name.to_string(), arguments });
-    }
-    Ok(Some(read))
+/// The tokens of tool definitions (a JSON list), by the cookbook recipe with these constants: the total,
+/// and (name, tokens) per tool.
+#[pyfunction]
+#[pyo3(signature = (tools, tokenizer, func_init, prop_init, prop_key, enum_init, enum_item, func_end))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn count_tools(
+    tools: &str,
+    tokenizer: PyRef<'_, PyTokenizer>,
+    func_init: i64,
+    prop_init: i64,
+    prop_key: i64,
+    enum_init: i64,
+    enum_item: i64,
+    func_end: i64,
+) -> PyResult<(usize, Vec<(String, usize)>)> {
+    let accounting = ToolAccounting { func_init, prop_init, prop_key, enum_init, enum_item, func_end };
+    let count = count_tool_definitions(tools, tokenizer.inner, accounting)?;
+    Ok((count.total, count.tools))
+}
+
+/// The width and height of a PNG, GIF or JPEG image in a base64 data URL, if they can be read.
+#[pyfunction]
+pub(crate) fn image_size(url: &str) -> Option<(f64, f64)> {
+    crate::chat::image_size(url)
+}
+
+/// `OpenAI`'s cost of an image part (`image_url` or `input_image`), read as `pack_chat` reads it.
+#[pyfunction]
+pub(crate) fn image_part_tokens(part: &Bound<'_, PyAny>, accounting: AccountingArg) -> PyResult<usize> {
+    let Some(part) = as_dict(part)? else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!("part must be a dict, not {}", type_name(part))));
+    };
+    let reader = Reader { tokenizer: Tokenizer::new(crate::tokenizer::Encoding::O200kBase), accounting: accounting.core() };
+    reader.image(&part)
 }

@@ -10,6 +10,7 @@ pyo3::import_exception!(ctxsched.exceptions, InvalidTokenError);
 pyo3::import_exception!(ctxsched.exceptions, BudgetError);
 pyo3::import_exception!(ctxsched.exceptions, DuplicateSegmentIdError);
 pyo3::import_exception!(ctxsched.exceptions, PolicyError);
+pyo3::import_exception!(ctxsched.exceptions, MessageFormatError);
 
 impl From<SchedError> for PyErr {
     fn from(error: SchedError) -> Self {
@@ -21,6 +22,7 @@ impl From<SchedError> for PyErr {
                 BudgetError::new_err(message)
             }
             SchedError::DuplicateId { .. } => DuplicateSegmentIdError::new_err(message),
+            SchedError::MessageFormat { index, problem } => MessageFormatError::new_err((index, problem)),
             SchedError::InvalidPolicy(_) => PolicyError::new_err(message),
             SchedError::InvalidArgument(_) => pyo3::exceptions::PyValueError::new_err(message),
             SchedError::Interrupted { .. } => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),

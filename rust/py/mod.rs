@@ -4,9 +4,11 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod chat;
+mod chat_read;
 mod convert;
 mod errors;
 mod packer;
+mod responses_read;
 mod result;
 mod segment;
 mod tokenizer;
@@ -31,7 +33,7 @@ where
 #[pymodule(gil_used = false)]
 pub mod _core {
     #[pymodule_export]
-    use super::chat::{chat_segments, PyChatSegments};
+    use super::chat::{chat_tokens, count_tools, pack_chat, PyPackedChat};
     #[pymodule_export]
     use super::packer::PyPacker;
     #[pymodule_export]
@@ -40,6 +42,9 @@ pub mod _core {
     use super::segment::PySegment;
     #[pymodule_export]
     use super::tokenizer::{count_tokens, encodings, PyTokenizer, PyTruncated};
+
+    #[pymodule_export]
+    use super::chat::{image_part_tokens, image_size};
 
     #[pymodule_init]
     fn init(module: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -7,7 +7,6 @@ use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use super::chat::PyChatSegments;
 use super::convert::{AmountArg, TruncationArg};
 use super::enter_core;
 use super::result::{Inputs, PyPackResult};
@@ -23,6 +22,18 @@ pub(crate) struct PyPacker {
     inner: Packer,
     /// The same truncators the packer calls, to re-raise an exception that must not be swallowed.
     truncators: Option<Arc<PyTruncators>>,
+}
+
+impl PyPacker {
+    /// The core packer.
+    pub(crate) fn core(&self) -> &Packer {
+        &self.inner
+    }
+
+    /// `error`, or the `KeyboardInterrupt`/`SystemExit` a truncator raised that caused it.
+    pub(crate) fn interrupted(&self, error: PyErr) -> PyErr {
+        self.truncators.as_ref().and_then(|truncators| truncators.take_interrupt()).unwrap_or(error)
+    }
 }
 
 #[pymethods]
@@ -121,11 +132,8 @@ impl PyPacker {
                 self.inner.pack_without_caps(&core, budget.0, external)
             }
         };
-        let packed = enter_core(py, work_bytes.max(core.len() * 64), pack).map_err(|error| {
-            // A truncator raised KeyboardInterrupt or SystemExit: that exception, not a summary of it.
-            let pending = self.truncators.as_ref().and_then(|truncators| truncators.take_interrupt());
-            pending.unwrap_or(error)
-        })?;
+        // A truncator raised KeyboardInterrupt or SystemExit: that exception, not a summary of it.
+        let packed = enter_core(py, work_bytes.max(core.len() * 64), pack).map_err(|error| self.interrupted(error))?;
         Ok(PyPackResult::new(inputs, core, packed, self.inner.policy().separator.clone()))
     }
 }
@@ -184,16 +192,11 @@ fn describe(py: Python<'_>, error: &PyErr) -> String {
     format!("{type_name}: {}", error.value(py))
 }
 
-/// The `Segment`s of a Python list, and their core copies (ids defaulted to `{kind}-{index}`); or a
-/// conversation's segments, shared.
+/// The `Segment`s of a Python list, and their core copies (ids defaulted to `{kind}-{index}`).
 fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Inputs, Arc<[Segment]>)> {
-    if let Ok(chat) = segments.cast::<PyChatSegments>() {
-        let chat = chat.get();
-        return Ok((Inputs::Chat(Arc::clone(&chat.roles)), Arc::clone(&chat.segments)));
-    }
     let list = segments
         .cast::<PyList>()
-        .map_err(|_| PyTypeError::new_err("segments must be a list of Segment or a ChatSegments"))?;
+        .map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
     let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
     let mut core: Vec<Segment> = Vec::with_capacity(list.len());
     for (index, item) in list.iter().enumerate() {

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyMapping};
+use pyo3::types::PyDict;
 
 use super::segment::PySegment;
-use crate::chat::TOOL_CALL_KIND;
 use crate::packer::{Decision, Packed};
 use crate::segment::Segment;
 
@@ -124,8 +122,24 @@ impl PyPackResult {
         Self { inputs, core, packed, separator }
     }
 
-    fn decision(&self, index: usize) -> Option<&Decision> {
+    fn decision_of(&self, index: usize) -> Option<&Decision> {
         self.packed.decisions.get(index)
+    }
+
+    fn py_decision(&self, decision: &Decision) -> PyDecision {
+        PyDecision {
+            id: self.id(decision.index),
+            kind: self.kind(decision.index),
+            index: decision.index,
+            action: decision.action(),
+            rule: decision.rule(),
+            detail: decision.detail(),
+            tokens_before: decision.tokens_before,
+            counted: decision.counted,
+            tokens_after: decision.tokens_after,
+            strategy: decision.strategy.clone(),
+            fallback: decision.fallback.clone(),
+        }
     }
 
     fn id(&self, index: usize) -> String {
@@ -156,7 +170,7 @@ impl PyPackResult {
             .order
             .iter()
             .filter_map(|&index| {
-                let decision = self.decision(index)?;
+                let decision = self.decision_of(index)?;
                 let segment = self.input(py, index)?;
                 Some(PyPlacedSegment {
                     id: self.id(index),
@@ -196,65 +210,21 @@ impl PyPackResult {
             .collect()
     }
 
-    /// A packed conversation (`pack_messages`): for each placed segment of a message (not of one of its
-    /// tool calls), in order, the message from `originals` (at its position in `owners`, by segment), or a
-    /// dict copy with its `content` replaced when it was cut or stubbed. Also the position of each, and
-    /// the positions of the stubbed ones.
-    fn chat_messages<'py>(
-        &self,
-        py: Python<'py>,
-        originals: &Bound<'py, PyAny>,
-        owners: Vec<usize>,
-    ) -> PyResult<(Bound<'py, PyList>, Vec<usize>, Vec<usize>)> {
-        let out = PyList::empty(py);
-        let (mut positions, mut stubbed) = (Vec::new(), Vec::new());
-        for &index in &self.packed.order {
-            let (Some(segment), Some(decision), Some(&owner)) =
-                (self.core.get(index), self.decision(index), owners.get(index))
-            else {
-                continue;
-            };
-            if segment.kind == TOOL_CALL_KIND {
-                continue;
-            }
-            let original = originals.get_item(owner)?;
-            match decision.action() {
-                action @ ("truncated" | "stubbed") => {
-                    let copy = PyDict::new(py);
-                    copy.update(original.cast::<PyMapping>()?)?;
-                    copy.set_item(intern!(py, "content"), self.packed.text_of(&self.core, index))?;
-                    out.append(copy)?;
-                    if action == "stubbed" {
-                        stubbed.push(owner);
-                    }
-                }
-                _ => out.append(original)?,
-            }
-            positions.push(owner);
-        }
-        Ok((out, positions, stubbed))
-    }
-
     /// One decision per input segment, in input order.
     #[getter]
     fn decisions(&self) -> Vec<PyDecision> {
-        self.packed
-            .decisions
-            .iter()
-            .map(|decision| PyDecision {
-                id: self.id(decision.index),
-                kind: self.kind(decision.index),
-                index: decision.index,
-                action: decision.action(),
-                rule: decision.rule(),
-                detail: decision.detail(),
-                tokens_before: decision.tokens_before,
-                counted: decision.counted,
-                tokens_after: decision.tokens_after,
-                strategy: decision.strategy.clone(),
-                fallback: decision.fallback.clone(),
-            })
-            .collect()
+        self.packed.decisions.iter().map(|decision| self.py_decision(decision)).collect()
+    }
+
+    /// The decision about input segment `index`.
+    ///
+    /// Raises:
+    ///     IndexError: no such segment.
+    fn decision(&self, index: usize) -> PyResult<PyDecision> {
+        let decision = self.decision_of(index).ok_or_else(|| {
+            pyo3::exceptions::PyIndexError::new_err(format!("no segment {index}: the pack had {}", self.core.len()))
+        })?;
+        Ok(self.py_decision(decision))
     }
 
     /// Exact tokens of `text()`.

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ctxsched._core import image_size
 from ctxsched.exceptions import MessageFormatError
-from ctxsched.formats.openai import image_size
 
 __all__ = ["AnthropicAccounting", "Unit", "from_anthropic", "to_anthropic"]
 
@@ -36,6 +36,9 @@ class AnthropicAccounting(BaseModel):
     margin: float = Field(default=0.2, ge=0.0, le=4.0, description="Packed into budget / (1 + margin).")
     image_tokens: int = Field(default=1600, ge=0, description="An image whose size is not known.")
     unknown_block_tokens: int = Field(default=100, ge=0, description="A block of a type not known here.")
+    tool_system_prompt_tokens: int = Field(
+        default=346, ge=0, description="The system prompt Anthropic adds when tools are sent (tool_choice auto)."
+    )
 
 
 @dataclass
@@ -46,14 +49,22 @@ class Unit:
     blocks: list[int] | None
 
 
+def _plain(value: Any) -> Any:
+    """The SDK's pydantic objects (content blocks, messages) as dicts; anything else as it is."""
+    if hasattr(value, "model_dump") and not isinstance(value, Mapping):
+        return value.model_dump(exclude_none=True)
+    return value
+
+
 def _blocks(index: int, content: Any) -> list[Mapping[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    if not isinstance(content, list) or not all(isinstance(block, Mapping) for block in content):
+    blocks = [_plain(block) for block in content] if isinstance(content, list) else None
+    if blocks is None or not all(isinstance(block, Mapping) for block in blocks):
         raise MessageFormatError(
             index, f"has content of type {type(content).__name__}; expected str or a list of blocks"
         )
-    return content
+    return blocks
 
 
 def _image_tokens(block: Mapping[str, Any], accounting: AnthropicAccounting) -> int:
@@ -62,7 +73,7 @@ def _image_tokens(block: Mapping[str, Any], accounting: AnthropicAccounting) -> 
     source = source if isinstance(source, Mapping) else {}
     width, height = source.get("width"), source.get("height")
     if isinstance(source.get("data"), str) and source.get("type") == "base64":
-        size = image_size({"url": f"data:image/x;base64,{source['data'][:65536]}"})
+        size = image_size(f"data:image/x;base64,{source['data'][:65536]}")
         width, height = size if size is not None else (width, height)
     if not (isinstance(width, int | float) and isinstance(height, int | float) and width > 0 and height > 0):
         return accounting.image_tokens
@@ -88,6 +99,7 @@ def from_anthropic(conversation: Any, accounting: AnthropicAccounting) -> tuple[
         units.append({"role": "system", "content": text})
         origins.append(Unit(-1, None))
     for index, message in enumerate(conversation["messages"]):
+        message = _plain(message)
         if not isinstance(message, Mapping) or message.get("role") not in ("user", "assistant"):
             role = message.get("role") if isinstance(message, Mapping) else type(message).__name__
             raise MessageFormatError(index, f"has role {role!r}; Anthropic roles are 'user' and 'assistant'")
@@ -171,7 +183,8 @@ def to_anthropic(
     indices: list[int],
 ) -> dict[str, Any]:
     """The packed units back as an Anthropic conversation (see the module docstring)."""
-    messages = conversation["messages"]
+    messages = [_plain(message) for message in conversation["messages"]]
+    originals = conversation["messages"]
     result: dict[str, Any] = {key: value for key, value in conversation.items() if key != "messages"}
     for position, unit_index in enumerate(indices):
         if origins[unit_index].message == -1 and out[position] is not units[unit_index]:  # the system prompt, cut
@@ -192,21 +205,22 @@ def to_anthropic(
         blocks = kept[index]
         whole = isinstance(original["content"], str) or len(blocks) == len(original["content"])
         if whole and all(value is None for value in blocks.values()):
-            message: Any = original
+            message: Any = originals[index]
         elif isinstance(original["content"], str):
             message = {**original, "content": blocks[None]["content"]}
         else:
             content = []
             for number in sorted(block for block in blocks if block is not None):
-                block, unit = original["content"][number], blocks[number]
+                block, unit = _plain(original["content"][number]), blocks[number]
                 if unit is not None and block.get("type") == "tool_result":
                     block = {**block, "content": unit["content"]}
                 if unit is not None and block.get("type") == "tool_use" and not _still_called(unit, block):
                     continue  # removed by a repair: it had no result
                 content.append(block)
             message = {**original, "content": content}
-        if rebuilt and rebuilt[-1]["role"] == message["role"]:
-            previous = rebuilt.pop()
+        if rebuilt and _plain(rebuilt[-1])["role"] == original["role"]:
+            previous = _plain(rebuilt.pop())
+            message = _plain(message)
             merged = _blocks(-1, previous["content"]) + _blocks(-1, message["content"])
             message = {**previous, "content": list(merged)}
         rebuilt.append(message)

@@ -1,4 +1,4 @@
-"""Packing a chat conversation: messages become segments, the allocator packs them, messages come back.
+"""Packing a chat conversation: read once in Rust, packed in one call, messages given back.
 
 The default chat policy (``chat_policy()``), on top of any ``Policy``:
 
@@ -7,12 +7,19 @@ The default chat policy (``chat_policy()``), on top of any ``Policy``:
   are cut (in the middle) only when they cannot fit whole, never dropped;
 - an assistant message with tool calls and all its tool results form one group (kept or dropped together);
   each tool call is a segment of kind ``tool_call`` right after its message's (its arguments are counted
-  only as far as a decision needs them, and are never cut);
+  only as far as a decision needs them, and are never cut); a result answers the nearest earlier call with
+  its id that is still unanswered, so ids may repeat across turns;
+- the latest turn that made calls, when no user message came after it, is required: what of it cannot fit
+  whole is cut (the assistant's text in the middle, a result by its strategy) before anything is dropped.
+  Only if it cannot fit beside the system messages and the user's even cut is it packed like any other turn
+  (``PackedMessages.note`` says so);
 - a conversation that fits comes back unchanged; otherwise oversized tool results are cut by their kind's
   truncation (``auto``) at the cap (a quarter of the budget);
 - before whole turns go, the oldest tool results are replaced by a stub naming the tool and the tokens
   removed (the call stays valid), as few as make the difference;
 - older history goes before newer (the allocator's tie-break among equal priorities).
+
+Tool definitions (``tools=``) are counted by OpenAI's cookbook recipe and reserved before packing.
 """
 
 from __future__ import annotations
@@ -23,19 +30,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ctxsched._core import ChatSegments, Decision, Packer, PackResult, Segment, Tokenizer, chat_segments
-from ctxsched.exceptions import MessageFormatError
+from ctxsched._core import Decision, Packer, PackResult, Tokenizer, pack_chat
+from ctxsched.exceptions import BudgetError, MessageFormatError
 from ctxsched.formats.anthropic import AnthropicAccounting, from_anthropic, to_anthropic
-from ctxsched.formats.openai import ChatAccounting, Message, parse
+from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
 from ctxsched.policy import Policy
 
 __all__ = ["PackedMessages", "chat_policy", "pack_messages"]
 
-FORMATS = ("openai", "anthropic")
+FORMATS = ("openai", "responses", "anthropic")
 _PACKERS: dict[str, Packer] = {}
 _PACKER_CACHE_SIZE = 8
-#: Tests turn the Rust reading of conversations off to check that both paths pack alike.
-_FAST_PATH = True
 
 
 def chat_policy() -> Policy:
@@ -55,16 +60,20 @@ class PackedMessages:
     """What ``pack_messages`` returns.
 
     Attributes:
-        messages: the packed conversation, in the input's format (a list of messages; for Anthropic, the
-            ``{"system", "messages"}`` dict): messages kept whole are the input's own objects; cut or stubbed
-            ones are copies with only their content changed.
-        tokens: the prompt's tokens by the format's accounting (reply priming included); at most the budget.
+        messages: the packed conversation, in the input's format (a list of messages or items; for Anthropic,
+            the ``{"system", "messages"}`` dict): messages kept whole are the input's own objects (dicts or
+            SDK objects); changed ones are dict copies with only their content (or unanswered calls) changed.
+        tokens: the prompt's tokens by the format's accounting, tool definitions and reply priming included;
+            at most the budget.
         result: the allocator's ``PackResult``: a decision per input message, and one per tool call (its
             arguments, a segment of kind ``tool_call``); ``decision(index)`` finds a message's.
         repairs: what was repaired in the input (with ``repair=True``), one sentence each.
         stubbed: indices of the input messages replaced by a stub.
-        indices: for each message of ``messages``, its index in the input (OpenAI format).
-        note: how the count was made when it is not exact (the Anthropic format's stand-in encoding).
+        indices: for each message of ``messages``, its index in the input (OpenAI and Responses formats).
+        note: how the count was made when it is not exact (the Anthropic format's stand-in encoding), and any
+            fallback the packer took.
+        tools: (name, tokens) of each tool definition, reserved before packing; ``tools_tokens`` is their
+            total, with the list's closing tokens.
     """
 
     messages: Any
@@ -74,6 +83,10 @@ class PackedMessages:
     stubbed: list[int] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
     note: str | None = None
+    tools: list[tuple[str, int]] = field(default_factory=list)
+    tools_tokens: int = 0
+    #: For each input message, the position of its decision in ``result.decisions``.
+    primary: list[int | None] = field(default_factory=list, repr=False)
 
     def decision(self, index: int) -> Decision:
         """The decision about input message ``index`` (its content; its tool calls share its fate).
@@ -81,96 +94,126 @@ class PackedMessages:
         Raises:
             KeyError: no such message (or a repair dropped it).
         """
-        for decision in self.result.decisions:
-            if decision.id.startswith(f"{index}:") and decision.kind != "tool_call":
-                return decision
-        raise KeyError(f"no decision about message {index}")
+        position = self.primary[index] if 0 <= index < len(self.primary) else None
+        if position is None:
+            raise KeyError(f"no decision about message {index}")
+        return self.result.decision(position)
 
     def explain(self) -> str:
-        """The repairs, the stubs and the allocator's decision log."""
+        """The repairs, the stubs, the tool definitions and the allocator's decision log."""
         lines = [f"repaired: {repair}" for repair in self.repairs]
         lines += [f"stubbed: message {index} (its tool result replaced by a stub)" for index in self.stubbed]
+        if self.tools:
+            named = ", ".join(f"{name} {tokens:,}" for name, tokens in self.tools)
+            lines.append(f"tools: {self.tools_tokens:,} tokens for {len(self.tools)} definitions, reserved ({named})")
         lines += [f"note: {self.note}"] if self.note else []
         return "\n".join([*lines, self.result.explain()])
 
 
 def pack_messages(
-    messages: Sequence[Any],
+    messages: Any,
     budget: int,
     encoding: str = "o200k_base",
     policy: Policy | Mapping[str, Any] | None = None,
     format: str = "openai",
     *,
+    tools: Sequence[Any] | None = None,
     accounting: ChatAccounting | None = None,
     anthropic: AnthropicAccounting | None = None,
+    tool_accounting: ToolAccounting | None = None,
     repair: bool = False,
 ) -> PackedMessages:
     """Pack a chat conversation into ``budget`` tokens; see the module docstring for the default policy.
 
     Args:
-        messages: the conversation (OpenAI chat format: dicts with ``role``, ``content``, ``tool_calls``,
-            ``tool_call_id``, ``name``; extra keys are kept).
+        messages: the conversation: OpenAI chat messages (dicts with ``role``, ``content``, ``tool_calls``,
+            ``tool_call_id``, ``name``, or the SDK's message objects; extra keys are kept), Responses input
+            items, or an Anthropic ``{"system": ..., "messages": [...]}``.
         budget: the prompt's budget in tokens (the policy's ``reserve_output`` is kept free within it).
         encoding: a built-in encoding.
         policy: a ``Policy`` (or a dict) instead of ``chat_policy()``.
-        format: ``"openai"``, or ``"anthropic"`` for ``{"system": ..., "messages": [...]}`` with content blocks.
+        format: ``"openai"``, ``"responses"`` (OpenAI Responses input items) or ``"anthropic"``.
+        tools: the tool definitions sent with the prompt; their tokens are reserved before packing.
         accounting: the per-message constants (``ChatAccounting``).
         anthropic: the Anthropic format's stand-in encoding and safety margin (``AnthropicAccounting``).
+        tool_accounting: the recipe's constants for tool definitions (``ToolAccounting``).
         repair: repair what can be repaired (a tool result with no call is dropped; a tool call with no result
             is removed from its message) and record it, instead of raising.
 
     Raises:
         MessageFormatError: a malformed message (the error names it), unless ``repair`` can fix it.
-        BudgetError: the system messages, the task and the last user message do not fit, even cut.
+        BudgetError: the tool definitions alone do not fit, or the system messages, the task and the last user
+            message do not fit, even cut.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, not {format!r}")
-    if format == "anthropic":
-        return _pack_anthropic(messages, budget, policy, accounting, anthropic or AnthropicAccounting(), repair)
-    accounting = accounting or ChatAccounting()
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"budget must be an int >= 0, not {budget!r}")
     policy = (
         policy if isinstance(policy, Policy) else _DEFAULT_POLICY if policy is None else Policy.model_validate(policy)
     )
+    accounting = accounting or ChatAccounting()
+    if format == "anthropic":
+        anthropic = anthropic or AnthropicAccounting()
+        return _pack_anthropic(messages, budget, policy, accounting, anthropic, tools, tool_accounting, repair)
     tokenizer = Tokenizer(encoding)
-    repairs: list[str] = []
-    # Well-formed conversations of string contents are read in Rust; the rest (content parts, repairs, errors
-    # that name the message) take the Python path, which makes the same segments.
-    constants = (accounting.tokens_per_message, accounting.tokens_per_name, accounting.tokens_per_tool_call)
-    fast = chat_segments(messages, tokenizer, *constants) if _FAST_PATH else None
-    segments: ChatSegments | list[Segment]
-    numbers: Sequence[int]
-    if fast is not None:
-        segments, owners, originals, numbers = fast, fast.owners, messages, range(len(messages))
-    else:
-        parsed = parse(messages, tokenizer, accounting)
-        parsed, groups, names = _link_tool_results(parsed, repair, repairs, tokenizer, accounting)
-        segments, owners = _segments(parsed, groups, names)
-        originals, numbers = [message.original for message in parsed], [message.index for message in parsed]
-    # A conversation that fits whole comes back whole: caps only apply when something has to give.
+    reserved, named = tool_tokens(tools, tokenizer, tool_accounting)
+    return _pack(messages, budget, encoding, policy, format, accounting, repair, reserved, named)
+
+
+def _pack(
+    messages: Any,
+    budget: int,
+    encoding: str,
+    policy: Policy,
+    format: str,
+    accounting: ChatAccounting,
+    repair: bool,
+    reserved: int,
+    tools: list[tuple[str, int]],
+) -> PackedMessages:
+    usable = budget - policy.reserve_output - accounting.reply_priming
+    if reserved > usable:
+        named = ", ".join(f"{name} ({tokens:,} tokens)" for name, tokens in tools)
+        raise BudgetError(
+            f"the tool definitions alone need {reserved:,} tokens but only {max(usable, 0):,} are usable (budget "
+            f"{budget:,} - reserve {policy.reserve_output:,} - reply priming {accounting.reply_priming}); "
+            f"they are {named}"
+        )
     packer = _packer(encoding, policy, accounting)
-    room = budget - policy.reserve_output - accounting.reply_priming
-    fits = room >= 0 and packer.total_up_to(segments, room) is not None
-    result = packer.pack(segments, budget, caps=not fits)
-    out, positions, stubbed = result.chat_messages(originals, owners)
-    tokens = result.tokens + accounting.reply_priming
-    indices = [numbers[position] for position in positions]
-    return PackedMessages(out, tokens, result, repairs, sorted(numbers[position] for position in stubbed), indices)
+    packed = pack_chat(messages, packer, budget, accounting, format=format, repair=repair, reserved=reserved)
+    return PackedMessages(
+        packed.messages,
+        packed.result.tokens + accounting.reply_priming + reserved,
+        packed.result,
+        packed.repairs,
+        sorted(packed.stubbed),
+        packed.indices,
+        packed.note,
+        tools,
+        reserved,
+        packed.primary,
+    )
 
 
 def _pack_anthropic(
     conversation: Any,
     budget: int,
-    policy: Policy | Mapping[str, Any] | None,
-    accounting: ChatAccounting | None,
+    policy: Policy,
+    accounting: ChatAccounting,
     anthropic: AnthropicAccounting,
+    tools: Sequence[Any] | None,
+    tool_accounting: ToolAccounting | None,
     repair: bool,
 ) -> PackedMessages:
     units, origins = from_anthropic(conversation, anthropic)
     effective = int(budget / (1 + anthropic.margin))
+    reserved, named = tool_tokens(tools, Tokenizer(anthropic.stand_in), tool_accounting)
+    if tools:
+        reserved += anthropic.tool_system_prompt_tokens
+        named = [*named, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
     try:
-        packed = pack_messages(
-            units, effective, anthropic.stand_in, policy, "openai", accounting=accounting, repair=repair
-        )
+        packed = _pack(units, effective, anthropic.stand_in, policy, "openai", accounting, repair, reserved, named)
     except MessageFormatError as error:  # name the Anthropic message, not the unit
         if error.index is None or not 0 <= error.index < len(origins):
             raise
@@ -180,123 +223,13 @@ def _pack_anthropic(
         f"counted with {anthropic.stand_in} standing in for Claude's tokenizer (not public), and packed into "
         f"{effective} of the {budget} tokens: a {anthropic.margin:.0%} safety margin"
     )
+    note = f"{note}; {packed.note}" if packed.note else note
     # Repairs name units ("message 7"); name the Anthropic message each came from.
     repairs = [
         re.sub(r"message (\d+)", lambda found: f"message {origins[int(found[1])].message}", repair)
         for repair in packed.repairs
     ]
     return replace(packed, messages=out, note=note, repairs=repairs)
-
-
-def _link_tool_results(
-    parsed: list[Message], repair: bool, repairs: list[str], tokenizer: Tokenizer, accounting: ChatAccounting
-) -> tuple[list[Message], dict[int, str], dict[str, str]]:
-    """Each tool result's group (its call's assistant message); orphans and unanswered calls raise or are fixed.
-
-    Returns the messages kept, the group of each (by position) and each call id's tool name.
-    """
-    calls: dict[str, int] = {}
-    names: dict[str, str] = {}
-    answered: set[str] = set()
-    kept: list[Message] = []
-    for message in parsed:
-        if message.role == "assistant":
-            for call_id in message.tool_call_ids:
-                calls[call_id] = message.index
-                names[call_id] = message.tool_names[call_id]
-        if message.role == "tool":
-            call_id = message.original["tool_call_id"]
-            if call_id not in calls or call_id in answered:
-                problem = "answers no earlier tool call" if call_id not in calls else "answers a call already answered"
-                if not repair:
-                    raise MessageFormatError(message.index, f"is a tool result ({call_id!r}) that {problem}")
-                repairs.append(f"dropped message {message.index}, a tool result ({call_id!r}) that {problem}")
-                continue
-            answered.add(call_id)
-        kept.append(message)
-    unanswered = [call_id for call_id in calls if call_id not in answered]
-    if unanswered:
-        if not repair:
-            index = calls[unanswered[0]]
-            raise MessageFormatError(index, f"has tool call {unanswered[0]!r} with no tool result after it")
-        fixed = [_drop_calls(message, set(unanswered), repairs, tokenizer, accounting) for message in kept]
-        kept = [message for message in fixed if message is not None]
-    groups: dict[int, str] = {}
-    group_of_call: dict[str, str] = {}
-    for position, message in enumerate(kept):
-        if message.role == "assistant" and message.tool_call_ids:
-            groups[position] = f"turn-{message.index}"
-            group_of_call.update({call_id: groups[position] for call_id in message.tool_call_ids})
-        elif message.role == "tool":
-            groups[position] = group_of_call[message.original["tool_call_id"]]
-    return kept, groups, names
-
-
-def _drop_calls(
-    message: Message, unanswered: set[str], repairs: list[str], tokenizer: Tokenizer, accounting: ChatAccounting
-) -> Message | None:
-    dropped = [call_id for call_id in message.tool_call_ids if call_id in unanswered]
-    if not dropped:
-        return message
-    calls = [call for call in message.original["tool_calls"] if call["id"] not in unanswered]
-    original = {key: value for key, value in message.original.items() if key != "tool_calls"}
-    if calls:
-        original["tool_calls"] = calls
-    elif not message.text:
-        repairs.append(f"dropped message {message.index}: its only tool calls {dropped} have no results")
-        return None
-    repairs.append(f"removed tool calls {dropped} with no results from message {message.index}")
-    (fixed,) = parse([original], tokenizer, accounting)
-    fixed.index = message.index
-    return fixed
-
-
-def _segments(parsed: list[Message], groups: dict[int, str], names: dict[str, str]) -> tuple[list[Segment], list[int]]:
-    """The segments of the messages, and for each the position of its message in ``parsed``."""
-    users = [position for position, message in enumerate(parsed) if message.role == "user"]
-    task, last_user = (users[0], users[-1]) if users else (-1, -1)
-    segments = []
-    owners = []
-    for position, message in enumerate(parsed):
-        role = message.role
-        kind = {"system": "system", "developer": "system", "tool": "tool_result"}.get(role, "history")
-        if position in (task, last_user):
-            kind = "instruction"
-        stub = None
-        if role == "tool" and message.text:
-            name = names.get(message.original["tool_call_id"], "tool")
-            stub = f"[{name} output removed to fit the context window: {{n}} tokens]"
-        segments.append(
-            Segment(
-                message.text or "",
-                id=f"{message.index}:{role}",
-                kind=kind,
-                role=role,
-                pin="head" if kind == "system" else None,
-                required=position in (task, last_user),
-                group=groups.get(position),
-                truncate=None if message.text is not None else "none",
-                overhead=message.overhead,
-                stub=stub,
-            )
-        )
-        owners.append(position)
-        for number, (arguments, overhead) in enumerate(
-            zip(message.tool_arguments, message.tool_overheads, strict=True)
-        ):
-            segments.append(
-                Segment(
-                    arguments,
-                    id=f"{message.index}:call-{number}",
-                    kind="tool_call",
-                    role=role,
-                    group=groups.get(position),
-                    truncate="none",
-                    overhead=overhead,
-                )
-            )
-            owners.append(position)
-    return segments, owners
 
 
 def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:

@@ -1,0 +1,183 @@
+//! Which result answers which call, and the turns that must be kept or dropped together.
+//!
+//! A result answers the nearest earlier call with its id that is still unanswered, so an agent that
+//! reuses a call id in a later turn (each call answered right after it) is read as the provider reads it.
+//! A legacy `function` message answers the nearest unanswered `function_call`. A result that answers
+//! nothing and a call left unanswered are errors naming the message, or with `repair` are removed and
+//! recorded.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Answer, Message};
+use crate::error::{Result, SchedError};
+
+/// A linked conversation: what a repair removed, the turn of each grouped message, and what each
+/// result answers.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// Messages a repair dropped.
+    pub dropped: Vec<bool>,
+    /// For each message, the numbers of the tool calls a repair removed from it.
+    pub removed_calls: FxHashMap<usize, Vec<usize>>,
+    /// For each message in a turn that is kept or dropped whole, the index of the turn's first message.
+    pub turns: Vec<Option<usize>>,
+    /// For each result, the (message, call number) it answers.
+    pub answers: Vec<Option<(usize, usize)>>,
+    /// What was repaired, one sentence each.
+    pub repairs: Vec<String>,
+}
+
+impl Linked {
+    /// Whether message `index` is kept.
+    pub fn kept(&self, index: usize) -> bool {
+        !self.dropped.get(index).copied().unwrap_or(true)
+    }
+
+    /// Whether call `number` of message `index` survived the repairs.
+    pub fn call_kept(&self, index: usize, number: usize) -> bool {
+        self.removed_calls.get(&index).is_none_or(|removed| !removed.contains(&number))
+    }
+}
+
+type CallKey<'a> = Option<&'a str>;
+
+/// Link `messages`; see the module docs.
+pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
+    let count = messages.len();
+    let mut linked = Linked {
+        dropped: vec![false; count],
+        turns: vec![None; count],
+        answers: vec![None; count],
+        ..Linked::default()
+    };
+    // Unanswered calls by id, nearest last; ids seen at all, to say why a result answers nothing.
+    let mut open: FxHashMap<CallKey<'_>, Vec<(usize, usize)>> = FxHashMap::default();
+    let mut seen: FxHashSet<CallKey<'_>> = FxHashSet::default();
+    for (index, message) in messages.iter().enumerate() {
+        for (number, call) in message.calls.iter().enumerate() {
+            let key = call.id.as_deref();
+            open.entry(key).or_default().push((index, number));
+            seen.insert(key);
+        }
+        let Some(answer) = &message.answers else { continue };
+        let key = match answer {
+            Answer::Call(id) => Some(id.as_str()),
+            Answer::Legacy => None,
+        };
+        if let Some(call) = open.get_mut(&key).and_then(Vec::pop) {
+            set(&mut linked.answers, index, Some(call));
+            continue;
+        }
+        let what = describe_result(answer);
+        let problem = if seen.contains(&key) { "answers a call already answered" } else { "answers no earlier tool call" };
+        if !repair {
+            return Err(SchedError::MessageFormat { index: Some(index), problem: format!("is {what} that {problem}") });
+        }
+        set(&mut linked.dropped, index, true);
+        linked.repairs.push(format!("dropped message {index}, {what} that {problem}"));
+    }
+    let mut unanswered: Vec<(usize, usize)> = open.into_values().flatten().collect();
+    unanswered.sort_unstable();
+    if let Some(&(index, number)) = unanswered.first() {
+        if !repair {
+            let call = describe_call(messages, index, number);
+            let problem = format!("has {call} with no result after it");
+            return Err(SchedError::MessageFormat { index: Some(index), problem });
+        }
+        remove_calls(messages, &unanswered, &mut linked);
+    }
+    group_turns(messages, &mut linked);
+    Ok(linked)
+}
+
+fn describe_result(answer: &Answer) -> String {
+    match answer {
+        Answer::Call(id) => format!("a tool result ({id:?})"),
+        Answer::Legacy => "a function result".to_owned(),
+    }
+}
+
+fn describe_call(messages: &[Message], index: usize, number: usize) -> String {
+    let call = messages.get(index).and_then(|message| message.calls.get(number));
+    match call.and_then(|call| call.id.as_deref()) {
+        Some(id) => format!("tool call {id:?}"),
+        None => "a function_call".to_owned(),
+    }
+}
+
+/// The repair of unanswered calls: each is removed from its message, and a message left with nothing is
+/// dropped.
+fn remove_calls(messages: &[Message], unanswered: &[(usize, usize)], linked: &mut Linked) {
+    let mut by_message: Vec<(usize, Vec<usize>)> = Vec::new();
+    for &(index, number) in unanswered {
+        match by_message.last_mut() {
+            Some((last, numbers)) if *last == index => numbers.push(number),
+            _ => by_message.push((index, vec![number])),
+        }
+    }
+    for (index, numbers) in by_message {
+        let Some(message) = messages.get(index) else { continue };
+        let names: Vec<String> = numbers.iter().map(|&number| describe_call(messages, index, number)).collect();
+        let names = names.join(", ");
+        let empty = message.text.is_empty() && message.fixed == 0 || !message.has_content();
+        if numbers.len() == message.calls.len() && empty {
+            set(&mut linked.dropped, index, true);
+            linked.repairs.push(format!("dropped message {index}: its only calls ({names}) have no results"));
+        } else {
+            linked.repairs.push(format!("removed {names} with no results from message {index}"));
+        }
+        linked.removed_calls.insert(index, numbers);
+    }
+}
+
+/// Turns: an assistant message that made calls, with their results; for Responses items, a run of the
+/// model's output items (reasoning, its message, its calls) with the results of its calls, or a run with
+/// reasoning and no calls (a reasoning item stays with what follows it).
+fn group_turns(messages: &[Message], linked: &mut Linked) {
+    let mut run_start = 0;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let continues = message.model_output && index > 0 && messages.get(index - 1).is_some_and(|m| m.model_output);
+        if !continues {
+            run_start = index;
+        }
+        if !linked.kept(index) {
+            continue;
+        }
+        let calls = (0..message.calls.len()).any(|number| linked.call_kept(index, number));
+        let reasoning = message.role == super::Role::Reasoning;
+        if calls || reasoning || runs.last().is_some_and(|&(start, _)| start == run_start) {
+            match runs.last_mut() {
+                Some((start, end)) if *start == run_start => *end = index,
+                _ => runs.push((run_start, index)),
+            }
+        }
+    }
+    for (start, end) in runs {
+        let has_calls = (start..=end).any(|index| linked.kept(index) && messages.get(index).is_some_and(|m| !m.calls.is_empty()));
+        let members = (start..=end).filter(|&index| linked.kept(index)).count();
+        if !has_calls && members < 2 {
+            continue;
+        }
+        for index in start..=end {
+            if linked.kept(index) {
+                set(&mut linked.turns, index, Some(start));
+            }
+        }
+    }
+    for index in 0..messages.len() {
+        if let Some(Some((call_message, _))) = linked.answers.get(index).copied() {
+            if linked.kept(index) {
+                let turn = linked.turns.get(call_message).copied().flatten();
+                set(&mut linked.turns, index, turn);
+            }
+        }
+    }
+}
+
+/// `slots[index] = value`, for an index known to be in range.
+fn set<T>(slots: &mut [T], index: usize, value: T) {
+    if let Some(slot) = slots.get_mut(index) {
+        *slot = value;
+    }
+}
