@@ -35,6 +35,16 @@ pub(super) struct Plan {
     pub(super) units: Vec<Unit>,
     /// Optional units in the order they were admitted: the first to go if the render must be repaired.
     pub(super) admitted: Vec<usize>,
+    /// The size a segment was cut for, where its real cut came out smaller (whole lines, say) and it is
+    /// planned at that real size: a mandatory cut, made before the fill so that the fill gets the room.
+    pub(super) cut_for: FxHashMap<usize, usize>,
+}
+
+impl Plan {
+    /// The size segment `index` is cut for (its planned size, unless its cut came out smaller).
+    pub(super) fn cut_size(&self, index: usize) -> usize {
+        self.cut_for.get(&index).copied().unwrap_or_else(|| self.sizes.planned(index))
+    }
 }
 
 pub(super) struct Allocator<'a> {
@@ -69,7 +79,9 @@ impl Allocator<'_> {
         self.segments.get(index).map_or(1, |segment| segment.min_tokens.max(1).saturating_add(segment.overhead))
     }
 
-    pub(super) fn plan(&self) -> Result<Plan> {
+    /// Steps 2–4. `settle` runs once the mandatory set is admitted and before the fill: it may plan cut
+    /// mandatory segments at their real (smaller) cut sizes, so that the fill has the room they leave.
+    pub(super) fn plan(&self, settle: impl FnOnce(&mut Plan) -> Result<()>) -> Result<Plan> {
         let count = self.segments.len();
         let mut plan = Plan {
             sizes: Sizes::new(self.known, self.segments),
@@ -77,10 +89,12 @@ impl Allocator<'_> {
             cut: vec![None; count],
             units: self.units(),
             admitted: Vec::new(),
+            cut_for: FxHashMap::default(),
         };
         let mut decided = vec![false; plan.units.len()];
         self.preempt(&mut plan, &mut decided);
         self.admit_mandatory(&mut plan, &mut decided)?;
+        settle(&mut plan)?;
         self.fill(&mut plan, &mut decided)?;
         Ok(plan)
     }

@@ -4,13 +4,13 @@
 //! may be summarised, Python runs the hooks, Rust packs again with the summaries in their place.
 
 mod allocate;
+mod cuts;
 mod decision;
 mod explain;
 mod place;
 mod sizes;
 mod stubs;
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -21,10 +21,11 @@ pub use decision::{Admission, Cut, Decision, Eviction};
 
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;
-use crate::segment::{content_hash, Segment, Truncation};
+use crate::segment::{Segment, Truncation};
 use crate::tokenizer::Tokenizer;
 use crate::truncation::Strategy;
 use allocate::{Allocator, Plan};
+use cuts::{CutText, Cuts};
 use sizes::Known;
 
 /// The user's truncation functions, by name. The core never calls into Python: the bindings implement
@@ -59,9 +60,6 @@ pub enum TruncatorFailure {
     /// It asked for packing to stop altogether.
     Interrupt,
 }
-
-/// A cut text: the text, the strategy (or hook) that made it, and why the requested one was not used.
-type CutText = (String, String, Option<String>);
 
 /// Token usage of one kind against its quota.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -212,7 +210,94 @@ impl Packer {
             reserve: self.policy.reserve_output,
             members: Vec::new(),
         })?;
-        let (known, separator) = match (self.tokenizer, external) {
+        let (known, separator) = self.known_counts(segments, external)?;
+        let allocator = Allocator {
+            segments,
+            known: &known,
+            tokenizer: self.tokenizer,
+            policy,
+            usable,
+            separator,
+            can_truncate: self.tokenizer.is_some(),
+        };
+        // Cuts by (segment, size), so that planning again (stubs), re-realising after a repair and cutting the
+        // mandatory set before the fill do not cut (or call a hook) again.
+        let mut cuts = Cuts::default();
+        let stubbed = match self.tokenizer {
+            Some(tokenizer) => self.choose_stubs(tokenizer, &allocator, &mut cuts)?,
+            None => None,
+        };
+        // What the stub search learnt is in the memo now.
+        let fresh = match (&stubbed, self.tokenizer) {
+            (_, None) => known.clone(),
+            (stubbed, Some(_)) => self.remembered(stubbed.as_ref().map_or(segments, |stubbed| &stubbed.segments)),
+        };
+        let allocator = Allocator {
+            segments: stubbed.as_ref().map_or(segments, |stubbed| &stubbed.segments),
+            known: &fresh,
+            ..allocator
+        };
+        let mut plan = self.plan(&allocator, &mut cuts)?;
+        self.remember(allocator.segments, plan.sizes.counted_now(allocator.known, allocator.segments));
+        let realise = |plan: &Plan, cuts: &mut Cuts| {
+            let mut packed = self.realise(&allocator, plan, budget, cuts)?;
+            if let Some(stubbed) = &stubbed {
+                stubbed.mark(&mut packed);
+            }
+            Ok::<Packed, SchedError>(packed)
+        };
+        let mut packed = realise(&plan, &mut cuts)?;
+        while drop_empty_cuts(&allocator, &mut plan, &packed)? {
+            packed = realise(&plan, &mut cuts)?;
+        }
+        self.verify(&allocator, segments, &mut plan, &mut packed, &mut cuts, realise)?;
+        Ok(packed)
+    }
+
+    /// Step 7: count the render as it will be sent; repair it if tokens merged across a separator (separate
+    /// messages cannot merge: their exact counts add up) by evicting the last admitted units.
+    fn verify(
+        &self,
+        allocator: &Allocator<'_>,
+        segments: &[Segment],
+        plan: &mut Plan,
+        packed: &mut Packed,
+        cuts: &mut Cuts,
+        realise: impl Fn(&Plan, &mut Cuts) -> Result<Packed>,
+    ) -> Result<()> {
+        let (Some(tokenizer), true) = (self.tokenizer, self.policy.joined) else { return Ok(()) };
+        let usable = allocator.usable;
+        loop {
+            packed.tokens = tokenizer.count(&packed.render(segments, &self.policy.separator));
+            if packed.tokens <= usable {
+                return Ok(());
+            }
+            let Some(unit) = plan.admitted.pop() else {
+                return Err(SchedError::Budget {
+                    needed: packed.tokens,
+                    usable,
+                    budget: packed.budget,
+                    reserve: self.policy.reserve_output,
+                    members: allocator.describe(plan, &mandatory_members(plan)),
+                });
+            };
+            let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
+            for index in members {
+                if let Some(slot) = plan.outcome.get_mut(index) {
+                    *slot = Err(Eviction::BoundaryRepair);
+                }
+            }
+            *packed = realise(plan, cuts)?;
+        }
+    }
+
+    /// The counts known before packing (the memo's, or the external counter's) and the separator's tokens.
+    fn known_counts(
+        &self,
+        segments: &[Segment],
+        external: Option<(&[usize], usize)>,
+    ) -> Result<(Vec<Option<Known>>, usize)> {
+        Ok(match (self.tokenizer, external) {
             (Some(_), _) => (self.remembered(segments), self.separator_tokens),
             (None, Some((counts, separator))) if counts.len() == segments.len() => {
                 // Bounded so that no sum of counts can overflow (2^40 tokens is far beyond any model).
@@ -233,72 +318,7 @@ impl Packer {
             (None, None) => {
                 return Err(SchedError::InvalidArgument("a packer without a tokenizer needs counts".to_owned()))
             }
-        };
-        let allocator = Allocator {
-            segments,
-            known: &known,
-            tokenizer: self.tokenizer,
-            policy,
-            usable,
-            separator,
-            can_truncate: self.tokenizer.is_some(),
-        };
-        let stubbed = match self.tokenizer {
-            Some(tokenizer) => self.choose_stubs(tokenizer, &allocator)?,
-            None => None,
-        };
-        // What the stub search learnt is in the memo now.
-        let fresh = match (&stubbed, self.tokenizer) {
-            (_, None) => known.clone(),
-            (stubbed, Some(_)) => self.remembered(stubbed.as_ref().map_or(segments, |stubbed| &stubbed.segments)),
-        };
-        let allocator = Allocator {
-            segments: stubbed.as_ref().map_or(segments, |stubbed| &stubbed.segments),
-            known: &fresh,
-            ..allocator
-        };
-        let mut plan = allocator.plan()?;
-        self.remember(allocator.segments, plan.sizes.counted_now(allocator.known, allocator.segments));
-        // Cuts by (segment, size), so that re-realising after a repair does not cut (or call a hook) again.
-        let mut cuts = FxHashMap::default();
-        let realise = |plan: &Plan, cuts: &mut FxHashMap<(usize, usize), CutText>| {
-            let mut packed = self.realise(&allocator, plan, budget, cuts)?;
-            if let Some(stubbed) = &stubbed {
-                stubbed.mark(&mut packed);
-            }
-            Ok::<Packed, SchedError>(packed)
-        };
-        let mut packed = realise(&plan, &mut cuts)?;
-        while drop_empty_cuts(&allocator, &mut plan, &packed)? {
-            packed = realise(&plan, &mut cuts)?;
-        }
-        // Step 7: verify the render as it will be sent; repair if tokens merged across a separator. Separate
-        // messages cannot merge: their exact counts add up.
-        if let (Some(tokenizer), true) = (self.tokenizer, self.policy.joined) {
-            loop {
-                packed.tokens = tokenizer.count(&packed.render(segments, &self.policy.separator));
-                if packed.tokens <= usable {
-                    break;
-                }
-                let Some(unit) = plan.admitted.pop() else {
-                    return Err(SchedError::Budget {
-                        needed: packed.tokens,
-                        usable,
-                        budget,
-                        reserve: self.policy.reserve_output,
-                        members: allocator.describe(&plan, &mandatory_members(&plan)),
-                    });
-                };
-                let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
-                for index in members {
-                    if let Some(slot) = plan.outcome.get_mut(index) {
-                        *slot = Err(Eviction::BoundaryRepair);
-                    }
-                }
-                packed = realise(&plan, &mut cuts)?;
-            }
-        }
-        Ok(packed)
+        })
     }
 
     /// The total size of `segments` (texts and overheads) if it is at most `limit`, else `None`; reads no
@@ -377,13 +397,7 @@ impl Packer {
     }
 
     /// Cut the texts to their planned sizes, place them, and write the decisions and usage.
-    fn realise(
-        &self,
-        allocator: &Allocator<'_>,
-        plan: &Plan,
-        budget: usize,
-        cuts: &mut FxHashMap<(usize, usize), CutText>,
-    ) -> Result<Packed> {
+    fn realise(&self, allocator: &Allocator<'_>, plan: &Plan, budget: usize, cuts: &mut Cuts) -> Result<Packed> {
         let segments = allocator.segments;
         let mut texts = vec![None; segments.len()];
         let mut decisions = Vec::with_capacity(segments.len());
@@ -412,13 +426,10 @@ impl Packer {
                 after = plan.sizes.planned(index);
                 if after < before {
                     if let (Some(tokenizer), Some(how)) = (self.tokenizer, allocator.cut_of(index)) {
-                        let room = after.saturating_sub(segment.overhead);
-                        let (cut, used, fallback) = match cuts.entry((index, room)) {
-                            Entry::Occupied(known) => known.get().clone(),
-                            Entry::Vacant(slot) => {
-                                slot.insert(self.cut_text(tokenizer, &segment.text, &how, room)?).clone()
-                            }
-                        };
+                        // Cut for the size asked for: a mandatory cut is planned at the smaller size it came out at.
+                        let room = plan.cut_size(index).saturating_sub(segment.overhead);
+                        let (cut, used, fallback) =
+                            self.cut_cached(tokenizer, cuts, (index, room), &segment.text, &how)?.clone();
                         after = tokenizer.count(&cut) + segment.overhead;
                         strategy = Some((used, fallback));
                         if let Some(slot) = texts.get_mut(index) {
@@ -465,44 +476,6 @@ impl Packer {
 }
 
 impl Packer {
-    /// A segment's text cut to `max_tokens` as `how` says; a failing truncator falls back to `auto`.
-    fn cut_text(&self, tokenizer: Tokenizer, text: &str, how: &Truncation, max_tokens: usize) -> Result<CutText> {
-        let marker = &self.policy.elision_marker;
-        let by = |strategy: Strategy, reason: Option<String>| {
-            let cut = tokenizer.cut(text, max_tokens, strategy, marker);
-            let fallback = match (reason, cut.fallback) {
-                (Some(reason), Some(also)) => Some(format!("{reason}; {also}")),
-                (reason, also) => reason.or(also),
-            };
-            (cut.text.into_owned(), cut.strategy.name().to_owned(), fallback)
-        };
-        let Truncation::Hook(name) = how else {
-            let strategy = if let Truncation::Cut(strategy) = how { *strategy } else { Strategy::Auto };
-            let key = (content_hash(text), max_tokens, strategy);
-            if let Some(known) = self.cut_memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-                return Ok(known.clone());
-            }
-            let cut = by(strategy, None);
-            let mut memo = self.cut_memo.lock().unwrap_or_else(PoisonError::into_inner);
-            if memo.len() >= CUT_MEMO_LIMIT {
-                memo.clear();
-            }
-            memo.insert(key, cut.clone());
-            return Ok(cut);
-        };
-        let Some(truncators) = &self.truncators else {
-            return Ok(by(Strategy::Auto, Some(format!("truncator {name:?} is not registered; auto used"))));
-        };
-        let failed = |reason: String| by(Strategy::Auto, Some(format!("truncator {name:?} {reason}; auto used")));
-        Ok(match truncators.truncate(name, text, max_tokens) {
-            Ok(cut) if cut.is_empty() && max_tokens > 0 && !text.is_empty() => failed("returned nothing".to_owned()),
-            Ok(cut) if tokenizer.fits(&cut, max_tokens) => (cut, name.to_string(), None),
-            Ok(cut) => failed(format!("returned {} tokens for a limit of {max_tokens}", tokenizer.count(&cut))),
-            Err(TruncatorFailure::Failed(reason)) => failed(reason),
-            Err(TruncatorFailure::Interrupt) => return Err(SchedError::Interrupted { name: name.to_string() }),
-        })
-    }
-
     /// Every hook a segment or the policy names must be registered.
     fn check_hooks(&self, segments: &[Segment]) -> Result<()> {
         if self.tokenizer.is_none() {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::allocate::{Allocator, Plan};
+use super::cuts::Cuts;
 use super::decision::{Admission, Cut};
 use super::sizes::{read, Known};
 use super::{Packed, Packer};
@@ -71,14 +72,20 @@ impl Packer {
     /// plan left covers the difference: what remains stubbed is the oldest ones, as few as keep every unit
     /// that plan kept. A final plan checks it; if quotas or caps made it evict more, a bisection on how many
     /// of the oldest to stub decides instead.
-    pub(super) fn choose_stubs(&self, tokenizer: Tokenizer, base: &Allocator<'_>) -> Result<Option<Stubbed>> {
+    pub(super) fn choose_stubs(
+        &self,
+        tokenizer: Tokenizer,
+        base: &Allocator<'_>,
+        cuts: &mut Cuts,
+    ) -> Result<Option<Stubbed>> {
         let segments = base.segments;
         let known = self.remembered(segments);
         let candidates = candidates(tokenizer, segments, &known);
         if candidates.is_empty() {
             return Ok(None);
         }
-        let with_stubs = |count: usize| -> Result<(Vec<Segment>, Plan)> {
+        // Stubs never replace mandatory segments, the only ones cut while planning: `cuts` holds for them.
+        let mut with_stubs = |count: usize| -> Result<(Vec<Segment>, Plan)> {
             let mut work = segments.to_vec();
             for candidate in candidates.iter().take(count) {
                 if let Some(slot) = work.get_mut(candidate.index) {
@@ -86,7 +93,7 @@ impl Packer {
                 }
             }
             let known = self.remembered(&work);
-            let plan = Allocator { segments: &work, known: &known, ..*base }.plan()?;
+            let plan = self.plan(&Allocator { segments: &work, known: &known, ..*base }, cuts)?;
             self.remember(&work, plan.sizes.counted_now(&known, &work));
             Ok((work, plan))
         };
@@ -158,7 +165,7 @@ impl Packer {
 
 /// The fewest of the oldest candidates to stub for at most `least` evictions (stubbing more never evicts
 /// more, so a bisection).
-fn fewest_stubs(all: usize, least: usize, evictions: impl Fn(usize) -> Result<usize>) -> Result<usize> {
+fn fewest_stubs(all: usize, least: usize, mut evictions: impl FnMut(usize) -> Result<usize>) -> Result<usize> {
     let (mut low, mut high) = (0, all);
     while low < high {
         let middle = low + (high - low) / 2;

@@ -338,3 +338,124 @@ fn a_partial_admission_does_not_make_every_candidate_a_stub() {
     let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
     assert_eq!(actions, ["kept", "stubbed", "stubbed", "stubbed", "kept", "truncated"]);
 }
+
+/// `count` lines of `tokens` words each.
+fn lines(count: usize, tokens: usize) -> String {
+    (0..count).map(|_| words(tokens) + "\n").collect()
+}
+
+/// A required log of ten 61-token lines, cut by whole lines.
+fn required_log() -> Segment {
+    let mut log = Segment::new("log", "tool_result", lines(10, 60));
+    log.required = true;
+    log.truncation = Some(Truncation::Cut(Strategy::Lines));
+    log
+}
+
+#[test]
+fn the_room_a_mandatory_cut_leaves_goes_to_the_best_units_that_fit() {
+    // The log is planned at the whole budget of 171; whole lines make its cut two lines and the marker
+    // (130 tokens), so 41 are free: the 26-token note fits in them, the 45-token one does not.
+    let mut big = segment("big", "history", 45);
+    big.priority = Some(5);
+    let segments = vec![big, segment("note", "history", 26), required_log()];
+    let packed = packer(Policy::default()).pack(&segments, 171, None).unwrap();
+    assert_eq!(packed.decisions[2].tokens_after, 130);
+    assert_eq!(ids(&packed, &segments), ["note", "log"]);
+    assert_eq!((packed.decisions[1].rule(), packed.decisions[1].tokens_after), ("priority", 26));
+    // The render, counted as sent (with no separator, the note's last word merges with the log's first).
+    assert_eq!(packed.tokens, Tokenizer::new(Encoding::O200kBase).count(&packed.render(&segments, "")));
+    assert!(packed.tokens <= 130 + 26);
+    assert_eq!(packed.decisions[0].detail(), "does not fit: needs 45, 41 left after higher priorities (priority 5)");
+}
+
+#[test]
+fn the_room_a_mandatory_cut_leaves_is_filled_by_the_same_rules() {
+    // 41 tokens free after the log's cut: the history quota (20) keeps the note out, and the group of two
+    // 18-token memories gets in whole.
+    let policy = Policy {
+        quotas: [("history".to_owned(), Quota { min: Amount::Tokens(0), max: Some(Amount::Tokens(20)) })].into(),
+        ..Policy::default()
+    };
+    let mut notes = segment("note", "history", 26);
+    notes.priority = Some(5);
+    let mut first = segment("m1", "memory", 18);
+    first.group = Some("g".into());
+    let mut second = segment("m2", "memory", 18);
+    second.group = Some("g".into());
+    let segments = vec![notes, first, second, required_log()];
+    let packed = packer(policy).pack(&segments, 171, None).unwrap();
+    assert_eq!(ids(&packed, &segments), ["m1", "m2", "log"]);
+    assert_eq!(packed.decisions[0].rule(), "quota_max");
+    assert!(packed.tokens <= 171);
+}
+
+#[test]
+fn stubs_are_chosen_with_the_room_a_mandatory_cut_really_leaves() {
+    // 41 tokens free: one 30-token result fits whole, and the other's stub beside it.
+    let segments = vec![stubbed("r1", 30), stubbed("r2", 30), required_log()];
+    let packed = packer(Policy::default()).pack(&segments, 171, None).unwrap();
+    let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
+    assert_eq!(actions, ["stubbed", "kept", "truncated"]);
+    assert!(packed.tokens <= 171);
+}
+
+/// A truncation hook that keeps the first line, counting its calls.
+struct FirstLine(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Truncators for FirstLine {
+    fn has(&self, name: &str) -> bool {
+        name == "first_line"
+    }
+    fn names(&self) -> Vec<String> {
+        vec!["first_line".to_owned()]
+    }
+    fn truncate(&self, _: &str, text: &str, _: usize) -> std::result::Result<String, TruncatorFailure> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(text.split_inclusive('\n').next().unwrap_or_default().to_owned())
+    }
+}
+
+#[test]
+fn a_mandatory_hook_cut_is_made_once_and_the_room_it_leaves_is_used() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hooked = packer(Policy::default()).with_truncators(Box::new(FirstLine(calls.clone())));
+    let mut log = required_log();
+    log.truncation = Some(Truncation::Hook("first_line".into()));
+    // The hook keeps one 61-token line of the 171 planned: 110 free, for two 50-token results whole and
+    // the oldest one's stub. Stubbing plans several times; the hook is called once.
+    let segments = vec![stubbed("r1", 50), stubbed("r2", 50), stubbed("r3", 50), log];
+    let packed = hooked.pack(&segments, 171, None).unwrap();
+    let actions: Vec<&str> = packed.decisions.iter().map(Decision::action).collect();
+    assert_eq!(actions, ["stubbed", "kept", "kept", "truncated"]);
+    assert_eq!(packed.decisions[3].tokens_after, 61);
+    assert_eq!(packed.decisions[3].strategy.as_deref(), Some("first_line"));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(packed.tokens <= 171);
+}
+
+#[test]
+fn a_cut_mandatory_set_cuts_the_task_before_the_latest_tool_result_goes_below_it() {
+    // The chat front-end's mandatory set, with the latest tool-call group in it: every member that may be
+    // cut is lowered to one common level, so the tool result keeps as much as the cut task.
+    let cut = |id: &str, kind: &str, tokens: usize, strategy: Strategy| {
+        let mut segment = segment(id, kind, tokens);
+        segment.required = true;
+        segment.truncation = Some(Truncation::Cut(strategy));
+        segment
+    };
+    let mut call = segment("call", "tool_call", 20);
+    call.required = true;
+    let segments = vec![
+        cut("system", "system", 30, Strategy::Middle),
+        cut("task", "instruction", 300, Strategy::Middle),
+        call,
+        cut("result", "tool_result", 400, Strategy::Auto),
+        cut("last", "instruction", 10, Strategy::Middle),
+    ];
+    let packed = packer(Policy::default()).pack(&segments, 300, None).unwrap();
+    let after: Vec<usize> = packed.decisions.iter().map(|decision| decision.tokens_after).collect();
+    // 30 + 20 + 10 whole; the task and the result share the other 240 equally (largest first, not in
+    // proportion to their sizes).
+    assert_eq!(after, [30, 120, 20, 120, 10]);
+}
