@@ -69,7 +69,8 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
             continue;
         }
         let what = describe_result(answer);
-        let problem = if seen.contains(&key) { "answers a call already answered" } else { "answers no earlier tool call" };
+        let problem =
+            if seen.contains(&key) { "answers a call already answered" } else { "answers no earlier tool call" };
         if !repair {
             return Err(SchedError::MessageFormat { index: Some(index), problem: format!("is {what} that {problem}") });
         }
@@ -154,7 +155,8 @@ fn group_turns(messages: &[Message], linked: &mut Linked) {
         }
     }
     for (start, end) in runs {
-        let has_calls = (start..=end).any(|index| linked.kept(index) && messages.get(index).is_some_and(|m| !m.calls.is_empty()));
+        let has_calls =
+            (start..=end).any(|index| linked.kept(index) && messages.get(index).is_some_and(|m| !m.calls.is_empty()));
         let members = (start..=end).filter(|&index| linked.kept(index)).count();
         if !has_calls && members < 2 {
             continue;

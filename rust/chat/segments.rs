@@ -72,7 +72,8 @@ pub fn segments(
             if !linked.call_kept(index, number) {
                 continue;
             }
-            let mut segment = Segment::new(format!("{index}:call-{number}"), TOOL_CALL_KIND, Arc::clone(&call.arguments));
+            let mut segment =
+                Segment::new(format!("{index}:call-{number}"), TOOL_CALL_KIND, Arc::clone(&call.arguments));
             segment.group.clone_from(&group);
             segment.truncation = Some(Truncation::None);
             segment.overhead = accounting.per_tool_call + tokenizer.count(&call.name);

@@ -12,8 +12,8 @@ use super::enter_core;
 use super::packer::PyPacker;
 use super::result::{Inputs, PyPackResult};
 use super::tokenizer::PyTokenizer;
-use crate::chat::{count_tools as count_tool_definitions, link, segments, Accounting, ChatSegments, Linked, Message};
 use crate::chat::ToolAccounting;
+use crate::chat::{count_tools as count_tool_definitions, link, segments, Accounting, ChatSegments, Linked, Message};
 use crate::error::{Result, SchedError};
 use crate::packer::{Packed, Packer};
 use crate::segment::Segment;
@@ -84,6 +84,7 @@ struct Planned {
 /// build the messages to send. `reserved` tokens (tool definitions) are kept free before packing.
 #[pyfunction]
 #[pyo3(signature = (messages, packer, budget, accounting, *, format = "openai", repair = false, reserved = 0))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_chat(
     py: Python<'_>,
     messages: &Bound<'_, PyAny>,
@@ -111,11 +112,8 @@ pub(crate) fn pack_chat(
     let Planned { linked, chat, packed, note } = planned;
     let segments: Arc<[Segment]> = chat.segments.into();
     let (out, indices, stubbed) = output(py, &reading, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
-    let roles: Arc<[&'static str]> = chat
-        .owners
-        .iter()
-        .map(|&owner| conversation.get(owner).map_or("", |message| message.role.name()))
-        .collect();
+    let roles: Arc<[&'static str]> =
+        chat.owners.iter().map(|&owner| conversation.get(owner).map_or("", |message| message.role.name())).collect();
     let separator = core.policy().separator.clone();
     let result = Py::new(py, PyPackResult::new(Inputs::Chat(roles), segments, packed, separator))?;
     Ok(PyPackedChat {
@@ -145,14 +143,14 @@ fn plan(
         Err(SchedError::Budget { .. }) if chat.latest_turn.is_some() => {
             let turn = chat.latest_turn.unwrap_or_default();
             let chat = segments(messages, &linked, tokenizer, accounting, false);
-            let packed = pack_segments(packer, &chat.segments, budget)?;
+            let relaxed = pack_segments(packer, &chat.segments, budget)?;
             let note = format!(
                 "the latest turn (from message {turn}) could not fit beside the system messages and the user's \
                  messages even cut, so it was packed like any other turn"
             );
-            Ok(Planned { linked, chat, packed, note: Some(note) })
+            Ok(Planned { linked, chat, packed: relaxed, note: Some(note) })
         }
-        packed => Ok(Planned { packed: packed?, linked, chat, note: None }),
+        outcome => Ok(Planned { packed: outcome?, linked, chat, note: None }),
     }
 }
 
@@ -215,7 +213,7 @@ fn remove_calls(message: &Bound<'_, PyDict>, removed: &[usize]) -> PyResult<()> 
     let py = message.py();
     let calls = message.get_item(intern!(py, "tool_calls"))?;
     let calls = calls.as_ref().and_then(|calls| calls.cast::<PyList>().ok());
-    let count = calls.map_or(0, |calls| calls.len());
+    let count = calls.map_or(0, PyListMethods::len);
     if let Some(calls) = calls {
         let kept: Vec<Bound<'_, PyAny>> =
             calls.iter().enumerate().filter(|(number, _)| !removed.contains(number)).map(|(_, call)| call).collect();
@@ -304,6 +302,7 @@ pub(crate) fn image_part_tokens(part: &Bound<'_, PyAny>, accounting: AccountingA
     let Some(part) = as_dict(part)? else {
         return Err(pyo3::exceptions::PyTypeError::new_err(format!("part must be a dict, not {}", type_name(part))));
     };
-    let reader = Reader { tokenizer: Tokenizer::new(crate::tokenizer::Encoding::O200kBase), accounting: accounting.core() };
+    let reader =
+        Reader { tokenizer: Tokenizer::new(crate::tokenizer::Encoding::O200kBase), accounting: accounting.core() };
     reader.image(&part)
 }

@@ -104,7 +104,8 @@ pub(crate) fn read<'py>(
     let reader = Reader { tokenizer, accounting };
     for (index, item) in items.iter().enumerate() {
         let Some(dict) = as_dict(item)? else {
-            let expected = if format == Format::OpenAi { "a dict or an SDK message object" } else { "a dict or an SDK item" };
+            let expected =
+                if format == Format::OpenAi { "a dict or an SDK message object" } else { "a dict or an SDK item" };
             return Err(bad(index, format!("must be {expected}, not {}", type_name(item))));
         };
         let (message, key) = match format {
@@ -131,7 +132,8 @@ impl Reader {
         let role_value = dict.get_item(intern!(py, "role"))?;
         let role = role_value.as_ref().and_then(text).and_then(|role| Role::parse(&role));
         let Some(role) = role else {
-            let shown = role_value.map_or_else(|| Ok("no role".to_owned()), |role| role.repr().map(|r| format!("role {r}")))?;
+            let shown =
+                role_value.map_or_else(|| Ok("no role".to_owned()), |role| role.repr().map(|r| format!("role {r}")))?;
             return Err(bad(index, format!("has {shown}; the roles are {}", Role::CHAT)));
         };
         let mut message = Message::new(role, "");
@@ -141,7 +143,7 @@ impl Reader {
             None if role == Role::Assistant => {}
             _ => return Err(bad(index, format!("({}) has no content", role.name()))),
         }
-        message.name = self.optional_text(index, dict, intern!(py, "name"), "a name")?.map(|name| name.to_string());
+        message.name = Self::optional_text(index, dict, intern!(py, "name"), "a name")?.map(|name| name.to_string());
         match role {
             Role::Assistant => self.assistant_extras(index, dict, &mut message)?,
             Role::Tool => {
@@ -163,7 +165,7 @@ impl Reader {
     /// An assistant's refusal, tool calls and legacy function call.
     fn assistant_extras(&self, index: usize, dict: &Bound<'_, PyDict>, message: &mut Message) -> PyResult<()> {
         let py = dict.py();
-        if let Some(refusal) = self.optional_text(index, dict, intern!(py, "refusal"), "a refusal")? {
+        if let Some(refusal) = Self::optional_text(index, dict, intern!(py, "refusal"), "a refusal")? {
             message.fixed += self.tokenizer.count(&refusal);
         }
         match dict.get_item(intern!(py, "tool_calls"))? {
@@ -193,7 +195,6 @@ impl Reader {
 
     /// An optional str field (absent or `None`: `None`).
     fn optional_text(
-        &self,
         index: usize,
         dict: &Bound<'_, PyDict>,
         key: &Bound<'_, PyString>,
@@ -276,13 +277,14 @@ impl Reader {
     }
 }
 
+fn field<'py>(dict: Option<&Bound<'py, PyDict>>, key: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(dict.map(|dict| dict.get_item(key)).transpose()?.flatten())
+}
+
 /// One entry of an assistant's `tool_calls`: a function call, or a custom tool's call.
 fn tool_call(index: usize, number: usize, call: &Bound<'_, PyAny>) -> PyResult<ToolCall> {
     let py = call.py();
     let call = as_dict(call)?;
-    fn field<'py>(dict: Option<&Bound<'py, PyDict>>, key: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(dict.map(|dict| dict.get_item(key)).transpose()?.flatten())
-    }
     let id = field(call.as_ref(), intern!(py, "id"))?.as_ref().and_then(text);
     let function = field(call.as_ref(), intern!(py, "function"))?.filter(|function| !function.is_none());
     let (function, arguments_key) = match function {

@@ -47,7 +47,8 @@ impl Reader {
         let role = item.get_item(intern!(py, "role"))?;
         let parsed = role.as_ref().and_then(text).and_then(|role| Role::parse(&role));
         let Some(role) = parsed.filter(|role| !role.is_result()) else {
-            let shown = role.map_or_else(|| Ok("no role".to_owned()), |role| role.repr().map(|r| format!("role {r}")))?;
+            let shown =
+                role.map_or_else(|| Ok("no role".to_owned()), |role| role.repr().map(|r| format!("role {r}")))?;
             return Err(bad(index, format!("has {shown}; message items are system, developer, user or assistant")));
         };
         let mut message = Message::new(role, "");
@@ -94,7 +95,7 @@ impl Reader {
         let (name, arguments) = match kind {
             "function_call" => (field(intern!(py, "name"))?, field(intern!(py, "arguments"))?),
             "custom_tool_call" => (field(intern!(py, "name"))?, field(intern!(py, "input"))?),
-            _ => (Some(Arc::from(kind)), Some(Arc::from(self.json_text(item.as_any())?))),
+            _ => (Some(Arc::from(kind)), Some(Arc::from(Self::json_text(item.as_any())?))),
         };
         let Some(call_id) = call_id else {
             if matches!(kind, "function_call" | "custom_tool_call") {
@@ -137,7 +138,7 @@ impl Reader {
     }
 
     /// `value` as JSON text (`str()` for what JSON cannot hold).
-    fn json_text(&self, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
         let py = value.py();
         let keywords = PyDict::new(py);
         keywords.set_item("default", py.get_type::<PyString>())?;
@@ -147,6 +148,6 @@ impl Reader {
     }
 
     fn json_tokens(&self, value: &Bound<'_, PyAny>) -> PyResult<usize> {
-        Ok(self.tokenizer.count(&self.json_text(value)?))
+        Ok(self.tokenizer.count(&Self::json_text(value)?))
     }
 }

@@ -219,7 +219,7 @@ impl PyPackResult {
     /// The decision about input segment `index`.
     ///
     /// Raises:
-    ///     IndexError: no such segment.
+    ///     `IndexError`: no such segment.
     fn decision(&self, index: usize) -> PyResult<PyDecision> {
         let decision = self.decision_of(index).ok_or_else(|| {
             pyo3::exceptions::PyIndexError::new_err(format!("no segment {index}: the pack had {}", self.core.len()))
