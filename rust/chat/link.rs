@@ -183,3 +183,88 @@ fn set<T>(slots: &mut [T], index: usize, value: T) {
         *slot = value;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Role, ToolCall};
+
+    fn call(id: Option<&str>) -> ToolCall {
+        ToolCall { id: id.map(str::to_owned), name: "bash".to_owned(), arguments: "{}".into() }
+    }
+
+    fn assistant(calls: &[Option<&str>]) -> Message {
+        let mut message = Message::new(Role::Assistant, "");
+        message.calls = calls.iter().map(|&id| call(id)).collect();
+        message
+    }
+
+    fn result(id: Option<&str>) -> Message {
+        let mut message = Message::new(if id.is_some() { Role::Tool } else { Role::Function }, "out");
+        message.answers = Some(id.map_or(Answer::Legacy, |id| Answer::Call(id.to_owned())));
+        message
+    }
+
+    #[test]
+    fn a_result_answers_the_nearest_unanswered_call_with_its_id() {
+        let messages = vec![
+            Message::new(Role::User, "go"),
+            assistant(&[Some("t")]),
+            result(Some("t")),
+            assistant(&[Some("t"), None]),
+            result(None),
+            result(Some("t")),
+        ];
+        let Ok(linked) = link(&messages, false) else { panic!("a valid conversation") };
+        assert_eq!(linked.answers, [None, None, Some((1, 0)), None, Some((3, 1)), Some((3, 0))]);
+        assert_eq!(linked.turns, [None, Some(1), Some(1), Some(3), Some(3), Some(3)]);
+    }
+
+    #[test]
+    fn orphans_and_unanswered_calls_are_errors_or_repairs() {
+        let orphan =
+            vec![Message::new(Role::User, "go"), assistant(&[Some("a")]), result(Some("a")), result(Some("a"))];
+        let error = link(&orphan, false).err().map(|error| error.to_string());
+        assert_eq!(error.as_deref(), Some("messages[3] is a tool result (\"a\") that answers a call already answered"));
+        let Ok(repaired) = link(&orphan, true) else { panic!("repairable") };
+        assert_eq!(repaired.dropped, [false, false, false, true]);
+        let unanswered = vec![Message::new(Role::User, "go"), assistant(&[Some("a"), Some("b")]), result(Some("b"))];
+        let error = link(&unanswered, false).err().map(|error| error.to_string());
+        assert_eq!(error.as_deref(), Some("messages[1] has tool call \"a\" with no result after it"));
+        let Ok(repaired) = link(&unanswered, true) else { panic!("repairable") };
+        assert!(!repaired.call_kept(1, 0) && repaired.call_kept(1, 1));
+        assert_eq!(repaired.repairs, ["removed tool call \"a\" with no results from message 1"]);
+        // A message left with nothing is dropped, and what answered nothing with it.
+        let empty = vec![Message::new(Role::User, "go"), assistant(&[None])];
+        let Ok(repaired) = link(&empty, true) else { panic!("repairable") };
+        assert_eq!(repaired.dropped, [false, true]);
+    }
+
+    #[test]
+    fn a_run_of_model_output_items_is_one_turn_with_its_results() {
+        let mut reasoning = Message::new(Role::Reasoning, "");
+        reasoning.model_output = true;
+        let mut first = assistant(&[Some("a")]);
+        first.model_output = true;
+        first.framed = false;
+        let mut second = assistant(&[Some("b")]);
+        second.model_output = true;
+        second.framed = false;
+        let mut lone = Message::new(Role::Reasoning, "");
+        lone.model_output = true;
+        let mut said = Message::new(Role::Assistant, "done");
+        said.model_output = true;
+        let messages = vec![
+            Message::new(Role::User, "go"),
+            reasoning,
+            first,
+            second,
+            result(Some("b")),
+            result(Some("a")),
+            lone,
+            said,
+        ];
+        let Ok(linked) = link(&messages, false) else { panic!("a valid conversation") };
+        assert_eq!(linked.turns, [None, Some(1), Some(1), Some(1), Some(1), Some(1), Some(6), Some(6)]);
+    }
+}

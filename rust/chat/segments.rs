@@ -142,3 +142,73 @@ fn latest_turn(messages: &[Message], linked: &Linked) -> Option<usize> {
         })
         .and_then(|index| linked.turns.get(index).copied().flatten())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{link, Answer, ToolCall};
+    use crate::tokenizer::Encoding;
+
+    const ACCOUNTING: Accounting = Accounting {
+        per_message: 3,
+        per_name: 1,
+        per_tool_call: 3,
+        reply_priming: 3,
+        image_tokens: 765,
+        audio_tokens: 500,
+        file_tokens: 1500,
+        unknown_part_tokens: 100,
+    };
+
+    fn conversation(last_user: bool) -> Vec<Message> {
+        let mut assistant = Message::new(Role::Assistant, "Let me look.");
+        assistant.calls = vec![ToolCall { id: Some("a".to_owned()), name: "bash".to_owned(), arguments: "{}".into() }];
+        let mut result = Message::new(Role::Tool, "x.py");
+        result.answers = Some(Answer::Call("a".to_owned()));
+        let mut messages =
+            vec![Message::new(Role::System, "Be brief."), Message::new(Role::User, "Fix it."), assistant, result];
+        if last_user {
+            messages.push(Message::new(Role::User, "Thanks."));
+        }
+        messages
+    }
+
+    #[test]
+    fn segments_follow_the_chat_policy() {
+        let tokenizer = Tokenizer::new(Encoding::O200kBase);
+        let messages = conversation(true);
+        let Ok(linked) = link(&messages, false) else { panic!("valid") };
+        let chat = segments(&messages, &linked, tokenizer, ACCOUNTING, true);
+        let ids: Vec<&str> = chat.segments.iter().map(|segment| segment.id.as_str()).collect();
+        assert_eq!(ids, ["0:system", "1:user", "2:assistant", "2:call-0", "3:tool", "4:user"]);
+        let kinds: Vec<&str> = chat.segments.iter().map(|segment| segment.kind.as_str()).collect();
+        assert_eq!(kinds, ["system", "instruction", "history", "tool_call", "tool_result", "instruction"]);
+        assert_eq!(chat.primary, [Some(0), Some(1), Some(2), Some(4), Some(5)]);
+        assert_eq!(chat.owners, [0, 1, 2, 2, 3, 4]);
+        // A user spoke after the latest turn: it is not required.
+        assert_eq!(chat.latest_turn, None);
+        assert!(chat.segments.get(4).is_some_and(|result| !result.required && result.stub.is_some()));
+        let overheads: Vec<usize> = chat.segments.iter().map(|segment| segment.overhead).collect();
+        let role = |name: &str| 3 + tokenizer.count(name);
+        assert_eq!(
+            overheads,
+            [role("system"), role("user"), role("assistant"), role("bash"), role("tool"), role("user")]
+        );
+    }
+
+    #[test]
+    fn the_latest_turn_is_required_when_the_model_is_mid_task() {
+        let tokenizer = Tokenizer::new(Encoding::O200kBase);
+        let messages = conversation(false);
+        let Ok(linked) = link(&messages, false) else { panic!("valid") };
+        let chat = segments(&messages, &linked, tokenizer, ACCOUNTING, true);
+        assert_eq!(chat.latest_turn, Some(2));
+        let required: Vec<bool> = chat.segments.iter().map(|segment| segment.required).collect();
+        assert_eq!(required, [false, true, true, true, true]);
+        let assistant = chat.segments.get(2).and_then(|segment| segment.truncation.clone());
+        assert_eq!(assistant, Some(Truncation::Cut(Strategy::Middle)));
+        let relaxed = segments(&messages, &linked, tokenizer, ACCOUNTING, false);
+        assert_eq!(relaxed.latest_turn, None);
+        assert!(relaxed.segments.iter().skip(2).all(|segment| !segment.required));
+    }
+}
