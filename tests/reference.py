@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tiktoken
@@ -49,3 +50,28 @@ def reference(encoding: str) -> tiktoken.Encoding:
         patch.setattr(tiktoken_ext.openai_public, "load_tiktoken_bpe", lambda *_args, **_kwargs: ranks)
         spec = constructor()
     return tiktoken.Encoding(**spec)  # type: ignore[arg-type]
+
+
+def reference_tools(tools: list[dict[str, object]], encoding: str = "o200k_base") -> int:
+    """OpenAI's cookbook recipe for function definitions, with tiktoken and the gpt-4o constants (func_init 7,
+    prop_init 3, prop_key 3, enum_init -3, enum_item 3, func_end 12), written out here for the tests."""
+    if not tools:
+        return 0
+
+    def n(text: str) -> int:
+        return len(reference(encoding).encode_ordinary(text))
+
+    total = 0
+    for tool in tools:
+        function: dict[str, Any] = tool.get("function", tool)  # type: ignore[assignment]
+        description = function.get("description", "")
+        total += 7 + n(f"{function['name']}:{description.removesuffix('.')}")
+        properties = function.get("parameters", {}).get("properties", {})
+        if properties:
+            total += 3
+            for key, prop in properties.items():
+                total += 3
+                if "enum" in prop:
+                    total += -3 + sum(3 + n(item) for item in prop["enum"])
+                total += n(f"{key}:{prop.get('type', '')}:{prop.get('description', '').removesuffix('.')}")
+    return total + 12

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from tests.packing import words
-from tests.reference import reference
+from tests.reference import reference, reference_tools
 
 ENC = "o200k_base"
 AUDIO, FILE, UNKNOWN, IMAGE = 500, 1500, 100, 765  # ChatAccounting's defaults, as documented
@@ -80,26 +80,6 @@ def reference_count(messages: list[Any], tools: list[dict[str, Any]] | None = No
     return total + reference_tools(tools or [])
 
 
-def reference_tools(tools: list[dict[str, Any]]) -> int:
-    """The cookbook's recipe for function definitions with the gpt-4o constants (7, 3, 3, -3, 3, 12)."""
-    if not tools:
-        return 0
-    total = 0
-    for tool in tools:
-        function = tool.get("function", tool)
-        description = function.get("description", "")
-        total += 7 + n(f"{function['name']}:{description.removesuffix('.')}")
-        properties = function.get("parameters", {}).get("properties", {})
-        if properties:
-            total += 3
-            for key, prop in properties.items():
-                total += 3
-                if "enum" in prop:
-                    total += -3 + sum(3 + n(item) for item in prop["enum"])
-                total += n(f"{key}:{prop.get('type', '')}:{prop.get('description', '').removesuffix('.')}")
-    return total + 12
-
-
 def check_pairs(out: list[Any]) -> None:
     """Every result answers the nearest unanswered call with its id, and every call is answered."""
     open_calls: dict[str | None, int] = {}
@@ -151,8 +131,13 @@ def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
             for i in draw(st.permutations(calls)):
                 messages.append({"role": "tool", "tool_call_id": i, "content": draw(st.one_of(text, parts))})
         elif shape == "legacy":
-            messages.append({"role": "assistant", "content": None,
-                             "function_call": {"name": "lookup", "arguments": json.dumps({"q": draw(text)})}})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "function_call": {"name": "lookup", "arguments": json.dumps({"q": draw(text)})},
+                }
+            )
             messages.append({"role": "function", "name": "lookup", "content": draw(text)})
         elif shape == "refusal":
             messages.append({"role": "assistant", "content": None, "refusal": "I can't help with that."})
@@ -223,7 +208,8 @@ def test_the_sdks_objects_are_read_and_given_back_as_they_were() -> None:
     assert packed.messages[1] is reply
     cut = cs.pack_messages(messages, 1_000)
     assert cut.messages[1] is reply
-    assert cut.messages[2] is not messages[2] and cut.tokens == reference_count(cut.messages) <= 1_000
+    assert cut.messages[2] is not messages[2]
+    assert cut.tokens == reference_count(cut.messages) <= 1_000
 
 
 def test_anthropic_sdk_blocks_are_read_too() -> None:
@@ -323,7 +309,8 @@ def test_the_latest_result_is_kept_when_the_task_fills_the_window() -> None:
     # If even the cut mandatory set cannot hold it, it goes like any other turn, and the note says so.
     messages[2]["tool_calls"][0]["function"]["arguments"] = json.dumps({"text": words(5_000)})
     packed = cs.pack_messages(messages, 4_000)
-    assert packed.note and "latest turn (from message 2)" in packed.note
+    assert packed.note
+    assert "latest turn (from message 2)" in packed.note
     check_pairs(packed.messages)
 
 

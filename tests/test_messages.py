@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import ctxsched as cs
 from ctxsched.formats import image_tokens
 from tests.packing import words
-from tests.reference import reference
+from tests.reference import reference, reference_tools
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "transcripts" / "public.jsonl.gz"
 
@@ -35,11 +35,17 @@ def reference_count(messages: list[dict[str, Any]], encoding: str = "o200k_base"
     return total
 
 
-def check_valid(original: list[dict[str, Any]], packed: cs.PackedMessages, budget: int, repaired: bool = False) -> None:
+def check_valid(
+    original: list[dict[str, Any]],
+    packed: cs.PackedMessages,
+    budget: int,
+    repaired: bool = False,
+    tools: list[dict[str, Any]] | None = None,
+) -> None:
     """The invariants every packed conversation keeps."""
     out = packed.messages
     assert packed.tokens <= budget
-    assert packed.tokens == reference_count(out) == cs.count_messages(out)
+    assert packed.tokens == reference_count(out) + reference_tools(tools or []) == cs.count_messages(out, tools=tools)
     # Every tool result follows its call, and every call has its results.
     open_calls: set[str] = set()
     answered: set[str] = set()
@@ -60,7 +66,8 @@ def check_valid(original: list[dict[str, Any]], packed: cs.PackedMessages, budge
     assert all(decision(i).action != "evicted" for i in latest)
     cut_mandatory = [i for i in must_keep if decision(i).action == "truncated"]
     if cut_mandatory:
-        assert sum(cs.count_messages([original[i]]) - 3 for i in set(must_keep) | set(latest)) > budget - 3
+        room = budget - 3 - reference_tools(tools or [])
+        assert sum(cs.count_messages([original[i]]) - 3 for i in set(must_keep) | set(latest)) > room
     by_identity = {id(m): i for i, m in enumerate(original)}
     for message in out:
         if id(message) in by_identity:
@@ -263,17 +270,39 @@ def _transcripts() -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines]
 
 
+def tools_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Function definitions for the tools a transcript calls, with the argument keys it uses as properties."""
+    keys: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            try:
+                arguments = json.loads(function["arguments"] or "{}")
+            except json.JSONDecodeError:
+                arguments = {}
+            properties = keys.setdefault(function["name"], {})
+            for key in arguments if isinstance(arguments, dict) else ():
+                properties[key] = {"type": "string", "description": f"The {key} to use."}
+    return [
+        {"type": "function", "function": {"name": name, "description": f"Call {name}.",
+                                          "parameters": {"type": "object", "properties": properties}}}
+        for name, properties in keys.items()
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("with_tools", [False, True])
 @pytest.mark.parametrize("budget", [4000, 8000, 32_000])
-def test_every_shared_transcript_packs_valid_at_each_budget(budget: int) -> None:
+def test_every_shared_transcript_packs_valid_at_each_budget(budget: int, with_tools: bool) -> None:
     failures = []
     for transcript in _transcripts():
         messages = transcript["messages"]
+        tools = tools_of(messages) if with_tools else None
         try:
-            packed = cs.pack_messages(messages, budget)
+            packed = cs.pack_messages(messages, budget, tools=tools)
         except cs.BudgetError as error:
             failures.append((transcript["id"], str(error)[:200]))
             continue
-        check_valid(messages, packed, budget)
+        check_valid(messages, packed, budget, tools=tools)
     assert not failures, failures[:5]
 
 

@@ -51,7 +51,8 @@ def check_valid(items: list[dict[str, Any]], out: list[dict[str, Any]]) -> None:
     position = {id(item): index for index, item in enumerate(items)}
     for index, item in enumerate(out):
         if item.get("type") == "reasoning" and position[id(item)] + 1 < len(items):
-            assert index + 1 < len(out) and position.get(id(out[index + 1])) == position[id(item)] + 1
+            assert index + 1 < len(out)
+            assert position.get(id(out[index + 1])) == position[id(item)] + 1
 
 
 text = st.builds(words, st.integers(0, 500))
@@ -63,14 +64,20 @@ def item_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
     items.append({"type": "message", "role": "user", "content": [{"type": "input_text", "text": draw(text)}]})
     for turn in range(draw(st.integers(0, 10))):
         if draw(st.booleans()):
-            items.append({"type": "reasoning", "id": f"rs_{turn}", "summary": [
-                {"type": "summary_text", "text": draw(text)}], "encrypted_content": "gAAAAB" * draw(st.integers(0, 50))})
+            items.append(
+                {
+                    "type": "reasoning",
+                    "id": f"rs_{turn}",
+                    "summary": [{"type": "summary_text", "text": draw(text)}],
+                    "encrypted_content": "gAAAAB" * draw(st.integers(0, 50)),
+                }
+            )
         shape = draw(st.sampled_from(["calls", "say", "user"]))
         if shape == "calls":
             calls = [f"call_{draw(st.integers(0, 2))}_{k}" for k in range(draw(st.integers(1, 3)))]
             calls = list(dict.fromkeys(calls))
-            items += [{"type": "function_call", "call_id": c, "name": "bash", "arguments": json.dumps({"q": draw(text)})}
-                      for c in calls]  # fmt: skip
+            items += [{"type": "function_call", "call_id": c, "name": "bash",
+                       "arguments": json.dumps({"q": draw(text)})} for c in calls]  # fmt: skip
             items += [{"type": "function_call_output", "call_id": c, "output": words(draw(st.integers(0, 3000)))}
                       for c in calls]  # fmt: skip
         elif shape == "say":
@@ -104,8 +111,10 @@ def test_outputs_are_cut_under_their_output_key_and_kept_items_are_the_callers()
         {"type": "function_call_output", "call_id": "c1", "output": "a.py\n" * 5_000},
     ]
     packed = cs.pack_messages(items, 1_000, format="responses")
-    assert packed.messages[:3] == items[:3] and all(a is b for a, b in zip(packed.messages[:3], items, strict=False))
-    assert packed.messages[3]["output"] != items[3]["output"] and "content" not in packed.messages[3]
+    assert packed.messages[:3] == items[:3]
+    assert all(a is b for a, b in zip(packed.messages[:3], items, strict=False))
+    assert packed.messages[3]["output"] != items[3]["output"]
+    assert "content" not in packed.messages[3]
     assert packed.tokens == reference_count(packed.messages) <= 1_000
 
 
