@@ -7,6 +7,7 @@ import platform
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import ctxsched
 
@@ -95,9 +96,35 @@ def main(path: str) -> None:
             ratio = f" ({mean / ours:,.0f}x ctxsched)" if ours and name != "ctxsched" else ""
             print(f"- {name}: {mean * 1e3:,.2f} ms{ratio}")
 
+    _messages_table(data)
+
     package = Path(ctxsched.__file__).parent
     size = sum(file.stat().st_size for file in package.rglob("*") if file.is_file())
     print(f"\nInstalled package size: {size / 1e6:.1f} MB")
+
+
+def _ratio(mine: float | None, base: float | None) -> str:
+    return f" ({mine / base:,.0f}x)" if mine and base and mine != base else ""
+
+
+def _messages_table(data: dict[str, Any]) -> None:
+    """The chat benchmarks: warm and cold time, the ratio to ctxsched, invalid outputs, utilisation."""
+    rows: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for bench in data["benchmarks"]:
+        if bench["group"].startswith(("messages", "tools")):
+            row = {"seconds": bench["stats"]["mean"], **bench["extra_info"]}
+            rows[bench["group"]][bench["params"]["implementation"]] = row
+    for group, results in sorted(rows.items()):
+        ours = results.get("ctxsched", {})
+        print(f"\n{group}:\n\n| packer | warm | cold | invalid | median utilisation |\n|---|---|---|---|---|")
+        for name, row in sorted(results.items(), key=lambda item: item[1]["seconds"]):
+            warm = f"{row['seconds'] * 1e3:,.2f} ms{_ratio(row['seconds'], ours.get('seconds'))}"
+            cold_seconds = row.get("cold_seconds")
+            cold = (
+                f"{cold_seconds * 1e3:,.0f} ms{_ratio(cold_seconds, ours.get('cold_seconds'))}" if cold_seconds else "—"
+            )
+            invalid = f"{row['invalid_outputs']} of {row['packs']}" if "packs" in row else "—"
+            print(f"| {name} | {warm} | {cold} | {invalid} | {row.get('median_utilisation', '—')} |")
 
 
 if __name__ == "__main__":
