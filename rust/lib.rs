@@ -17,8 +17,8 @@ mod truncation;
 mod py;
 
 pub use chat::{
-    count_tools, image_size, image_tokens, link, segments, Accounting, Answer, ChatSegments, ImageDetail, Linked,
-    Message, Role, ToolAccounting, ToolCall, ToolCount, TOOL_CALL_KIND,
+    anthropic_image_tokens, count_tools, image_size, image_tokens, link, segments, Accounting, Answer, ChatSegments,
+    ImageDetail, Linked, Message, Role, ToolAccounting, ToolCall, ToolCount, TOOL_CALL_KIND,
 };
 pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};

@@ -33,6 +33,17 @@ pub fn image_tokens(detail: ImageDetail, size: Option<(f64, f64)>, unknown: usiz
     85 + 170 * (width / 512.0).ceil() as usize * (height / 512.0).ceil() as usize
 }
 
+/// Anthropic's published estimate of an image: width x height / 750, after scaling the long edge down to
+/// 1568 pixels. Without a size, `unknown`.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn anthropic_image_tokens(size: Option<(f64, f64)>, unknown: usize) -> usize {
+    let Some((width, height)) = size.filter(|&(width, height)| width > 0.0 && height > 0.0) else {
+        return unknown;
+    };
+    let scale = (1568.0 / width.max(height)).min(1.0);
+    (width * scale * height * scale / 750.0) as usize + 1
+}
+
 /// The width and height of a PNG, GIF or JPEG image in a base64 data URL, if they can be read.
 pub fn image_size(url: &str) -> Option<(f64, f64)> {
     // The header is near the start; a JPEG's frame may follow some metadata.
@@ -119,5 +130,9 @@ mod tests {
         // 2048x4096 -> 1024x2048 -> 768x1536: 2 x 3 tiles.
         assert_eq!(image_tokens(ImageDetail::High, Some((2048.0, 4096.0)), 0), 85 + 170 * 6);
         assert_eq!(image_tokens(ImageDetail::High, Some((100.0, 100.0)), 0), 85 + 170);
+        // Anthropic: 1000x1000 -> 1333 (+1); 3136x1568 -> 1568x784: 1639 (+1).
+        assert_eq!(anthropic_image_tokens(Some((1000.0, 1000.0)), 0), 1334);
+        assert_eq!(anthropic_image_tokens(Some((3136.0, 1568.0)), 0), 1640);
+        assert_eq!(anthropic_image_tokens(None, 1600), 1600);
     }
 }

@@ -53,10 +53,10 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
     // Unanswered calls by id, nearest last; ids seen at all, to say why a result answers nothing.
     let mut open: FxHashMap<CallKey<'_>, Vec<(usize, usize)>> = FxHashMap::default();
     let mut seen: FxHashSet<CallKey<'_>> = FxHashSet::default();
-    for (index, message) in messages.iter().enumerate() {
+    for (at, message) in messages.iter().enumerate() {
         for (number, call) in message.calls.iter().enumerate() {
             let key = call.id.as_deref();
-            open.entry(key).or_default().push((index, number));
+            open.entry(key).or_default().push((at, number));
             seen.insert(key);
         }
         let Some(answer) = &message.answers else { continue };
@@ -65,16 +65,17 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
             Answer::Legacy => None,
         };
         if let Some(call) = open.get_mut(&key).and_then(Vec::pop) {
-            set(&mut linked.answers, index, Some(call));
+            set(&mut linked.answers, at, Some(call));
             continue;
         }
         let what = describe_result(answer);
+        let index = number_of(messages, at);
         let problem =
             if seen.contains(&key) { "answers a call already answered" } else { "answers no earlier tool call" };
         if !repair {
             return Err(SchedError::MessageFormat { index: Some(index), problem: format!("is {what} that {problem}") });
         }
-        set(&mut linked.dropped, index, true);
+        set(&mut linked.dropped, at, true);
         linked.repairs.push(format!("dropped message {index}, {what} that {problem}"));
     }
     let mut unanswered: Vec<(usize, usize)> = open.into_values().flatten().collect();
@@ -83,12 +84,17 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
         if !repair {
             let call = describe_call(messages, index, number);
             let problem = format!("has {call} with no result after it");
-            return Err(SchedError::MessageFormat { index: Some(index), problem });
+            return Err(SchedError::MessageFormat { index: Some(number_of(messages, index)), problem });
         }
         remove_calls(messages, &unanswered, &mut linked);
     }
     group_turns(messages, &mut linked);
     Ok(linked)
+}
+
+/// What errors and repairs call message `index`.
+fn number_of(messages: &[Message], index: usize) -> usize {
+    messages.get(index).map_or(index, |message| message.number)
 }
 
 fn describe_result(answer: &Answer) -> String {
@@ -120,14 +126,15 @@ fn remove_calls(messages: &[Message], unanswered: &[(usize, usize)], linked: &mu
         let Some(message) = messages.get(index) else { continue };
         let names: Vec<String> = numbers.iter().map(|&number| describe_call(messages, index, number)).collect();
         let names = names.join(", ");
+        let (at, index) = (index, number_of(messages, index));
         let empty = message.text.is_empty() && message.fixed == 0 || !message.has_content();
         if numbers.len() == message.calls.len() && empty {
-            set(&mut linked.dropped, index, true);
+            set(&mut linked.dropped, at, true);
             linked.repairs.push(format!("dropped message {index}: its only calls ({names}) have no results"));
         } else {
             linked.repairs.push(format!("removed {names} with no results from message {index}"));
         }
-        linked.removed_calls.insert(index, numbers);
+        linked.removed_calls.insert(at, numbers);
     }
 }
 
@@ -205,6 +212,14 @@ mod tests {
         message
     }
 
+    /// Each message numbered by its index, as the reader numbers an `OpenAI` conversation.
+    fn numbered(mut messages: Vec<Message>) -> Vec<Message> {
+        for (index, message) in messages.iter_mut().enumerate() {
+            message.number = index;
+        }
+        messages
+    }
+
     #[test]
     fn a_result_answers_the_nearest_unanswered_call_with_its_id() {
         let messages = vec![
@@ -228,7 +243,8 @@ mod tests {
         assert_eq!(error.as_deref(), Some("messages[3] is a tool result (\"a\") that answers a call already answered"));
         let Ok(repaired) = link(&orphan, true) else { panic!("repairable") };
         assert_eq!(repaired.dropped, [false, false, false, true]);
-        let unanswered = vec![Message::new(Role::User, "go"), assistant(&[Some("a"), Some("b")]), result(Some("b"))];
+        let unanswered =
+            numbered(vec![Message::new(Role::User, "go"), assistant(&[Some("a"), Some("b")]), result(Some("b"))]);
         let error = link(&unanswered, false).err().map(|error| error.to_string());
         assert_eq!(error.as_deref(), Some("messages[1] has tool call \"a\" with no result after it"));
         let Ok(repaired) = link(&unanswered, true) else { panic!("repairable") };

@@ -16,7 +16,7 @@ mod tools;
 
 use std::sync::Arc;
 
-pub use image::{image_size, image_tokens, ImageDetail};
+pub use image::{anthropic_image_tokens, image_size, image_tokens, ImageDetail};
 pub use link::{link, Linked};
 pub use segments::{segments, ChatSegments};
 pub use tools::{count_tools, ToolAccounting, ToolCount};
@@ -132,6 +132,9 @@ pub struct Message {
     /// A Responses item the model produced (reasoning, its message, its calls): a run of such items is
     /// one turn, kept or dropped together when it made calls.
     pub model_output: bool,
+    /// The number errors and repairs call it by: its index, or for a unit of an Anthropic message, the
+    /// message's.
+    pub number: usize,
 }
 
 impl Message {
@@ -147,6 +150,7 @@ impl Message {
             answers: None,
             framed: true,
             model_output: false,
+            number: 0,
         }
     }
 

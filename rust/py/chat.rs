@@ -7,6 +7,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use super::anthropic;
 use super::chat_read::{as_dict, read, type_name, Format, Reader, Reading};
 use super::enter_core;
 use super::packer::PyPacker;
@@ -59,17 +60,39 @@ impl AccountingArg {
 #[pyclass(frozen, get_all, name = "PackedChat", module = "ctxsched._core")]
 pub(crate) struct PyPackedChat {
     result: Py<PyPackResult>,
-    /// The packed messages: the caller's objects where kept whole, dict copies where changed.
-    messages: Py<PyList>,
+    /// The packed messages: the caller's objects where kept whole, dict copies where changed (for
+    /// Anthropic, the `{"system", "messages"}` dict).
+    messages: Py<PyAny>,
     /// For each packed message, its index in the input.
     indices: Vec<usize>,
     /// Input messages replaced by their stub.
     stubbed: Vec<usize>,
     repairs: Vec<String>,
-    /// For each input message, the index of its decision in `result.decisions` (`None`: dropped by a repair).
+    /// For each input message, the index of its decision in `result.decisions` (`None`: dropped by a repair;
+    /// for Anthropic, the decision of the message's last unit).
     primary: Vec<Option<usize>>,
     /// A fallback that was taken, said plainly.
     note: Option<String>,
+}
+
+/// How to give a conversation's messages back.
+enum Layout<'py> {
+    Chat(Reading<'py>),
+    Anthropic(anthropic::Layout<'py>),
+}
+
+/// Read a conversation in any format: its messages (units, for Anthropic) and how to give them back.
+fn read_any<'py>(
+    messages: &Bound<'py, PyAny>,
+    format: Format,
+    reader: &Reader,
+) -> PyResult<(Vec<Message>, Layout<'py>)> {
+    if format == Format::Anthropic {
+        let (units, layout) = anthropic::read(messages, reader)?;
+        return Ok((units, Layout::Anthropic(layout)));
+    }
+    let (read, reading) = read(messages, format, reader)?;
+    Ok((read, Layout::Chat(reading)))
 }
 
 /// What the core decided for a conversation.
@@ -101,8 +124,9 @@ pub(crate) fn pack_chat(
         return Err(SchedError::InvalidArgument("pack_chat needs a packer with a built-in encoding".to_owned()).into());
     };
     let accounting = accounting.core();
-    let reading = read(messages, format, tokenizer, accounting)?;
-    let conversation = &reading.messages;
+    let reader = Reader { tokenizer, accounting };
+    let (conversation, layout) = read_any(messages, format, &reader)?;
+    let conversation = &conversation;
     let work_bytes = conversation.iter().map(|message| message.text.len()).sum::<usize>();
     let budget = budget.saturating_sub(reserved);
     let planned = enter_core(py, work_bytes.max(conversation.len() * 64), || {
@@ -111,7 +135,18 @@ pub(crate) fn pack_chat(
     .map_err(|error| packer.interrupted(error))?;
     let Planned { linked, chat, packed, note } = planned;
     let segments: Arc<[Segment]> = chat.segments.into();
-    let (out, indices, stubbed) = output(py, &reading, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
+    let (out, indices, stubbed) = match &layout {
+        Layout::Chat(reading) => {
+            let (out, indices, stubbed) =
+                output(py, reading, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
+            (out.into_any(), indices, stubbed)
+        }
+        Layout::Anthropic(layout) => {
+            let (out, indices, stubbed) =
+                anthropic::output(py, layout, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
+            (out.into_any(), indices, stubbed)
+        }
+    };
     let roles: Arc<[&'static str]> =
         chat.owners.iter().map(|&owner| conversation.get(owner).map_or("", |message| message.role.name())).collect();
     let separator = core.policy().separator.clone();
@@ -122,7 +157,10 @@ pub(crate) fn pack_chat(
         indices,
         stubbed,
         repairs: linked.repairs,
-        primary: chat.primary,
+        primary: match &layout {
+            Layout::Anthropic(layout) => layout.by_message(&chat.primary),
+            Layout::Chat(_) => chat.primary,
+        },
         note,
     })
 }
@@ -242,8 +280,9 @@ pub(crate) fn chat_tokens(
 ) -> PyResult<Vec<(&'static str, usize, usize, String)>> {
     const PREVIEW_CHARS: usize = 60;
     let (tokenizer, accounting) = (tokenizer.inner, accounting.core());
-    let reading = read(messages, Format::parse(format)?, tokenizer, accounting)?;
-    let conversation = &reading.messages;
+    let reader = Reader { tokenizer, accounting };
+    let (conversation, _) = read_any(messages, Format::parse(format)?, &reader)?;
+    let conversation = &conversation;
     let texts: Vec<&str> = conversation
         .iter()
         .flat_map(|message| std::iter::once(&*message.text).chain(message.calls.iter().map(|call| &*call.arguments)))

@@ -18,6 +18,7 @@ use crate::tokenizer::Tokenizer;
 pub(crate) enum Format {
     OpenAi,
     Responses,
+    Anthropic,
 }
 
 impl Format {
@@ -25,16 +26,16 @@ impl Format {
         match name {
             "openai" => Ok(Format::OpenAi),
             "responses" => Ok(Format::Responses),
+            "anthropic" => Ok(Format::Anthropic),
             _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "format must be 'openai' or 'responses' here, not {name:?}"
+                "format must be 'openai', 'responses' or 'anthropic', not {name:?}"
             ))),
         }
     }
 }
 
-/// A conversation as read, with what is needed to give each message back.
+/// What is needed to give each message of a conversation back.
 pub(crate) struct Reading<'py> {
-    pub(crate) messages: Vec<Message>,
     /// The caller's objects.
     pub(crate) originals: Vec<Bound<'py, PyAny>>,
     /// Each message as a dict (the caller's dict, or a copy of a model's fields), for copies.
@@ -80,13 +81,12 @@ pub(crate) fn as_dict<'py>(value: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'
     Ok(None)
 }
 
-/// Read `messages` (a list or tuple) in `format`.
+/// Read `messages` (a list or tuple) in `format` (`OpenAI` chat or Responses).
 pub(crate) fn read<'py>(
     messages: &Bound<'py, PyAny>,
     format: Format,
-    tokenizer: Tokenizer,
-    accounting: Accounting,
-) -> PyResult<Reading<'py>> {
+    reader: &Reader,
+) -> PyResult<(Vec<Message>, Reading<'py>)> {
     let items: Vec<Bound<'py, PyAny>> = if let Ok(list) = messages.cast::<PyList>() {
         list.iter().collect()
     } else if let Ok(tuple) = messages.cast::<PyTuple>() {
@@ -95,29 +95,29 @@ pub(crate) fn read<'py>(
         let problem = format!("messages must be a list of messages, not {}", type_name(messages));
         return Err(SchedError::MessageFormat { index: None, problem }.into());
     };
+    let mut read = Vec::with_capacity(items.len());
     let mut reading = Reading {
-        messages: Vec::with_capacity(items.len()),
         dicts: Vec::with_capacity(items.len()),
         content_keys: Vec::with_capacity(items.len()),
         originals: Vec::new(),
     };
-    let reader = Reader { tokenizer, accounting };
     for (index, item) in items.iter().enumerate() {
         let Some(dict) = as_dict(item)? else {
             let expected =
                 if format == Format::OpenAi { "a dict or an SDK message object" } else { "a dict or an SDK item" };
             return Err(bad(index, format!("must be {expected}, not {}", type_name(item))));
         };
-        let (message, key) = match format {
-            Format::OpenAi => (reader.chat_message(index, &dict)?, "content"),
+        let (mut message, key) = match format {
             Format::Responses => reader.responses_item(index, &dict)?,
+            _ => (reader.chat_message(index, &dict)?, "content"),
         };
-        reading.messages.push(message);
+        message.number = index;
+        read.push(message);
         reading.dicts.push(dict);
         reading.content_keys.push(key);
     }
     reading.originals = items;
-    Ok(reading)
+    Ok((read, reading))
 }
 
 pub(crate) struct Reader {

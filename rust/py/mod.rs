@@ -3,6 +3,7 @@
 // PyO3 extracts arguments as owned values (`Vec<u32>` for token ids); taking them by value is the API.
 #![allow(clippy::needless_pass_by_value)]
 
+mod anthropic;
 mod chat;
 mod chat_read;
 mod convert;

@@ -138,7 +138,7 @@ impl Reader {
     }
 
     /// `value` as JSON text (`str()` for what JSON cannot hold).
-    fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    pub(crate) fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
         let py = value.py();
         let keywords = PyDict::new(py);
         keywords.set_item("default", py.get_type::<PyString>())?;

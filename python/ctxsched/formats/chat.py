@@ -25,14 +25,13 @@ Tool definitions (``tools=``) are counted by OpenAI's cookbook recipe and reserv
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ctxsched._core import Decision, Packer, PackResult, Tokenizer, pack_chat
-from ctxsched.exceptions import BudgetError, MessageFormatError
-from ctxsched.formats.anthropic import AnthropicAccounting, from_anthropic, to_anthropic
+from ctxsched.exceptions import BudgetError
+from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
 from ctxsched.policy import Policy
 
@@ -206,30 +205,18 @@ def _pack_anthropic(
     tool_accounting: ToolAccounting | None,
     repair: bool,
 ) -> PackedMessages:
-    units, origins = from_anthropic(conversation, anthropic)
     effective = int(budget / (1 + anthropic.margin))
     reserved, named = tool_tokens(tools, Tokenizer(anthropic.stand_in), tool_accounting)
     if tools:
         reserved += anthropic.tool_system_prompt_tokens
         named = [*named, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
-    try:
-        packed = _pack(units, effective, anthropic.stand_in, policy, "openai", accounting, repair, reserved, named)
-    except MessageFormatError as error:  # name the Anthropic message, not the unit
-        if error.index is None or not 0 <= error.index < len(origins):
-            raise
-        raise MessageFormatError(origins[error.index].message, error.problem) from None
-    out = to_anthropic(conversation, units, origins, packed.messages, packed.indices)
+    costs = anthropic.chat_accounting(accounting)
+    packed = _pack(conversation, effective, anthropic.stand_in, policy, "anthropic", costs, repair, reserved, named)
     note = (
         f"counted with {anthropic.stand_in} standing in for Claude's tokenizer (not public), and packed into "
         f"{effective} of the {budget} tokens: a {anthropic.margin:.0%} safety margin"
     )
-    note = f"{note}; {packed.note}" if packed.note else note
-    # Repairs name units ("message 7"); name the Anthropic message each came from.
-    repairs = [
-        re.sub(r"message (\d+)", lambda found: f"message {origins[int(found[1])].message}", repair)
-        for repair in packed.repairs
-    ]
-    return replace(packed, messages=out, note=note, repairs=repairs)
+    return replace(packed, note=f"{note}; {packed.note}" if packed.note else note)
 
 
 def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:

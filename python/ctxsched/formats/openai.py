@@ -100,8 +100,9 @@ def count_messages(
 
     The provider bills both as prompt tokens.
 
-    ``format`` is ``"openai"`` (chat messages: dicts or the SDK's objects) or ``"responses"`` (Responses input
-    items). For Anthropic conversations, ``pack_messages(..., format="anthropic")`` reports ``tokens``.
+    ``format`` is ``"openai"`` (chat messages: dicts or the SDK's objects), ``"responses"`` (Responses input
+    items) or ``"anthropic"`` (counted with ``encoding`` as the stand-in, without the safety margin that
+    ``pack_messages`` applies).
 
     Raises:
         MessageFormatError: a malformed message; the error names it.

@@ -1,0 +1,419 @@
+//! Anthropic's Messages format: `{"system": ..., "messages": [...]}` with content blocks, read into units and
+//! written back.
+//!
+//! Each message is split into units the allocator decides on separately: a user message's `tool_result`
+//! blocks are one unit each (answering the `tool_use` of the same id); the rest of a message (text, images,
+//! tool uses, thinking) is one unit. Written back, a message whose units are all kept whole is your object;
+//! otherwise a copy holding the kept blocks (a cut or stubbed `tool_result` has only its `content` changed).
+//! Consecutive messages of the same role that eviction brings together are merged, so the output alternates
+//! and starts with the user's task; every `tool_result` stays right after its `tool_use`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use super::chat_read::{as_dict, bad, text, type_name, Reader};
+use crate::chat::{anthropic_image_tokens, image_size, Answer, Linked, Message, Role, ToolCall};
+use crate::error::SchedError;
+use crate::packer::Packed;
+use crate::segment::Segment;
+
+/// Where a unit came from.
+pub(crate) struct Origin {
+    /// Its message; `None` for the system prompt.
+    message: Option<usize>,
+    /// Its blocks; `None` for a string content.
+    blocks: Option<Vec<usize>>,
+    /// The block of each of its tool calls.
+    call_blocks: Vec<usize>,
+}
+
+/// An Anthropic conversation as read: the caller's objects and each unit's origin.
+pub(crate) struct Layout<'py> {
+    conversation: Bound<'py, PyDict>,
+    /// The caller's message objects, and each as a dict.
+    originals: Vec<Bound<'py, PyAny>>,
+    plain: Vec<Bound<'py, PyDict>>,
+    origins: Vec<Origin>,
+}
+
+impl Layout<'_> {
+    /// For each message, the segment of its last unit (its text and tool uses; for a message of tool
+    /// results only, its last result), from the segment of each unit.
+    pub(crate) fn by_message(&self, primary: &[Option<usize>]) -> Vec<Option<usize>> {
+        let mut by_message = vec![None; self.originals.len()];
+        for (unit, origin) in self.origins.iter().enumerate() {
+            if let Some(slot) = origin.message.and_then(|message| by_message.get_mut(message)) {
+                *slot = primary.get(unit).copied().flatten();
+            }
+        }
+        by_message
+    }
+}
+
+/// Read an Anthropic conversation into units.
+pub(crate) fn read<'py>(conversation: &Bound<'py, PyAny>, reader: &Reader) -> PyResult<(Vec<Message>, Layout<'py>)> {
+    let py = conversation.py();
+    let not_a_conversation = || -> PyErr {
+        let problem = "an Anthropic conversation is a dict with a \"messages\" list".to_owned();
+        SchedError::MessageFormat { index: None, problem }.into()
+    };
+    let conversation = as_dict(conversation)?.ok_or_else(not_a_conversation)?;
+    let Some(list) = conversation.get_item(intern!(py, "messages"))? else { return Err(not_a_conversation()) };
+    let Ok(list) = list.cast_into::<PyList>() else { return Err(not_a_conversation()) };
+    let mut units = Vec::new();
+    let mut layout =
+        Layout { conversation: conversation.clone(), originals: Vec::new(), plain: Vec::new(), origins: Vec::new() };
+    if let Some(system) = conversation.get_item(intern!(py, "system"))?.filter(|system| !system.is_none()) {
+        let mut unit = Message::new(Role::System, "");
+        unit.text = match text(&system) {
+            Some(system) => system,
+            None => Arc::from(system_text(&system)?),
+        };
+        units.push(unit);
+        layout.origins.push(Origin { message: None, blocks: None, call_blocks: Vec::new() });
+    }
+    for (index, message) in list.iter().enumerate() {
+        let Some(plain) = as_dict(&message)? else {
+            return Err(bad(index, format!("must be a dict, not {}", type_name(&message))));
+        };
+        let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text);
+        let role = match role.as_deref() {
+            Some("user") => Role::User,
+            Some("assistant") if index > 0 => Role::Assistant,
+            Some("assistant") => {
+                return Err(bad(0, "is not the user's; an Anthropic conversation starts with a user turn"))
+            }
+            _ => {
+                let shown = plain
+                    .get_item(intern!(py, "role"))?
+                    .map_or_else(|| Ok("None".to_owned()), |r| r.repr().map(|r| r.to_string()))?;
+                return Err(bad(index, format!("has role {shown}; Anthropic roles are 'user' and 'assistant'")));
+            }
+        };
+        read_message(index, role, &plain, reader, &mut units, &mut layout.origins)?;
+        layout.originals.push(message);
+        layout.plain.push(plain);
+    }
+    for (unit, origin) in units.iter_mut().zip(&layout.origins) {
+        unit.number = origin.message.unwrap_or(0);
+    }
+    Ok((units, layout))
+}
+
+/// The text blocks of a system prompt given as blocks, joined.
+fn system_text(system: &Bound<'_, PyAny>) -> PyResult<String> {
+    let Ok(blocks) = system.cast::<PyList>() else {
+        let problem = format!("the system prompt must be a str or a list of blocks, not {}", type_name(system));
+        return Err(SchedError::MessageFormat { index: None, problem }.into());
+    };
+    let mut joined = String::new();
+    for block in blocks.iter() {
+        let block = as_dict(&block)?;
+        let text_of = block.map(|block| block.get_item("text")).transpose()?.flatten();
+        if let Some(part) = text_of.as_ref().and_then(text) {
+            joined.push_str(&part);
+        }
+    }
+    Ok(joined)
+}
+
+/// The units of one message: each `tool_result` block of a user message, then the rest.
+fn read_message(
+    index: usize,
+    role: Role,
+    message: &Bound<'_, PyDict>,
+    reader: &Reader,
+    units: &mut Vec<Message>,
+    origins: &mut Vec<Origin>,
+) -> PyResult<()> {
+    let py = message.py();
+    let content = message.get_item(intern!(py, "content"))?;
+    let Some(content) = content else { return Err(bad(index, format!("({}) has no content", role.name()))) };
+    if let Some(content) = text(&content) {
+        units.push(Message::new(role, content));
+        origins.push(Origin { message: Some(index), blocks: None, call_blocks: Vec::new() });
+        return Ok(());
+    }
+    let Ok(blocks) = content.cast::<PyList>() else {
+        return Err(bad(
+            index,
+            format!("has content of type {}; expected str or a list of blocks", type_name(&content)),
+        ));
+    };
+    let mut rest = Message::new(role, "");
+    rest.cuttable = false;
+    let mut rest_origin = Origin { message: Some(index), blocks: Some(Vec::new()), call_blocks: Vec::new() };
+    for (number, block) in blocks.iter().enumerate() {
+        let Some(block) = as_dict(&block)? else {
+            return Err(bad(index, format!("has content block {number} of type {}, not dict", type_name(&block))));
+        };
+        let kind = block.get_item(intern!(py, "type"))?.as_ref().and_then(text);
+        match kind.as_deref() {
+            Some("tool_result") if role == Role::User => {
+                units.push(tool_result(index, number, &block, reader)?);
+                origins.push(Origin { message: Some(index), blocks: Some(vec![number]), call_blocks: Vec::new() });
+                continue;
+            }
+            Some("tool_use") if role == Role::Assistant => {
+                let id = block.get_item(intern!(py, "id"))?.as_ref().and_then(text);
+                let name = block.get_item(intern!(py, "name"))?.as_ref().and_then(text);
+                let (Some(id), Some(name)) = (id, name) else {
+                    return Err(bad(index, format!("has tool_use block {number} without a str id and name")));
+                };
+                let input = block.get_item(intern!(py, "input"))?;
+                let arguments = match input {
+                    Some(input) => Reader::json_text(&input)?,
+                    None => "{}".to_owned(),
+                };
+                rest.calls.push(ToolCall {
+                    id: Some(id.to_string()),
+                    name: name.to_string(),
+                    arguments: arguments.into(),
+                });
+                rest_origin.call_blocks.push(number);
+            }
+            kind => rest.fixed += block_tokens(index, number, kind, &block, reader)?,
+        }
+        if let Some(numbers) = &mut rest_origin.blocks {
+            numbers.push(number);
+        }
+    }
+    if rest_origin.blocks.as_ref().is_some_and(|numbers| !numbers.is_empty()) {
+        units.push(rest);
+        origins.push(rest_origin);
+    }
+    Ok(())
+}
+
+/// A `tool_result` block as a unit: its content a string (which may be cut) or blocks (kept whole).
+fn tool_result(index: usize, number: usize, block: &Bound<'_, PyDict>, reader: &Reader) -> PyResult<Message> {
+    let py = block.py();
+    let Some(id) = block.get_item(intern!(py, "tool_use_id"))?.as_ref().and_then(text) else {
+        return Err(bad(index, format!("has tool_result block {number} without a str tool_use_id")));
+    };
+    let mut unit = Message::new(Role::Tool, "");
+    unit.answers = Some(Answer::Call(id.to_string()));
+    let Some(content) = block.get_item(intern!(py, "content"))?.filter(|content| !content.is_none()) else {
+        return Ok(unit);
+    };
+    if let Some(content) = text(&content) {
+        unit.text = content;
+        return Ok(unit);
+    }
+    let Ok(blocks) = content.cast::<PyList>() else {
+        let problem = format!("has tool_result block {number} with content of type {}", type_name(&content));
+        return Err(bad(index, problem));
+    };
+    unit.cuttable = false;
+    for (inner, item) in blocks.iter().enumerate() {
+        let Some(item) = as_dict(&item)? else {
+            let problem = format!("has block {inner} of tool_result {number} of type {}, not dict", type_name(&item));
+            return Err(bad(index, problem));
+        };
+        let kind = item.get_item(intern!(py, "type"))?.as_ref().and_then(text);
+        unit.fixed += block_tokens(index, number, kind.as_deref(), &item, reader)?;
+    }
+    Ok(unit)
+}
+
+/// The tokens of a block other than a tool use or result.
+fn block_tokens(
+    index: usize,
+    number: usize,
+    kind: Option<&str>,
+    block: &Bound<'_, PyDict>,
+    reader: &Reader,
+) -> PyResult<usize> {
+    let field = |key: &str| -> PyResult<Option<Arc<str>>> { Ok(block.get_item(key)?.as_ref().and_then(text)) };
+    let accounting = &reader.accounting;
+    Ok(match kind {
+        Some("text") => {
+            let Some(text) = field("text")? else {
+                return Err(bad(index, format!("has text block {number} without a str text")));
+            };
+            reader.tokenizer.count(&text)
+        }
+        Some("thinking") => field("thinking")?.map_or(0, |thinking| reader.tokenizer.count(&thinking)),
+        Some("redacted_thinking") => field("data")?.map_or(0, |data| reader.tokenizer.count(&data)),
+        Some("image") => {
+            let source = block.get_item("source")?.as_ref().map(as_dict).transpose()?.flatten();
+            let number_of = |key: &str| -> PyResult<Option<f64>> {
+                Ok(source
+                    .as_ref()
+                    .map(|source| source.get_item(key))
+                    .transpose()?
+                    .flatten()
+                    .and_then(|value| value.extract().ok()))
+            };
+            let data = source.as_ref().map(|source| source.get_item("data")).transpose()?.flatten();
+            let from_data = data.as_ref().and_then(text).and_then(|data| {
+                let head: String = data.chars().take(65_536).collect();
+                image_size(&format!("data:image/x;base64,{head}"))
+            });
+            let size = match (number_of("width")?, number_of("height")?) {
+                _ if from_data.is_some() => from_data,
+                (Some(width), Some(height)) => Some((width, height)),
+                _ => None,
+            };
+            anthropic_image_tokens(size, accounting.image_tokens)
+        }
+        Some("document") => accounting.file_tokens,
+        _ => accounting.unknown_part_tokens,
+    })
+}
+
+/// The packed conversation, the Anthropic message index of each packed message, and the messages with a
+/// stubbed result.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn output<'py>(
+    py: Python<'py>,
+    layout: &Layout<'py>,
+    owners: &[usize],
+    primary: &[Option<usize>],
+    linked: &Linked,
+    packed: &Packed,
+    segments: &[Segment],
+) -> PyResult<(Bound<'py, PyDict>, Vec<usize>, Vec<usize>)> {
+    let result = layout.conversation.copy()?;
+    // For each kept message, its kept blocks (`None`: a string content), each with its unit if it changed.
+    let mut kept: BTreeMap<usize, BTreeMap<Option<usize>, Option<usize>>> = BTreeMap::new();
+    let mut stubbed = Vec::new();
+    for &index in &packed.order {
+        let Some(&unit) = owners.get(index) else { continue };
+        if primary.get(unit).copied().flatten() != Some(index) {
+            continue;
+        }
+        let Some(origin) = layout.origins.get(unit) else { continue };
+        let action = packed.decisions.get(index).map_or("kept", |decision| decision.action());
+        let cut = matches!(action, "truncated" | "stubbed");
+        let changed = cut || linked.removed_calls.contains_key(&unit);
+        let Some(message) = origin.message else {
+            if cut {
+                let text = packed.text_of(segments, index).unwrap_or_default();
+                let system = layout.conversation.get_item(intern!(py, "system"))?;
+                if system.is_some_and(|system| system.is_instance_of::<PyString>()) {
+                    result.set_item(intern!(py, "system"), text)?;
+                } else {
+                    let block = PyDict::new(py);
+                    block.set_item("type", "text")?;
+                    block.set_item("text", text)?;
+                    result.set_item(intern!(py, "system"), PyList::new(py, [block])?)?;
+                }
+            }
+            continue;
+        };
+        if action == "stubbed" {
+            stubbed.push(message);
+        }
+        let blocks: Vec<Option<usize>> =
+            origin.blocks.as_ref().map_or(vec![None], |numbers| numbers.iter().copied().map(Some).collect());
+        for block in blocks {
+            kept.entry(message).or_default().insert(block, changed.then_some(unit));
+        }
+    }
+    let mut rebuilt: Vec<(Bound<'py, PyAny>, Arc<str>)> = Vec::new();
+    let mut indices = Vec::new();
+    for (message, blocks) in kept {
+        let (Some(original), Some(plain)) = (layout.originals.get(message), layout.plain.get(message)) else {
+            continue;
+        };
+        let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text).unwrap_or_else(|| Arc::from(""));
+        let out = rebuild(py, original, plain, &blocks, layout, linked, packed, segments, primary)?;
+        match rebuilt.last_mut() {
+            Some((previous, previous_role)) if *previous_role == role => *previous = merge(py, previous, &out)?,
+            _ => {
+                rebuilt.push((out, role));
+                indices.push(message);
+            }
+        }
+    }
+    let messages = PyList::new(py, rebuilt.into_iter().map(|(message, _)| message))?;
+    result.set_item(intern!(py, "messages"), messages)?;
+    Ok((result, indices, stubbed))
+}
+
+/// One message with only its kept blocks, cut results cut and removed tool uses gone; the caller's object
+/// when nothing of it changed.
+#[allow(clippy::too_many_arguments)]
+fn rebuild<'py>(
+    py: Python<'py>,
+    original: &Bound<'py, PyAny>,
+    plain: &Bound<'py, PyDict>,
+    blocks: &BTreeMap<Option<usize>, Option<usize>>,
+    layout: &Layout<'py>,
+    linked: &Linked,
+    packed: &Packed,
+    segments: &[Segment],
+    primary: &[Option<usize>],
+) -> PyResult<Bound<'py, PyAny>> {
+    let cut_text = |unit: usize| primary.get(unit).copied().flatten().and_then(|index| packed.text_of(segments, index));
+    let content = plain.get_item(intern!(py, "content"))?;
+    let content = content.as_ref().and_then(|content| content.cast::<PyList>().ok());
+    let whole = content.as_ref().is_none_or(|content| content.len() == blocks.len());
+    if whole && blocks.values().all(Option::is_none) {
+        return Ok(original.clone());
+    }
+    let copy = plain.copy()?;
+    let Some(content) = content else {
+        let unit = blocks.values().flatten().next().copied();
+        copy.set_item(intern!(py, "content"), unit.and_then(cut_text))?;
+        return Ok(copy.into_any());
+    };
+    let out = PyList::empty(py);
+    for (&number, &unit) in blocks {
+        let Some(number) = number else { continue };
+        let block = content.get_item(number)?;
+        let Some(unit) = unit else {
+            out.append(block)?;
+            continue;
+        };
+        let Some(origin) = layout.origins.get(unit) else { continue };
+        let call = origin.call_blocks.iter().position(|&at| at == number);
+        if let Some(call) = call {
+            if !linked.call_kept(unit, call) {
+                continue; // removed by a repair: it had no result
+            }
+            out.append(block)?;
+        } else if origin.blocks.as_deref() == Some(&[number][..]) && origin.call_blocks.is_empty() && is_result(&block)?
+        {
+            let block = as_dict(&block)?.map(|block| block.copy()).transpose()?;
+            if let Some(block) = block {
+                block.set_item(intern!(py, "content"), cut_text(unit))?;
+                out.append(block)?;
+            }
+        } else {
+            out.append(block)?;
+        }
+    }
+    copy.set_item(intern!(py, "content"), out)?;
+    Ok(copy.into_any())
+}
+
+fn is_result(block: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let Some(block) = as_dict(block)? else { return Ok(false) };
+    Ok(block.get_item("type")?.as_ref().and_then(text).as_deref() == Some("tool_result"))
+}
+
+/// Two messages of the same role as one: their blocks, in order.
+fn merge<'py>(py: Python<'py>, first: &Bound<'py, PyAny>, second: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let blocks = |message: &Bound<'py, PyAny>| -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let Some(message) = as_dict(message)? else { return Ok(Vec::new()) };
+        let Some(content) = message.get_item(intern!(py, "content"))? else { return Ok(Vec::new()) };
+        if let Ok(list) = content.cast::<PyList>() {
+            return Ok(list.iter().collect());
+        }
+        let block = PyDict::new(py);
+        block.set_item("type", "text")?;
+        block.set_item("text", content)?;
+        Ok(vec![block.into_any()])
+    };
+    let Some(merged) = as_dict(first)?.map(|first| first.copy()).transpose()? else { return Ok(first.clone()) };
+    let mut content = blocks(first)?;
+    content.extend(blocks(second)?);
+    merged.set_item(intern!(py, "content"), PyList::new(py, content)?)?;
+    Ok(merged.into_any())
+}
