@@ -237,8 +237,12 @@ mod tests {
 
     #[test]
     fn orphans_and_unanswered_calls_are_errors_or_repairs() {
-        let orphan =
-            vec![Message::new(Role::User, "go"), assistant(&[Some("a")]), result(Some("a")), result(Some("a"))];
+        let orphan = numbered(vec![
+            Message::new(Role::User, "go"),
+            assistant(&[Some("a")]),
+            result(Some("a")),
+            result(Some("a")),
+        ]);
         let error = link(&orphan, false).err().map(|error| error.to_string());
         assert_eq!(error.as_deref(), Some("messages[3] is a tool result (\"a\") that answers a call already answered"));
         let Ok(repaired) = link(&orphan, true) else { panic!("repairable") };

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use super::{Accounting, Linked, Message, Role, TOOL_CALL_KIND};
 use crate::segment::{Pin, Segment, Truncation};
 use crate::tokenizer::Tokenizer;
@@ -46,12 +48,13 @@ pub fn segments(
     // The model is in the middle of its task when its latest turn came after the user's last word.
     let latest_turn = latest_turn(messages, linked).filter(|&turn| keep_latest_turn && users.last() < Some(&turn));
     let mut chat = ChatSegments { primary: vec![None; messages.len()], latest_turn, ..ChatSegments::default() };
+    let mut names = Names { tokenizer, counts: FxHashMap::default() };
     for (index, message) in messages.iter().enumerate().filter(|(index, _)| kept(index)) {
         let turn = linked.turns.get(index).copied().flatten();
         let in_latest = turn.is_some() && turn == latest_turn;
         let group = turn.map(|turn| format!("turn-{turn}"));
         if message.has_content() {
-            let mut segment = content_segment(message, index, tokenizer, accounting, required.contains(&Some(index)));
+            let mut segment = content_segment(message, index, &mut names, accounting, required.contains(&Some(index)));
             if message.role.is_result() && !message.text.is_empty() {
                 let tool = linked.answers.get(index).copied().flatten().and_then(|(at, number)| {
                     messages.get(at).and_then(|call| call.calls.get(number)).map(|call| call.name.as_str())
@@ -76,7 +79,7 @@ pub fn segments(
                 Segment::new(format!("{index}:call-{number}"), TOOL_CALL_KIND, Arc::clone(&call.arguments));
             segment.group.clone_from(&group);
             segment.truncation = Some(Truncation::None);
-            segment.overhead = accounting.per_tool_call + tokenizer.count(&call.name);
+            segment.overhead = accounting.per_tool_call + names.count(&call.name);
             segment.required = in_latest;
             push(&mut chat, segment, index);
         }
@@ -91,6 +94,19 @@ impl Role {
     }
 }
 
+/// Token counts of roles, names and tool names: they repeat, so each is counted once per conversation.
+struct Names<'a> {
+    tokenizer: Tokenizer,
+    counts: FxHashMap<&'a str, usize>,
+}
+
+impl<'a> Names<'a> {
+    fn count(&mut self, name: &'a str) -> usize {
+        let tokenizer = self.tokenizer;
+        *self.counts.entry(name).or_insert_with(|| tokenizer.count(name))
+    }
+}
+
 fn push(chat: &mut ChatSegments, segment: Segment, owner: usize) {
     if let Some(primary) = chat.primary.get_mut(owner) {
         primary.get_or_insert(chat.segments.len());
@@ -100,10 +116,10 @@ fn push(chat: &mut ChatSegments, segment: Segment, owner: usize) {
 }
 
 /// The segment of a message's own content, with its kind, pin and framing.
-fn content_segment(
-    message: &Message,
+fn content_segment<'a>(
+    message: &'a Message,
     index: usize,
-    tokenizer: Tokenizer,
+    names: &mut Names<'a>,
     accounting: Accounting,
     required: bool,
 ) -> Segment {
@@ -120,9 +136,9 @@ fn content_segment(
     if !message.cuttable {
         segment.truncation = Some(Truncation::None);
     }
-    segment.overhead = accounting.per_message + tokenizer.count(role) + message.fixed;
+    segment.overhead = accounting.per_message + names.count(role) + message.fixed;
     if let Some(name) = &message.name {
-        segment.overhead += accounting.per_name + tokenizer.count(name);
+        segment.overhead += accounting.per_name + names.count(name);
     }
     segment
 }

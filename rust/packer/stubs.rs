@@ -84,6 +84,10 @@ impl Packer {
         if candidates.is_empty() {
             return Ok(None);
         }
+        // Without stubs first (the segments as they are, not a copy): if nothing is evicted, or stubbing
+        // saves nothing, no stubs.
+        let unstubbed = self.plan(&Allocator { known: &known, ..*base }, cuts)?;
+        self.remember(segments, unstubbed.sizes.counted_now(&known, segments));
         // Stubs never replace mandatory segments, the only ones cut while planning: `cuts` holds for them.
         let mut with_stubs = |count: usize| -> Result<(Vec<Segment>, Plan)> {
             let mut work = segments.to_vec();
@@ -97,8 +101,7 @@ impl Packer {
             self.remember(&work, plan.sizes.counted_now(&known, &work));
             Ok((work, plan))
         };
-        // Without stubs first: if nothing is evicted, or stubbing saves nothing, no stubs.
-        let evicted = evictions(&with_stubs(0)?.1);
+        let evicted = evictions(&unstubbed);
         if evicted == 0 {
             return Ok(None);
         }

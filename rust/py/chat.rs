@@ -178,7 +178,9 @@ fn plan(
     let linked = link(messages, repair)?;
     let chat = segments(messages, &linked, tokenizer, accounting, true);
     match pack_segments(packer, &chat.segments, budget) {
-        Err(SchedError::Budget { .. }) if chat.latest_turn.is_some() => {
+        Err(SchedError::Budget { .. } | SchedError::QuotaInfeasible { .. } | SchedError::Uncuttable { .. })
+            if chat.latest_turn.is_some() =>
+        {
             let turn = chat.latest_turn.unwrap_or_default();
             let chat = segments(messages, &linked, tokenizer, accounting, false);
             let relaxed = pack_segments(packer, &chat.segments, budget)?;
