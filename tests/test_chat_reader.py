@@ -328,3 +328,37 @@ def test_decision_is_found_by_message_index() -> None:
     assert packed.decision(4_321).id == "4321:user"
     with pytest.raises(KeyError):
         packed.decision(5_000)
+
+
+def test_the_longest_text_part_of_a_list_content_is_cut_and_the_other_parts_kept() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://x/i.png", "detail": "low"}}
+    output = [{"type": "text", "text": "exit 0"}, {"type": "text", "text": "line\n" * 20_000}, image]
+    call = {"id": "c", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "run it"}]},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c", "content": output}]  # fmt: skip
+    packed = cs.pack_messages(messages, 2_000)
+    result = packed.messages[2]["content"]
+    assert result[0] == output[0]
+    assert result[2] == output[2]
+    assert result[1]["type"] == "text"
+    assert 0 < len(result[1]["text"]) < len(output[1]["text"])
+    assert packed.tokens == reference_count(packed.messages) <= 2_000
+    assert messages[2]["content"][1]["text"] == "line\n" * 20_000  # the input is untouched
+
+
+def test_anthropic_text_blocks_are_cut_in_results_and_in_the_latest_turn() -> None:
+    blocks = [{"type": "text", "text": "ok"}, {"type": "text", "text": "row\n" * 30_000}]
+    conversation = {"messages": [
+        {"role": "user", "content": "inspect the table"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Thinking aloud. " * 3_000},
+                                          {"type": "tool_use", "id": "u1", "name": "sql", "input": {"q": "select"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "u1", "content": blocks}]},
+    ]}  # fmt: skip
+    packed = cs.pack_messages(conversation, 4_000, format="anthropic")
+    assistant, user = packed.messages["messages"][1:]
+    assert assistant["content"][1]["id"] == "u1"
+    assert 0 < len(assistant["content"][0]["text"]) < 3_000 * 16  # the latest turn's text, cut in the middle
+    result = user["content"][0]["content"]
+    assert result[0] == blocks[0]
+    assert 0 < len(result[1]["text"]) < len(blocks[1]["text"])

@@ -119,8 +119,11 @@ pub struct Message {
     pub role: Role,
     /// The content that may be cut (a string content), else empty.
     pub text: Arc<str>,
-    /// Whether `text` is the whole content and may be cut: not for a list of parts, which is kept whole.
+    /// Whether `text` may be cut: a string content, or the longest text part of a list of parts (the
+    /// other parts are kept whole and counted in `fixed`); not a list without text parts.
     pub cuttable: bool,
+    /// For a list content, the part whose text `text` is.
+    pub cut_part: Option<usize>,
     /// Tokens already counted beyond `text`: content parts, a refusal.
     pub fixed: usize,
     pub name: Option<String>,
@@ -144,6 +147,7 @@ impl Message {
             role,
             text: text.into(),
             cuttable: true,
+            cut_part: None,
             fixed: 0,
             name: None,
             calls: Vec::new(),

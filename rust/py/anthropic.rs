@@ -15,7 +15,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use super::chat_read::{as_dict, bad, text, type_name, Reader};
+use super::chat::replace_text;
+use super::chat_read::{as_dict, bad, text, text_part, type_name, Reader};
 use crate::chat::{anthropic_image_tokens, image_size, Answer, Linked, Message, Role, ToolCall};
 use crate::error::SchedError;
 use crate::packer::Packed;
@@ -146,6 +147,7 @@ fn read_message(
     };
     let mut rest = Message::new(role, "");
     rest.cuttable = false;
+    let mut texts = Vec::new();
     let mut rest_origin = Origin { message: Some(index), blocks: Some(Vec::new()), call_blocks: Vec::new() };
     for (number, block) in blocks.iter().enumerate() {
         let Some(block) = as_dict(&block)? else {
@@ -176,17 +178,38 @@ fn read_message(
                 });
                 rest_origin.call_blocks.push(number);
             }
+            Some("text") => match text_part(&block)? {
+                Some(text) => texts.push((number, text)),
+                None => return Err(bad(index, format!("has text block {number} without a str text"))),
+            },
             kind => rest.fixed += block_tokens(index, number, kind, &block, reader)?,
         }
         if let Some(numbers) = &mut rest_origin.blocks {
             numbers.push(number);
         }
     }
+    take_longest(&mut rest, texts, reader);
     if rest_origin.blocks.as_ref().is_some_and(|numbers| !numbers.is_empty()) {
         units.push(rest);
         origins.push(rest_origin);
     }
     Ok(())
+}
+
+/// The longest of `texts` (numbered blocks) becomes the unit's text, which may be cut; the others are
+/// counted and kept whole.
+fn take_longest(unit: &mut Message, texts: Vec<(usize, Arc<str>)>, reader: &Reader) {
+    let longest = texts.iter().enumerate().max_by_key(|(at, (_, text))| (text.len(), std::cmp::Reverse(*at)));
+    let chosen = longest.map(|(at, _)| at);
+    for (at, (number, text)) in texts.into_iter().enumerate() {
+        if Some(at) == chosen {
+            unit.text = text;
+            unit.cut_part = Some(number);
+            unit.cuttable = true;
+        } else {
+            unit.fixed += reader.tokenizer.count(&text);
+        }
+    }
 }
 
 /// A `tool_result` block as a unit: its content a string (which may be cut) or blocks (kept whole).
@@ -209,14 +232,20 @@ fn tool_result(index: usize, number: usize, block: &Bound<'_, PyDict>, reader: &
         return Err(bad(index, problem));
     };
     unit.cuttable = false;
+    let mut texts = Vec::new();
     for (inner, item) in blocks.iter().enumerate() {
         let Some(item) = as_dict(&item)? else {
             let problem = format!("has block {inner} of tool_result {number} of type {}, not dict", type_name(&item));
             return Err(bad(index, problem));
         };
+        if let Some(text) = text_part(&item)? {
+            texts.push((inner, text));
+            continue;
+        }
         let kind = item.get_item(intern!(py, "type"))?.as_ref().and_then(text);
         unit.fixed += block_tokens(index, number, kind.as_deref(), &item, reader)?;
     }
+    take_longest(&mut unit, texts, reader);
     Ok(unit)
 }
 
@@ -272,6 +301,7 @@ fn block_tokens(
 pub(crate) fn output<'py>(
     py: Python<'py>,
     layout: &Layout<'py>,
+    units: &[Message],
     owners: &[usize],
     primary: &[Option<usize>],
     linked: &Linked,
@@ -322,7 +352,7 @@ pub(crate) fn output<'py>(
             continue;
         };
         let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text).unwrap_or_else(|| Arc::from(""));
-        let out = rebuild(py, original, plain, &blocks, layout, linked, packed, segments, primary)?;
+        let out = rebuild(py, original, plain, &blocks, (layout, units), linked, packed, segments, primary)?;
         match rebuilt.last_mut() {
             Some((previous, previous_role)) if *previous_role == role => *previous = merge(py, previous, &out)?,
             _ => {
@@ -344,7 +374,7 @@ fn rebuild<'py>(
     original: &Bound<'py, PyAny>,
     plain: &Bound<'py, PyDict>,
     blocks: &BTreeMap<Option<usize>, Option<usize>>,
-    layout: &Layout<'py>,
+    (layout, units): (&Layout<'py>, &[Message]),
     linked: &Linked,
     packed: &Packed,
     segments: &[Segment],
@@ -371,20 +401,20 @@ fn rebuild<'py>(
             out.append(block)?;
             continue;
         };
-        let Some(origin) = layout.origins.get(unit) else { continue };
-        let call = origin.call_blocks.iter().position(|&at| at == number);
-        if let Some(call) = call {
-            if !linked.call_kept(unit, call) {
-                continue; // removed by a repair: it had no result
+        let (Some(origin), Some(read)) = (layout.origins.get(unit), units.get(unit)) else { continue };
+        let text = cut_text(unit).unwrap_or_default();
+        if let Some(call) = origin.call_blocks.iter().position(|&at| at == number) {
+            if linked.call_kept(unit, call) {
+                out.append(block)?; // else removed by a repair: it had no result
             }
+        } else if origin.blocks.as_deref() == Some(&[number][..]) && is_result(&block)? {
+            let Some(block) = as_dict(&block)?.map(|block| block.copy()).transpose()? else { continue };
+            replace_text(&block, "content", read.cut_part, text)?;
             out.append(block)?;
-        } else if origin.blocks.as_deref() == Some(&[number][..]) && origin.call_blocks.is_empty() && is_result(&block)?
-        {
-            let block = as_dict(&block)?.map(|block| block.copy()).transpose()?;
-            if let Some(block) = block {
-                block.set_item(intern!(py, "content"), cut_text(unit))?;
-                out.append(block)?;
-            }
+        } else if read.cut_part == Some(number) {
+            let Some(block) = as_dict(&block)?.map(|block| block.copy()).transpose()? else { continue };
+            block.set_item("text", text)?;
+            out.append(block)?;
         } else {
             out.append(block)?;
         }

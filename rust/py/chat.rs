@@ -138,12 +138,12 @@ pub(crate) fn pack_chat(
     let (out, indices, stubbed) = match &layout {
         Layout::Chat(reading) => {
             let (out, indices, stubbed) =
-                output(py, reading, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
+                output(py, reading, conversation, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
             (out.into_any(), indices, stubbed)
         }
         Layout::Anthropic(layout) => {
             let (out, indices, stubbed) =
-                anthropic::output(py, layout, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
+                anthropic::output(py, layout, conversation, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
             (out.into_any(), indices, stubbed)
         }
     };
@@ -206,9 +206,11 @@ fn pack_segments(packer: &Packer, segments: &[Segment], budget: usize) -> Result
 
 /// The messages to send, in order: for each placed message, the caller's object, or a dict copy with its
 /// content cut or stubbed, or its unanswered calls removed. Also each one's input index, and the stubbed.
+#[allow(clippy::too_many_arguments)]
 fn output<'py>(
     py: Python<'py>,
     reading: &Reading<'py>,
+    messages: &[Message],
     owners: &[usize],
     primary: &[Option<usize>],
     linked: &Linked,
@@ -232,7 +234,8 @@ fn output<'py>(
             let copy = dict.copy()?;
             if cut {
                 let key = reading.content_keys.get(owner).copied().unwrap_or("content");
-                copy.set_item(key, packed.text_of(segments, index))?;
+                let part = messages.get(owner).and_then(|message| message.cut_part);
+                replace_text(&copy, key, part, packed.text_of(segments, index).unwrap_or_default())?;
             }
             if let Some(removed) = removed {
                 remove_calls(&copy, removed)?;
@@ -245,6 +248,21 @@ fn output<'py>(
         indices.push(owner);
     }
     Ok((out, indices, stubbed))
+}
+
+/// Set `container[key]` to `text`: the whole value, or the text of its part numbered `part` (a copy of the
+/// list with a copy of that part).
+pub(crate) fn replace_text(container: &Bound<'_, PyDict>, key: &str, part: Option<usize>, text: &str) -> PyResult<()> {
+    let list = part.map(|_| container.get_item(key)).transpose()?.flatten();
+    let list = list.as_ref().and_then(|list| list.cast::<PyList>().ok());
+    let (Some(part), Some(list)) = (part, list) else { return container.set_item(key, text) };
+    let copy = PyList::new(container.py(), list.iter())?;
+    if let Some(item) = as_dict(&list.get_item(part)?)? {
+        let item = item.copy()?;
+        item.set_item("text", text)?;
+        copy.set_item(part, item)?;
+    }
+    container.set_item(key, copy)
 }
 
 /// Remove the calls numbered `removed` from a message dict: entries of `tool_calls` by position, and its

@@ -221,12 +221,28 @@ impl Reader {
                 format!("has content of type {}; expected str or a list of parts", type_name(content)),
             ));
         };
-        message.cuttable = false;
+        let mut read = Vec::with_capacity(parts.len());
         for (number, part) in parts.iter().enumerate() {
             let Some(part) = as_dict(&part)? else {
                 return Err(bad(index, format!("has content part {number} of type {}, not dict", type_name(&part))));
             };
-            message.fixed += self.part(index, number, &part)?;
+            read.push(part);
+        }
+        // The longest text part may be cut (an MCP tool's output is often one text part); the rest is kept.
+        let longest = read
+            .iter()
+            .enumerate()
+            .filter_map(|(number, part)| Some((number, text_part(part).ok()??)))
+            .max_by_key(|(number, text)| (text.len(), std::cmp::Reverse(*number)));
+        message.cuttable = longest.is_some();
+        if let Some((number, longest)) = longest {
+            message.text = longest;
+            message.cut_part = Some(number);
+        }
+        for (number, part) in read.iter().enumerate() {
+            if message.cut_part != Some(number) {
+                message.fixed += self.part(index, number, part)?;
+            }
         }
         Ok(())
     }
@@ -279,6 +295,15 @@ impl Reader {
 
 fn field<'py>(dict: Option<&Bound<'py, PyDict>>, key: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
     Ok(dict.map(|dict| dict.get_item(key)).transpose()?.flatten())
+}
+
+/// The text of a text part (chat, Responses or Anthropic), if it is one.
+pub(crate) fn text_part(part: &Bound<'_, PyDict>) -> PyResult<Option<Arc<str>>> {
+    let kind = part.get_item(intern!(part.py(), "type"))?.as_ref().and_then(text);
+    if !matches!(kind.as_deref(), Some("text" | "input_text" | "output_text")) {
+        return Ok(None);
+    }
+    Ok(part.get_item(intern!(part.py(), "text"))?.as_ref().and_then(text))
 }
 
 /// One entry of an assistant's `tool_calls`: a function call, or a custom tool's call.
