@@ -362,3 +362,17 @@ def test_anthropic_text_blocks_are_cut_in_results_and_in_the_latest_turn() -> No
     result = user["content"][0]["content"]
     assert result[0] == blocks[0]
     assert 0 < len(result[1]["text"]) < len(blocks[1]["text"])
+
+
+def test_anthropic_blocks_that_cannot_be_read_raise_naming_the_message() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    use = {"type": "tool_use", "id": "u", "name": "n", "input": cyclic}
+    conversation = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [use]}]}
+    with pytest.raises(cs.MessageFormatError, match=r"messages\[1\] has tool_use block 0 whose input is not JSON"):
+        cs.pack_messages(conversation, 1_000, format="anthropic")
+    bad_result = {
+        "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "u", "content": 5}]}]
+    }
+    with pytest.raises(cs.MessageFormatError, match=r"messages\[0\] has tool_result block 0 with content of type int"):
+        cs.pack_messages(bad_result, 1_000, format="anthropic")

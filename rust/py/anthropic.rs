@@ -168,7 +168,9 @@ fn read_message(
                 };
                 let input = block.get_item(intern!(py, "input"))?;
                 let arguments = match input {
-                    Some(input) => Reader::json_text(&input)?,
+                    Some(input) => Reader::json_text(&input).map_err(|error| {
+                        bad(index, format!("has tool_use block {number} whose input is not JSON data ({error})"))
+                    })?,
                     None => "{}".to_owned(),
                 };
                 rest.calls.push(ToolCall {
