@@ -17,7 +17,8 @@ from tests.strategies import any_text
 STRATEGIES = ["head", "tail", "middle", "lines", "json", "auto"]
 MARKER = "\n[... {n} tokens elided ...]\n"
 MARKER_PATTERN = re.compile(r"\n\[\.\.\. (~?[\d,]+) tokens elided \.\.\.\]\n")
-NOTE_PATTERN = re.compile(r"\[\.\.\. ~?[\d,]+ tokens elided \.\.\.\]")
+# A JSON note also says how many items or members went: "[... 12 items, 345 tokens elided ...]".
+NOTE_PATTERN = re.compile(r"\[\.\.\. (?:[\d,]+ (?:items?|members?), )?~?[\d,]+ tokens elided \.\.\.\]")
 
 line = st.one_of(any_text, st.text(max_size=30)).map(lambda text: text.replace("\n", " "))
 multiline_text = st.builds(

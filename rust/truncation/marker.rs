@@ -58,22 +58,47 @@ pub(crate) fn sampled_density(tokenizer: &Tokenizer, region: &str, samples: usiz
 
 /// `marker` with `{n}` replaced by `elided`, with thousands separators (and `~` for an estimate).
 pub(crate) fn render(marker: &str, elided: Elided) -> String {
-    let (approximate, number) = match elided {
-        Elided::Exact(number) => (false, number),
-        Elided::About(number) => (true, number),
+    marker.replace("{n}", &tokens(elided))
+}
+
+/// The note for `count` members of a container (items of an array, or members of an object) that went,
+/// `elided` tokens in all: `marker` with `{n}` replaced by, say, `1,234 items, 56,789`, so that the
+/// default marker reads `[… 1,234 items, 56,789 tokens elided …]`. A marker without `{n}` is followed
+/// by both numbers in parentheses.
+pub(crate) fn render_note(marker: &str, count: usize, object: bool, elided: Elided) -> String {
+    let noun = match (object, count) {
+        (false, 1) => "item",
+        (false, _) => "items",
+        (true, 1) => "member",
+        (true, _) => "members",
     };
-    let digits = number.to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if approximate {
-        grouped.push('~');
+    let what = format!("{} {noun}", grouped(count));
+    if marker.contains("{n}") {
+        marker.replace("{n}", &format!("{what}, {}", tokens(elided)))
+    } else {
+        format!("{marker} ({what}, {} tokens)", tokens(elided))
     }
+}
+
+/// `elided` with thousands separators, and `~` for an estimate.
+fn tokens(elided: Elided) -> String {
+    match elided {
+        Elided::Exact(number) => grouped(number),
+        Elided::About(number) => format!("~{}", grouped(number)),
+    }
+}
+
+/// `number` with thousands separators.
+fn grouped(number: usize) -> String {
+    let digits = number.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
         if index > 0 && (digits.len() - index) % 3 == 0 {
             grouped.push(',');
         }
         grouped.push(digit);
     }
-    marker.replace("{n}", &grouped)
+    grouped
 }
 
 /// The largest char boundary at or below `at` (clamped to the text).
@@ -105,6 +130,10 @@ mod tests {
         assert_eq!(render("[{n}] {n}", Elided::Exact(1_000_000)), "[1,000,000] 1,000,000");
         assert_eq!(render("[{n}]", Elided::About(1_230_000)), "[~1,230,000]");
         assert!(DEFAULT_MARKER.contains("{n}"));
+        let note = render_note(DEFAULT_MARKER.trim(), 1234, false, Elided::About(56_700));
+        assert_eq!(note, "[… 1,234 items, ~56,700 tokens elided …]");
+        assert_eq!(render_note("[{n} cut]", 1, true, Elided::Exact(3)), "[1 member, 3 cut]");
+        assert_eq!(render_note("[cut]", 2, true, Elided::Exact(3)), "[cut] (2 members, 3 tokens)");
     }
 
     #[test]
