@@ -120,8 +120,10 @@ def derived(reduced: Any, original: Any, path: str = "$") -> None:
     if isinstance(reduced, str) and isinstance(original, str):
         if reduced != original:
             head, tail = reduced.split("\n[… ", 1)[0], reduced.rsplit(" tokens elided …]\n", 1)[-1]
-            assert "\n[… " in reduced and len(head) + len(tail) < len(original), path
-            assert original.startswith(head) and original.endswith(tail), path
+            assert "\n[… " in reduced, path
+            assert len(head) + len(tail) < len(original), path
+            assert original.startswith(head), path
+            assert original.endswith(tail), path
     elif isinstance(reduced, list) and isinstance(original, list):
         notes = [at for at, item in enumerate(reduced) if note(item)]
         assert len(notes) <= 1, f"{path}: {len(notes)} notes"
@@ -143,12 +145,15 @@ def derived(reduced: Any, original: Any, path: str = "$") -> None:
                 derived(member, original[name], f"{path}.{name}")
                 continue
             said = note(member)
-            assert said and set(name) == {"…"} and not went, f"{path}: key {name!r} is not the original's"
+            assert said, f"{path}: key {name!r} is not the original's"
+            assert set(name) == {"…"}, f"{path}: key {name!r} is not the original's"
+            assert not went, f"{path}: two notes"
             went, noun = said
             assert noun == ("member" if went == 1 else "members"), path
         assert len(reduced) - (1 if went else 0) + went == len(original), path
     else:
-        assert type(reduced) is type(original) and reduced == original, f"{path}: {reduced!r} != {original!r}"
+        assert type(reduced) is type(original), f"{path}: {reduced!r} != {original!r}"
+        assert reduced == original, f"{path}: {reduced!r} != {original!r}"
 
 
 def check(text: str, limit: int, original: Any = None) -> int:
