@@ -42,9 +42,9 @@ impl Truncation {
 #[derive(Debug, Clone)]
 pub struct Segment {
     /// Unique within one `pack` call.
-    pub id: String,
+    pub id: Arc<str>,
     /// Consumer class: system, instruction, `tool_result`, history, retrieval, or any user-defined kind.
-    pub kind: String,
+    pub kind: Arc<str>,
     /// The text, shared so that packing never copies it.
     pub text: Arc<str>,
     /// A 128-bit hash of `text`, the key of the token-count memo.
@@ -56,7 +56,7 @@ pub struct Segment {
     /// Always kept, in natural position.
     pub required: bool,
     /// Segments sharing a group are kept or evicted together.
-    pub group: Option<String>,
+    pub group: Option<Arc<str>>,
     /// `None` takes the policy's default for the kind.
     pub truncation: Option<Truncation>,
     /// A truncated segment keeps at least this many tokens (or is not cut at all).
@@ -74,7 +74,7 @@ pub struct Segment {
 
 impl Segment {
     /// A segment of `kind` with default settings; the content hash is computed here, once.
-    pub fn new(id: impl Into<String>, kind: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+    pub fn new(id: impl Into<Arc<str>>, kind: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
         let text = text.into();
         Self {
             id: id.into(),

@@ -52,7 +52,7 @@ pub fn segments(
     for (index, message) in messages.iter().enumerate().filter(|(index, _)| kept(index)) {
         let turn = linked.turns.get(index).copied().flatten();
         let in_latest = turn.is_some() && turn == latest_turn;
-        let group = turn.map(|turn| format!("turn-{turn}"));
+        let group: Option<Arc<str>> = turn.map(|turn| format!("turn-{turn}").into());
         if message.has_content() {
             let mut segment = content_segment(message, index, &mut names, accounting, required.contains(&Some(index)));
             if message.role.is_result() && !message.text.is_empty() {
@@ -64,7 +64,7 @@ pub fn segments(
             }
             if in_latest {
                 segment.required = true;
-                if segment.kind == "history" && message.cuttable {
+                if &*segment.kind == "history" && message.cuttable {
                     segment.truncation = Some(Truncation::Cut(Strategy::Middle));
                 }
             }
@@ -195,9 +195,9 @@ mod tests {
         let messages = conversation(true);
         let Ok(linked) = link(&messages, false) else { panic!("valid") };
         let chat = segments(&messages, &linked, tokenizer, ACCOUNTING, true);
-        let ids: Vec<&str> = chat.segments.iter().map(|segment| segment.id.as_str()).collect();
+        let ids: Vec<&str> = chat.segments.iter().map(|segment| &*segment.id).collect();
         assert_eq!(ids, ["0:system", "1:user", "2:assistant", "2:call-0", "3:tool", "4:user"]);
-        let kinds: Vec<&str> = chat.segments.iter().map(|segment| segment.kind.as_str()).collect();
+        let kinds: Vec<&str> = chat.segments.iter().map(|segment| &*segment.kind).collect();
         assert_eq!(kinds, ["system", "instruction", "history", "tool_call", "tool_result", "instruction"]);
         assert_eq!(chat.primary, [Some(0), Some(1), Some(2), Some(4), Some(5)]);
         assert_eq!(chat.owners, [0, 1, 2, 2, 3, 4]);

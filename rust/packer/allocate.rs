@@ -124,7 +124,7 @@ impl Allocator<'_> {
     /// The cap of a segment that is cut to it when above it (a truncatable kind with a cap).
     pub(super) fn cut_cap(&self, index: usize) -> Option<usize> {
         let segment = self.segments.get(index)?;
-        let cap = self.policy.segment_caps.get(&segment.kind)?.resolve(self.usable);
+        let cap = self.policy.segment_caps.get(&*segment.kind)?.resolve(self.usable);
         (self.cut_of(index).is_some() && cap >= self.min_tokens(index)).then_some(cap)
     }
 
@@ -132,7 +132,7 @@ impl Allocator<'_> {
     fn cut_to_cap(&self, plan: &mut Plan, index: usize, cap: usize) {
         plan.sizes.set_planned(index, cap);
         if let (Some(slot), Some(segment)) = (plan.cut.get_mut(index), self.segments.get(index)) {
-            *slot = Some(Cut::AboveCap { kind: segment.kind.clone(), cap });
+            *slot = Some(Cut::AboveCap { kind: segment.kind.to_string(), cap });
         }
     }
 
@@ -162,7 +162,7 @@ impl Allocator<'_> {
                 let Some(segment) = self.segments.get(index) else {
                     continue;
                 };
-                let Some(cap) = self.policy.segment_caps.get(&segment.kind) else {
+                let Some(cap) = self.policy.segment_caps.get(&*segment.kind) else {
                     continue;
                 };
                 let cap = cap.resolve(self.usable);
@@ -175,7 +175,7 @@ impl Allocator<'_> {
                     self.cut_to_cap(plan, index, cap);
                 } else if !mandatory {
                     if let Some(slot) = plan.outcome.get_mut(index) {
-                        *slot = Err(Eviction::AboveCap { kind: segment.kind.clone(), cap });
+                        *slot = Err(Eviction::AboveCap { kind: segment.kind.to_string(), cap });
                     }
                     evicted_by.get_or_insert(index);
                 }
@@ -191,12 +191,13 @@ impl Allocator<'_> {
 
     fn evict_group(&self, plan: &mut Plan, unit_index: usize, cause: usize) {
         let Some(unit) = plan.units.get(unit_index) else { return };
-        let because = self.segments.get(cause).map(|segment| segment.id.clone()).unwrap_or_default();
+        let because = self.segments.get(cause).map(|segment| segment.id.to_string()).unwrap_or_default();
         for &member in &unit.members {
             if member == cause {
                 continue;
             }
-            let group = self.segments.get(member).and_then(|segment| segment.group.clone()).unwrap_or_default();
+            let group =
+                self.segments.get(member).and_then(|segment| segment.group.as_deref()).unwrap_or_default().to_owned();
             if let Some(slot) = plan.outcome.get_mut(member) {
                 *slot = Err(Eviction::GroupMember { group, because: because.clone() });
             }
@@ -222,7 +223,7 @@ impl Allocator<'_> {
             let of_kind: Vec<usize> = members
                 .iter()
                 .copied()
-                .filter(|&index| self.segments.get(index).is_some_and(|segment| &segment.kind == kind))
+                .filter(|&index| self.segments.get(index).is_some_and(|segment| *segment.kind == **kind))
                 .collect();
             self.fit_down(plan, &of_kind, max, 0, &Cut::MandatoryOverQuota(kind.clone())).map_err(|needed| {
                 SchedError::QuotaInfeasible { kind: kind.clone(), needed, max, members: self.describe(plan, &of_kind) }
@@ -246,7 +247,9 @@ impl Allocator<'_> {
                 (Pin::Head, _) => Admission::PinnedHead,
                 (Pin::Tail, _) => Admission::PinnedTail,
                 (Pin::None, true) => Admission::Required,
-                (Pin::None, false) => Admission::MandatoryGroup(segment.group.clone().unwrap_or_default()),
+                (Pin::None, false) => {
+                    Admission::MandatoryGroup(segment.group.as_deref().unwrap_or_default().to_owned())
+                }
             };
             if let Some(slot) = plan.outcome.get_mut(index) {
                 *slot = Ok(admission);
@@ -265,7 +268,7 @@ impl Allocator<'_> {
                 } else {
                     plan.sizes.planned(index)
                 };
-                Some((segment.id.clone(), segment.kind.clone(), floor))
+                Some((segment.id.to_string(), segment.kind.to_string(), floor))
             })
             .collect()
     }
@@ -344,7 +347,7 @@ impl Allocator<'_> {
             if outcome.is_ok() {
                 let Some(segment) = self.segments.get(index) else { continue };
                 let size = plan.sizes.planned(index);
-                *used.entry(segment.kind.as_str()).or_default() += size;
+                *used.entry(&*segment.kind).or_default() += size;
                 spent = spent.saturating_add(size).saturating_add(self.separator);
             }
         }
@@ -375,7 +378,7 @@ impl Allocator<'_> {
                 let has_kind = unit_ref
                     .members
                     .iter()
-                    .any(|&index| self.segments.get(index).is_some_and(|segment| segment.kind == kind));
+                    .any(|&index| self.segments.get(index).is_some_and(|segment| *segment.kind == *kind));
                 if decided.get(unit).copied().unwrap_or(true) || !has_kind {
                     continue;
                 }
@@ -423,8 +426,8 @@ impl Allocator<'_> {
                 continue;
             };
             let mut room = state.capacity.saturating_sub(state.spent.saturating_add(self.separator));
-            if let Some((_, Some(max))) = state.limits.get(segment.kind.as_str()) {
-                room = room.min(max.saturating_sub(state.used.get(segment.kind.as_str()).copied().unwrap_or(0)));
+            if let Some((_, Some(max))) = state.limits.get(&*segment.kind) {
+                room = room.min(max.saturating_sub(state.used.get(&*segment.kind).copied().unwrap_or(0)));
             }
             let size = plan.sizes.planned(index);
             if room >= self.min_tokens(index) && room < size {
@@ -450,7 +453,7 @@ impl Allocator<'_> {
         let last = members.last().copied();
         for index in members {
             let Some(segment) = self.segments.get(index) else { continue };
-            let kind = segment.kind.as_str();
+            let kind = &*segment.kind;
             let Some(room_left) = room.checked_sub(cost.saturating_add(self.separator)) else {
                 // Not even its separator fits (this matters for empty segments, which cost only that).
                 let needed = cost.saturating_add(self.separator).saturating_add(plan.sizes.planned(index));
@@ -482,7 +485,7 @@ impl Allocator<'_> {
         for index in members {
             let Some(segment) = self.segments.get(index) else { continue };
             let size = plan.sizes.planned(index);
-            *state.used.entry(segment.kind.as_str()).or_default() += size;
+            *state.used.entry(&*segment.kind).or_default() += size;
             state.spent = state.spent.saturating_add(size).saturating_add(self.separator);
             if let Some(slot) = plan.outcome.get_mut(index) {
                 *slot = Ok(admission.clone());

@@ -23,8 +23,13 @@ use crate::truncation::Strategy;
 pub(super) type CutText = (String, String, Option<String>);
 
 /// Cuts made in one pack, by (segment, tokens of text asked for): planning the mandatory set (once per
-/// stub plan), realising and repairing all ask for the same cuts.
-pub(super) type Cuts = FxHashMap<(usize, usize), CutText>;
+/// stub plan), realising and repairing all ask for the same cuts. The tokens of the mandatory ones are
+/// kept too, so that each stub plan does not count them again.
+#[derive(Default)]
+pub(super) struct Cuts {
+    texts: FxHashMap<(usize, usize), CutText>,
+    tokens: FxHashMap<(usize, usize), usize>,
+}
 
 impl Packer {
     /// Steps 2–4, with the mandatory cuts made (and their real sizes planned) before the fill.
@@ -48,11 +53,18 @@ impl Packer {
                 continue;
             }
             let room = planned.saturating_sub(segment.overhead);
-            let (cut, _, _) = self.cut_cached(tokenizer, cuts, (index, room), &segment.text, &how)?;
-            if cut.is_empty() && !segment.text.is_empty() {
-                return Err(SchedError::Uncuttable { id: segment.id.clone(), tokens: planned });
-            }
-            let real = tokenizer.count(cut).saturating_add(segment.overhead);
+            let key = (index, room);
+            let real = if let Some(&tokens) = cuts.tokens.get(&key) {
+                tokens
+            } else {
+                let (cut, _, _) = self.cut_cached(tokenizer, cuts, key, &segment.text, &how)?;
+                if cut.is_empty() && !segment.text.is_empty() {
+                    return Err(SchedError::Uncuttable { id: segment.id.to_string(), tokens: planned });
+                }
+                let tokens = tokenizer.count(cut).saturating_add(segment.overhead);
+                cuts.tokens.insert(key, tokens);
+                tokens
+            };
             if real < planned {
                 plan.sizes.set_planned(index, real);
                 plan.cut_for.insert(index, planned);
@@ -70,7 +82,7 @@ impl Packer {
         text: &str,
         how: &Truncation,
     ) -> Result<&'c CutText> {
-        Ok(match cuts.entry(key) {
+        Ok(match cuts.texts.entry(key) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => slot.insert(self.cut_text(tokenizer, text, how, key.1)?),
         })

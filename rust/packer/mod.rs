@@ -440,10 +440,10 @@ impl Packer {
                 kept.push(index);
                 planned_total += after + allocator.separator;
             }
-            if !usage.contains_key(&segment.kind) {
-                usage.insert(segment.kind.clone(), KindUsage::default());
+            if !usage.contains_key(&*segment.kind) {
+                usage.insert(segment.kind.to_string(), KindUsage::default());
             }
-            let Some(entry) = usage.get_mut(&segment.kind) else { continue };
+            let Some(entry) = usage.get_mut(&*segment.kind) else { continue };
             if outcome.is_ok() {
                 entry.tokens += after;
                 entry.kept += 1;
@@ -519,7 +519,7 @@ fn drop_empty_cuts(allocator: &Allocator<'_>, plan: &mut Plan, packed: &Packed) 
     if mandatory {
         let segment = allocator.segments.get(index);
         return Err(SchedError::Uncuttable {
-            id: segment.map(|segment| segment.id.clone()).unwrap_or_default(),
+            id: segment.map(|segment| segment.id.to_string()).unwrap_or_default(),
             tokens: plan.sizes.planned(index),
         });
     }
@@ -535,8 +535,8 @@ fn drop_empty_cuts(allocator: &Allocator<'_>, plan: &mut Plan, packed: &Packed) 
 fn check_ids(segments: &[Segment]) -> Result<()> {
     let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
     for (index, segment) in segments.iter().enumerate() {
-        if let Some(&first) = seen.get(segment.id.as_str()) {
-            return Err(SchedError::DuplicateId { id: segment.id.clone(), first, second: index });
+        if let Some(&first) = seen.get(&*segment.id) {
+            return Err(SchedError::DuplicateId { id: segment.id.to_string(), first, second: index });
         }
         seen.insert(&segment.id, index);
     }

@@ -12,10 +12,10 @@ pub(super) fn place(segments: &[Segment], kept: &[usize], policy: &Policy) -> Ve
     let body: Vec<usize> = pinned(Pin::None).collect();
     let mut start = 0;
     while start < body.len() {
-        let kind = body.get(start).and_then(|&index| segments.get(index)).map(|segment| segment.kind.as_str());
+        let kind = body.get(start).and_then(|&index| segments.get(index)).map(|segment| &*segment.kind);
         let mut end = start + 1;
         while end < body.len()
-            && body.get(end).and_then(|&index| segments.get(index)).map(|segment| segment.kind.as_str()) == kind
+            && body.get(end).and_then(|&index| segments.get(index)).map(|segment| &*segment.kind) == kind
         {
             end += 1;
         }

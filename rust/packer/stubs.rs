@@ -193,7 +193,7 @@ fn size_up_to(
 ) -> Option<usize> {
     let segment = base.segments.get(index)?;
     // A segment that may not be cut and is above its kind's cap would be evicted whole.
-    let uncut_cap = base.policy.segment_caps.get(&segment.kind).filter(|_| base.cut_cap(index).is_none());
+    let uncut_cap = base.policy.segment_caps.get(&*segment.kind).filter(|_| base.cut_cap(index).is_none());
     let limit = uncut_cap.map_or(limit, |cap| limit.min(cap.resolve(base.usable)));
     let cap = base.cut_cap(index).filter(|&cap| cap <= limit);
     let asked = cap.unwrap_or(limit).checked_sub(segment.overhead)?;

@@ -18,7 +18,7 @@ fn packer(policy: Policy) -> Packer {
 }
 
 fn ids(packed: &Packed, segments: &[Segment]) -> Vec<String> {
-    packed.order.iter().map(|&index| segments[index].id.clone()).collect()
+    packed.order.iter().map(|&index| segments[index].id.to_string()).collect()
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn explain_has_a_line_per_segment_with_its_rule() {
     system.pin = Pin::Head;
     let segments = vec![system, segment("a", "history", 50), segment("b", "history", 5)];
     let packed = packer(Policy::default()).pack(&segments, 20, None).unwrap();
-    let ids: Vec<String> = segments.iter().map(|segment| segment.id.clone()).collect();
+    let ids: Vec<String> = segments.iter().map(|segment| segment.id.to_string()).collect();
     let text = packed.explain(&segments, &ids);
     assert!(text.starts_with("packed 2 of 3 segments"), "{text}");
     assert!(text.contains("pinned to the head"));

@@ -206,7 +206,7 @@ fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Inputs, Arc<[Segment]
         })?;
         let mut copy = segment.get().core.clone();
         if segment.get().explicit_id.is_none() {
-            copy.id = format!("{}-{index}", copy.kind);
+            copy.id = format!("{}-{index}", copy.kind).into();
         }
         core.push(copy);
         inputs.push(segment.unbind());

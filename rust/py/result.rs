@@ -143,11 +143,11 @@ impl PyPackResult {
     }
 
     fn id(&self, index: usize) -> String {
-        self.core.get(index).map(|segment| segment.id.clone()).unwrap_or_default()
+        self.core.get(index).map(|segment| segment.id.to_string()).unwrap_or_default()
     }
 
     fn kind(&self, index: usize) -> String {
-        self.core.get(index).map(|segment| segment.kind.clone()).unwrap_or_default()
+        self.core.get(index).map(|segment| segment.kind.to_string()).unwrap_or_default()
     }
 
     fn input(&self, py: Python<'_>, index: usize) -> Option<Py<PySegment>> {
@@ -276,7 +276,7 @@ impl PyPackResult {
 
     /// The decision log as text a person can read at a glance.
     fn explain(&self) -> String {
-        let ids: Vec<String> = self.core.iter().map(|segment| segment.id.clone()).collect();
+        let ids: Vec<String> = self.core.iter().map(|segment| segment.id.to_string()).collect();
         self.packed.explain(&self.core, &ids)
     }
 

@@ -43,7 +43,7 @@ fn pin_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Pin> {
 impl PySegment {
     /// A segment the core made (a conversation's), with its id given.
     pub(crate) fn from_core(core: Segment, role: Option<String>) -> Self {
-        let explicit_id = Some(core.id.clone());
+        let explicit_id = Some(core.id.to_string());
         Self { core, explicit_id, role, summarizable: false, trust: Trust::Trusted, metadata: None }
     }
 }
@@ -93,7 +93,7 @@ impl PySegment {
         core.priority = priority;
         core.pin = pin_arg(pin)?;
         core.required = required;
-        core.group = group;
+        core.group = group.map(Arc::from);
         core.truncation = truncate.map(|truncate| truncate.0);
         core.min_tokens = min_tokens;
         core.relevance = relevance;
