@@ -340,13 +340,22 @@ impl Packer {
             let room = limit - total;
             let mut batch = Vec::new();
             let mut bytes = 0usize;
+            // What the batch is known to hold already: once that is over the room the answer is no, and
+            // counting the segments behind it would only be work thrown away (a warm memo would otherwise
+            // let each fit check read a little further back than the last).
+            let mut known_tokens = 0usize;
             let batch_bytes = sizes::batch_bytes(room);
-            while let Some(index) = order.next_if(|_| batch.is_empty() || bytes <= batch_bytes) {
+            while let Some(index) =
+                order.next_if(|_| batch.is_empty() || (bytes <= batch_bytes && known_tokens <= room))
+            {
                 let (Some(segment), known) = (segments.get(index), known.get(index).copied().flatten()) else {
                     continue;
                 };
-                if known.is_none_or(|count| !count.exact && count.tokens <= room) {
-                    bytes = bytes.saturating_add(segment.text.len());
+                match known {
+                    Some(count) if count.exact || count.tokens > room => {
+                        known_tokens = known_tokens.saturating_add(count.tokens);
+                    }
+                    _ => bytes = bytes.saturating_add(segment.text.len()),
                 }
                 batch.push((index, segment, known));
             }
