@@ -121,6 +121,9 @@ pub struct Packer {
     /// Cuts made by built-in strategies, by (content hash, room, strategy), across packs: an agent loop
     /// cuts the same oversized tool result to the same size on every turn.
     cut_memo: Mutex<FxHashMap<(u128, usize, Strategy), CutText>>,
+    /// Sampled tokens per byte of long texts, by content hash: the number a stub states for a text too
+    /// long to count is estimated once, not on every pack of an agent loop.
+    densities: Mutex<FxHashMap<u128, f64>>,
     truncators: Option<Box<dyn Truncators>>,
 }
 
@@ -150,6 +153,7 @@ impl Packer {
             separator_tokens,
             memo: Mutex::new(FxHashMap::default()),
             cut_memo: Mutex::new(FxHashMap::default()),
+            densities: Mutex::new(FxHashMap::default()),
             truncators: None,
         }
     }

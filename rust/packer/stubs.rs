@@ -7,7 +7,7 @@
 //! that are not chosen. The chosen ones get their real number — exact when known or short, else estimated
 //! from a few samples and written with a `~` — and the final plan is made with those.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -50,12 +50,21 @@ fn replaced(segment: &Segment, text: String) -> Segment {
 
 /// The number a stub states for `text`: its known exact count, an exact count if short, else an estimate
 /// (no lower than what is known, and no wider than the number the stub was planned with).
-fn stated(tokenizer: Tokenizer, text: &str, known: Option<usize>, at_least: usize) -> Elided {
+/// Densities remembered at most (the memo is cleared past this many texts).
+const DENSITY_MEMO_LIMIT: usize = 1 << 16;
+
+fn stated(
+    tokenizer: Tokenizer,
+    text: &str,
+    known: Option<usize>,
+    at_least: usize,
+    density: impl FnOnce() -> f64,
+) -> Elided {
     match known {
         Some(tokens) => Elided::Exact(tokens),
         None if text.len() <= EXACT_BYTES => Elided::Exact(tokenizer.count(text)),
         None => {
-            let estimate = Elided::estimated(sampled_density(&tokenizer, text, SAMPLES, SAMPLE_BYTES), text.len());
+            let estimate = Elided::estimated(density(), text.len());
             let widest = 10usize.saturating_pow(text.len().checked_ilog10().unwrap_or(0) + 1) - 1;
             match estimate {
                 Elided::About(number) => Elided::About(number.clamp(at_least.min(widest), widest)),
@@ -66,6 +75,21 @@ fn stated(tokenizer: Tokenizer, text: &str, known: Option<usize>, at_least: usiz
 }
 
 impl Packer {
+    /// Tokens per byte of a segment's text, sampled once per text.
+    fn density(&self, tokenizer: Tokenizer, segment: &Segment) -> f64 {
+        let hash = segment.content_hash;
+        let known = self.densities.lock().unwrap_or_else(PoisonError::into_inner).get(&hash).copied();
+        known.unwrap_or_else(|| {
+            let density = sampled_density(&tokenizer, &segment.text, SAMPLES, SAMPLE_BYTES);
+            let mut densities = self.densities.lock().unwrap_or_else(PoisonError::into_inner);
+            if densities.len() >= DENSITY_MEMO_LIMIT {
+                densities.clear();
+            }
+            densities.insert(hash, density);
+            density
+        })
+    }
+
     /// The stubs to use, if stubbing keeps units that would otherwise be evicted; `None` to pack as given.
     ///
     /// Plans once with every candidate stubbed, then gives the newest their text back while the room that
@@ -145,7 +169,8 @@ impl Packer {
             let (mut before, mut counted) = self.known_size(&known, segments, index);
             before = before.max(candidate.at_least);
             let at_least = before.saturating_sub(segment.overhead);
-            let number = stated(tokenizer, &segment.text, counted.then_some(at_least), at_least);
+            let density = || self.density(tokenizer, segment);
+            let number = stated(tokenizer, &segment.text, counted.then_some(at_least), at_least, density);
             if let Elided::Exact(tokens) = number {
                 (before, counted) = (tokens.saturating_add(segment.overhead), true);
             }
