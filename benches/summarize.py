@@ -23,7 +23,7 @@ def main(path: str) -> None:
         params = bench.get("params") or {}
         implementation = params.get("implementation", "?")
         size = params.get("size")
-        if bench["group"].startswith(("pack:", "one-shot:", "truncate")):
+        if bench["group"].startswith(("pack:", "one-shot:", "truncate", "messages", "tools")):
             continue
         group = bench["group"] + (f" ({size // 1_000_000} MB)" if size else "")
         groups[group][implementation] = {"mean": bench["stats"]["mean"], "bytes": bench["extra_info"].get("bytes", 0)}
