@@ -316,3 +316,15 @@ def test_a_huge_tool_result_stub_states_an_estimate_marked_as_such() -> None:
     number = int(stub.split(": ~", 1)[1].split(" tokens", 1)[0].replace(",", ""))
     exact = len(reference("o200k_base").encode_ordinary(messages[3]["content"]))
     assert abs(number - exact) < exact * 0.1, (number, exact)
+
+
+def test_replayed_at_8k_every_call_after_a_tool_result_sees_that_result() -> None:
+    lost = []
+    for transcript in _transcripts()[::4]:  # every fourth transcript: ~3,000 packs
+        messages = transcript["messages"]
+        for turn in range(1, len(messages)):
+            if messages[turn]["role"] == "assistant" and messages[turn - 1]["role"] == "tool":
+                packed = cs.pack_messages(messages[:turn], 8000)
+                if packed.decision(turn - 1).action == "evicted":
+                    lost.append((transcript["id"], turn))
+    assert not lost, lost[:5]
