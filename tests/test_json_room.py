@@ -3,9 +3,9 @@ limit of 50 tokens or more is valid JSON, within the limit, made of the original
 (what went is said by notes that count it), and uses at least 80% of the limit.
 
 Token counts come from tiktoken itself (``tests.reference.reference``: tiktoken's own encoder, built offline
-from a rank file checked against the official hash). At limits under 120 tokens a single note is a large
-part of the room, and a nested document can have nothing left that fits in what remains (showing any more
-of it costs a container, its own note and a member); there the allowance is one such stub's worth.
+from a rank file checked against the official hash). A note says how many items or members went, and in
+full also their tokens (``[… 12 items, ~345 tokens elided …]``); where room is tight (a full note is a
+good part of a small limit) it may say only the count (``[… 12 items …]``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import ctxsched
 from tests.reference import reference
 
 MARKER = "\n[… {n} tokens elided …]\n"
-NOTE = re.compile(r"\[… ([\d,]+) (items?|members?), ~?[\d,]+ tokens elided …\]")
-STUB = ',"key_0":["[… 99,999 items, ~9,990,000 tokens elided …]"]'
+# A note in full, or short (only the count): the two forms the Rust code writes.
+NOTE = re.compile(r"\[… ([\d,]+) (items?|members?)(?:, ~?[\d,]+ tokens elided)? …\]")
 
 WORDS = [
     "the", "status", "request", "ok", "failed", "user", "order", "item", "price", "total", "widget", "lorem",
@@ -169,8 +169,7 @@ def check(text: str, limit: int, original: Any = None) -> int:
     # Over the limit (a token is never longer than 256 bytes) and not kept whole: the room is used.
     over = len(text) > 256 * limit or tokens(text) > limit
     if over and reduced != original:
-        allowance = max(limit // 5, tokens(STUB))
-        assert limit - used <= allowance, f"only {used} of {limit} tokens used: {cut.text[:2000]}"
+        assert used >= 0.8 * limit, f"only {used} of {limit} tokens used: {cut.text[:2000]}"
     return used
 
 
@@ -240,4 +239,4 @@ def large(shape: str, size: int) -> tuple[str, Any]:
 def test_large_documents_use_their_room(shape: str, size: int, limit: int) -> None:
     text, document = large(shape, size)
     used = check(text, limit, document)
-    assert used >= 0.8 * limit or limit < 120
+    assert used >= 0.8 * limit

@@ -66,18 +66,38 @@ pub(crate) fn render(marker: &str, elided: Elided) -> String {
 /// default marker reads `[… 1,234 items, 56,789 tokens elided …]`. A marker without `{n}` is followed
 /// by both numbers in parentheses.
 pub(crate) fn render_note(marker: &str, count: usize, object: bool, elided: Elided) -> String {
+    let what = counted(count, object);
+    if marker.contains("{n}") {
+        marker.replace("{n}", &format!("{what}, {}", tokens(elided)))
+    } else {
+        format!("{marker} ({what}, {} tokens)", tokens(elided))
+    }
+}
+
+/// The short form of a note, for when room is tight: only how many items or members went, in the marker's
+/// decoration (what comes before its first `{n}`, and the run of non-alphanumeric characters that ends
+/// it): `[… 1,234 items …]` under the default marker, `<<12 members>>` under `<<{n} tokens cut>>`; a
+/// marker without `{n}` is followed by the count in brackets, `[cut] (2 members)`.
+pub(crate) fn render_short_note(marker: &str, count: usize, object: bool) -> String {
+    let what = counted(count, object);
+    match marker.split_once("{n}") {
+        Some((before, after)) => {
+            let words = after.trim_end_matches(|c: char| !c.is_alphanumeric()).len();
+            format!("{before}{what}{}", after.get(words..).unwrap_or_default())
+        }
+        None => format!("{marker} ({what})"),
+    }
+}
+
+/// `count` items or members, with thousands separators.
+fn counted(count: usize, object: bool) -> String {
     let noun = match (object, count) {
         (false, 1) => "item",
         (false, _) => "items",
         (true, 1) => "member",
         (true, _) => "members",
     };
-    let what = format!("{} {noun}", grouped(count));
-    if marker.contains("{n}") {
-        marker.replace("{n}", &format!("{what}, {}", tokens(elided)))
-    } else {
-        format!("{marker} ({what}, {} tokens)", tokens(elided))
-    }
+    format!("{} {noun}", grouped(count))
 }
 
 /// `elided` with thousands separators, and `~` for an estimate.
@@ -134,6 +154,10 @@ mod tests {
         assert_eq!(note, "[… 1,234 items, ~56,700 tokens elided …]");
         assert_eq!(render_note("[{n} cut]", 1, true, Elided::Exact(3)), "[1 member, 3 cut]");
         assert_eq!(render_note("[cut]", 2, true, Elided::Exact(3)), "[cut] (2 members, 3 tokens)");
+        assert_eq!(render_short_note(DEFAULT_MARKER.trim(), 1234, false), "[… 1,234 items …]");
+        assert_eq!(render_short_note("<<{n} tokens cut>>", 1, true), "<<1 member>>");
+        assert_eq!(render_short_note("{n} tokens cut", 2, false), "2 items");
+        assert_eq!(render_short_note("[cut]", 2, true), "[cut] (2 members)");
     }
 
     #[test]

@@ -18,10 +18,11 @@ fn log(lines: usize) -> String {
 /// Every value of `reduced` is a value of `original` (strings may be shortened around a marker), or a note.
 fn derived(reduced: &Value, original: &Value) -> bool {
     match (reduced, original) {
-        (Value::String(text), _) if text.contains("tokens elided") => true,
+        // A cut string, or a note (in full, or short: `[… 12 items …]`).
+        (Value::String(text), _) if text.contains("tokens elided") || is_note(text) => true,
         (Value::String(text), Value::String(whole)) => text == whole,
         (Value::Array(items), Value::Array(whole)) => items.iter().all(|item| {
-            item.as_str().is_some_and(|note| note.contains("elided"))
+            item.as_str().is_some_and(|note| note.contains("elided") || is_note(note))
                 || whole.iter().any(|candidate| derived(item, candidate))
         }),
         (Value::Object(members), Value::Object(whole)) => members.iter().all(|(key, value)| {
@@ -29,6 +30,16 @@ fn derived(reduced: &Value, original: &Value) -> bool {
         }),
         (reduced, original) => reduced == original,
     }
+}
+
+/// Whether `text` is a short JSON note, which says only how many items or members went.
+fn is_note(text: &str) -> bool {
+    text.strip_prefix("[… ").and_then(|inner| inner.strip_suffix(" …]")).is_some_and(|what| {
+        what.split_once(' ').is_some_and(|(count, noun)| {
+            count.chars().all(|c| c.is_ascii_digit() || c == ',')
+                && ["item", "items", "member", "members"].contains(&noun)
+        })
+    })
 }
 
 #[test]

@@ -23,7 +23,8 @@
 //!
 //! What is left out is said by the elision marker, as a JSON string: in an array as an item, in an
 //! object as the value of the key `"…"` (more `…` if the object has that key), both naming how many
-//! items or members went and their tokens (`[… 1,234 items, 56,789 tokens elided …]`); inside a string
+//! items or members went and their tokens (`[… 1,234 items, 56,789 tokens elided …]`), or, when full
+//! notes leave much of a small limit unused, only how many (`[… 1,234 items …]`; see `json`); inside a string
 //! as part of it; for a container too deep, or with no room for any member, inside the container alone.
 //! The output is compact (no whitespace outside strings): the original's indentation is not worth tokens.
 
@@ -49,6 +50,9 @@ const STEPS: usize = 14;
 const MAX_BUDGET_FACTOR: usize = 8;
 /// A rendering within `1 / CLOSE_ENOUGH` of the limit ends the search.
 const CLOSE_ENOUGH: usize = 50;
+/// Short notes (only how many went) are also tried when full ones leave a cut under this percentage of
+/// the limit.
+const SHORT_NOTES_UNDER: usize = 90;
 
 /// `text` reduced to at most `max_tokens` tokens as valid JSON, or why it cannot be.
 pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker: &str) -> Result<String, String> {
@@ -68,19 +72,55 @@ pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker:
     if let Some(listing) = listing {
         reducer.listed(0, listing);
     }
-    let mut best: Option<(String, usize)> = None;
+    // Full notes first; where they leave much of the room unused (a note is a good part of a small
+    // limit), short ones too, and the better fit of the two.
+    let mut best = search(&mut reducer, max_tokens);
+    if best.as_ref().is_none_or(|found| {
+        !found.whole && found.tokens.saturating_mul(100) < max_tokens.saturating_mul(SHORT_NOTES_UNDER)
+    }) {
+        reducer.short_notes = true;
+        if let Some(short) = search(&mut reducer, max_tokens) {
+            if best.as_ref().is_none_or(|found| short.tokens > found.tokens) {
+                best = Some(short);
+            }
+        }
+    }
+    if let Some(best) = best {
+        return Ok(best.text);
+    }
+    // Nothing fitted on the way: the smallest rendering there is (the root's short note), if it fits.
+    let smallest = reducer.render(0);
+    if tokenizer.fits(&smallest, max_tokens) {
+        return Ok(smallest);
+    }
+    Err(format!("no reduced form of this JSON fits in {max_tokens} tokens"))
+}
+
+/// A rendering within the limit, its tokens, and whether it is the whole document.
+struct Found {
+    text: String,
+    tokens: usize,
+    whole: bool,
+}
+
+/// The best rendering within `max_tokens` found by searching the root budget: one that is whole or within
+/// `1 / CLOSE_ENOUGH` of the limit ends the search, or the most tokens after `STEPS` renderings.
+fn search(reducer: &mut Reducer, max_tokens: usize) -> Option<Found> {
+    let tokenizer = reducer.tokenizer;
+    let mut best: Option<Found> = None;
     let (mut fits, mut too_big) = (None, None);
     let mut budget = max_tokens;
     for _ in 0..STEPS {
-        let rendered = reducer.render(budget);
-        let tokens = tokenizer.count(&rendered);
+        let text = reducer.render(budget);
+        let tokens = tokenizer.count(&text);
         if tokens <= max_tokens {
             fits = Some(budget);
-            if reducer.is_whole(budget) || (max_tokens - tokens) * CLOSE_ENOUGH <= max_tokens {
-                return Ok(rendered);
+            let whole = reducer.is_whole(budget);
+            if whole || (max_tokens - tokens) * CLOSE_ENOUGH <= max_tokens {
+                return Some(Found { text, tokens, whole });
             }
-            if best.as_ref().is_none_or(|(_, most)| tokens > *most) {
-                best = Some((rendered, tokens));
+            if best.as_ref().is_none_or(|found| tokens > found.tokens) {
+                best = Some(Found { text, tokens, whole });
             }
         } else {
             too_big = Some(budget);
@@ -90,15 +130,7 @@ pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker:
             None => break,
         }
     }
-    if let Some((best, _)) = best {
-        return Ok(best);
-    }
-    // Nothing fitted on the way: the smallest rendering there is (the root's note), if it fits.
-    let smallest = reducer.render(0);
-    if tokenizer.fits(&smallest, max_tokens) {
-        return Ok(smallest);
-    }
-    Err(format!("no reduced form of this JSON fits in {max_tokens} tokens"))
+    best
 }
 
 /// The next root budget to try: while only budgets that fit (or only ones that do not) are known, where

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use super::render::Reducer;
 use super::scan::{Member, Span};
 use super::BRACKETS;
-use crate::truncation::marker::{render_note, Elided};
+use crate::truncation::marker::{render_note, render_short_note, Elided};
 
 /// Tokens of the `,` before a member.
 const SEPARATOR: usize = 1;
@@ -293,7 +293,11 @@ impl Reducer<'_, '_> {
     /// Tokens of the note for a container of `count` members spanning `span`, at its widest.
     fn note_estimate(&self, span: Span, count: usize, object: bool) -> usize {
         // About three bytes a token: the number is about as long as it will be.
-        let note = render_note(self.note_marker, count, object, Elided::Exact(span.len() / 3));
+        let note = if self.short_notes {
+            render_short_note(self.note_marker, count, object)
+        } else {
+            render_note(self.note_marker, count, object, Elided::Exact(span.len() / 3))
+        };
         let note = serde_json::to_string(&note).unwrap_or_default();
         let key = if object { self.tokenizer.count("\"…\":") } else { 0 };
         self.tokenizer.count(&note) + SEPARATOR + key

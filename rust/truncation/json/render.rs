@@ -7,7 +7,7 @@ use super::plan::{Plan, Show};
 use super::scan::{Document, Listing, Span};
 use super::MAX_DEPTH;
 use crate::tokenizer::Tokenizer;
-use crate::truncation::marker::{density, render, render_note, Elided, EXACT_LIMIT};
+use crate::truncation::marker::{density, render, render_note, render_short_note, Elided, EXACT_LIMIT};
 use crate::truncation::middle::middle;
 
 /// Elided regions in notes up to this size are counted exactly (there can be many notes).
@@ -22,6 +22,9 @@ const MIN_KEPT: usize = 6;
 /// Tries at cutting a string whose escapes make it longer than its share once encoded.
 const STRING_TRIES: usize = 3;
 
+/// What a note is for: its regions' start, end and bytes, how many members, and whether it is short.
+type NoteKey = (usize, usize, usize, usize, bool);
+
 /// A cut string, as JSON, and its tokens.
 struct Cut {
     json: String,
@@ -35,6 +38,8 @@ pub(super) struct Reducer<'a, 't> {
     /// The marker inside cut strings, and trimmed for notes.
     marker: &'a str,
     pub(super) note_marker: &'a str,
+    /// Whether notes that count what went say only that (`render_short_note`), for tight room.
+    pub(super) short_notes: bool,
     /// Members kept at each end of a listed container.
     keep: usize,
     /// The smallest share worth giving a string that has to be cut (the marker and `MIN_KEPT` tokens);
@@ -47,8 +52,8 @@ pub(super) struct Reducer<'a, 't> {
     /// Decoded strings by start (`None` when they do not decode), and cuts by (start, share).
     pub(super) decoded: FxHashMap<usize, Option<String>>,
     cuts: FxHashMap<(usize, usize), Cut>,
-    /// Notes (as JSON) and their tokens by (regions' start, end and bytes, members).
-    notes: FxHashMap<(usize, usize, usize, usize), (String, usize)>,
+    /// Notes (as JSON) and their tokens by (regions' start, end and bytes, members, short).
+    notes: FxHashMap<NoteKey, (String, usize)>,
     /// The key of each object's note, by the object's start.
     note_keys: FxHashMap<usize, String>,
     density: Option<f64>,
@@ -65,6 +70,7 @@ impl<'a, 't> Reducer<'a, 't> {
             document,
             marker,
             note_marker: marker.trim(),
+            short_notes: false,
             keep,
             min_share,
             listings: FxHashMap::default(),
@@ -217,24 +223,32 @@ impl<'a, 't> Reducer<'a, 't> {
     fn note(&mut self, gaps: &[Span], count: Option<usize>, object: bool) -> (String, usize) {
         let bytes: usize = gaps.iter().map(|gap| gap.len()).sum();
         let (first, last) = (gaps.first().map_or(0, |gap| gap.start), gaps.last().map_or(0, |gap| gap.end));
-        let key = (first, last, bytes, count.unwrap_or(usize::MAX));
+        let key = (first, last, bytes, count.unwrap_or(usize::MAX), self.short_notes);
         if let Some((note, tokens)) = self.notes.get(&key) {
             return (note.clone(), *tokens);
         }
+        let text = match count {
+            Some(count) if self.short_notes => render_short_note(self.note_marker, count, object),
+            _ => self.full_note(gaps, bytes, count, object),
+        };
+        let note = serde_json::to_string(&text).unwrap_or_else(|_| String::from("\"\""));
+        let note_tokens = self.tokenizer.count(&note);
+        self.notes.insert(key, (note.clone(), note_tokens));
+        (note, note_tokens)
+    }
+
+    /// The note's text in full: the marker with how many members went (if known) and their tokens.
+    fn full_note(&mut self, gaps: &[Span], bytes: usize, count: Option<usize>, object: bool) -> String {
         let tokens = if bytes <= NOTE_EXACT_LIMIT {
             Elided::Exact(gaps.iter().map(|gap| self.tokenizer.count(self.document.get(*gap))).sum())
         } else {
             let density = *self.density.get_or_insert_with(|| density(self.tokenizer, self.document.text));
             Elided::estimated(density, bytes)
         };
-        let text = match count {
+        match count {
             Some(count) => render_note(self.note_marker, count, object, tokens),
             None => render(self.note_marker, tokens),
-        };
-        let note = serde_json::to_string(&text).unwrap_or_else(|_| String::from("\"\""));
-        let note_tokens = self.tokenizer.count(&note);
-        self.notes.insert(key, (note.clone(), note_tokens));
-        (note, note_tokens)
+        }
     }
 
     /// A key for the note of the object at `start` that none of its listed keys has (compared decoded).
