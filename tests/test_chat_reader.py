@@ -376,3 +376,10 @@ def test_anthropic_blocks_that_cannot_be_read_raise_naming_the_message() -> None
     }
     with pytest.raises(cs.MessageFormatError, match=r"messages\[0\] has tool_result block 0 with content of type int"):
         cs.pack_messages(bad_result, 1_000, format="anthropic")
+
+
+def test_budgets_below_the_reserve_say_so() -> None:
+    with pytest.raises(cs.BudgetError, match="a budget of 2 tokens leaves no room: the output reserve"):
+        cs.pack_messages([{"role": "user", "content": "go"}], 2)
+    with pytest.raises(cs.BudgetError, match="the mandatory set needs"):
+        cs.pack_messages([{"role": "user", "content": "go"}], 4)

@@ -172,7 +172,12 @@ def _pack(
     tools: list[tuple[str, int]],
 ) -> PackedMessages:
     usable = budget - policy.reserve_output - accounting.reply_priming
-    if reserved > usable:
+    if usable < 0:
+        raise BudgetError(
+            f"a budget of {budget:,} tokens leaves no room: the output reserve ({policy.reserve_output:,}) and the "
+            f"reply priming ({accounting.reply_priming}) alone need {budget - usable:,}"
+        )
+    if reserved and reserved > usable:
         named = ", ".join(f"{name} ({tokens:,} tokens)" for name, tokens in tools)
         raise BudgetError(
             f"the tool definitions alone need {reserved:,} tokens but only {max(usable, 0):,} are usable (budget "
