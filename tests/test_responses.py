@@ -38,7 +38,8 @@ def reference_count(items: list[dict[str, Any]]) -> int:
     return total
 
 
-def check_valid(items: list[dict[str, Any]], out: list[dict[str, Any]]) -> None:
+def check_valid(items: list[dict[str, Any]], packed: cs.PackedMessages) -> None:
+    out = packed.messages
     open_calls: dict[str, int] = {}
     for item in out:
         if item.get("type") == "function_call":
@@ -47,12 +48,19 @@ def check_valid(items: list[dict[str, Any]], out: list[dict[str, Any]]) -> None:
             assert open_calls.get(item["call_id"], 0) > 0, "an output without its call"
             open_calls[item["call_id"]] -= 1
     assert not any(open_calls.values()), "a call without its output"
-    # A reasoning item is followed by what followed it.
-    position = {id(item): index for index, item in enumerate(items)}
-    for index, item in enumerate(out):
-        if item.get("type") == "reasoning" and position[id(item)] + 1 < len(items):
-            assert index + 1 < len(out)
-            assert position.get(id(out[index + 1])) == position[id(item)] + 1
+    # A reasoning item is followed by what followed it (whole or cut: by input position, not identity).
+    assert len(packed.indices) == len(out)
+    for position, index in enumerate(packed.indices):
+        if items[index].get("type") == "reasoning" and index + 1 < len(items):
+            assert position + 1 < len(out)
+            assert packed.indices[position + 1] == index + 1
+        if out[position] is not items[index]:  # a copy: only its content or output changed
+            changed = {
+                key
+                for key in out[position].keys() | items[index].keys()
+                if out[position].get(key) != items[index].get(key)
+            }
+            assert changed <= {"content", "output"}, changed
 
 
 text = st.builds(words, st.integers(0, 500))
@@ -100,7 +108,7 @@ def test_items_pack_valid_and_exact(items: list[dict[str, Any]], budget: int) ->
     except cs.BudgetError:
         return
     assert packed.tokens == reference_count(packed.messages) <= budget
-    check_valid(items, packed.messages)
+    check_valid(items, packed)
 
 
 def test_outputs_are_cut_under_their_output_key_and_kept_items_are_the_callers() -> None:

@@ -182,6 +182,29 @@ fn group_turns(messages: &[Message], linked: &mut Linked) {
             }
         }
     }
+    join_trailing_reasoning(messages, linked);
+}
+
+/// A reasoning item that ends a run of the model's output (what follows it is not the model's: a user
+/// message, say) still stays with the item that follows it: that item's turn, or a turn of the two.
+fn join_trailing_reasoning(messages: &[Message], linked: &mut Linked) {
+    for (index, message) in messages.iter().enumerate() {
+        let next = index + 1;
+        let follows = messages.get(next).is_some_and(|next| !next.model_output);
+        if message.role != super::Role::Reasoning || !follows || !linked.kept(index) || !linked.kept(next) {
+            continue;
+        }
+        let turn = linked.turns.get(next).copied().flatten().unwrap_or(index);
+        let own = linked.turns.get(index).copied().flatten();
+        // Everything already in the reasoning item's turn moves with it.
+        for slot in &mut linked.turns {
+            if own.is_some() && *slot == own {
+                *slot = Some(turn);
+            }
+        }
+        set(&mut linked.turns, index, Some(turn));
+        set(&mut linked.turns, next, Some(turn));
+    }
 }
 
 /// `slots[index] = value`, for an index known to be in range.
@@ -286,5 +309,14 @@ mod tests {
         ];
         let Ok(linked) = link(&messages, false) else { panic!("a valid conversation") };
         assert_eq!(linked.turns, [None, Some(1), Some(1), Some(1), Some(1), Some(1), Some(6), Some(6)]);
+    }
+
+    #[test]
+    fn a_reasoning_item_before_a_user_message_stays_with_it() {
+        let mut reasoning = Message::new(Role::Reasoning, "");
+        reasoning.model_output = true;
+        let messages = vec![Message::new(Role::User, "go"), reasoning, Message::new(Role::User, "and?")];
+        let Ok(linked) = link(&messages, false) else { panic!("a valid conversation") };
+        assert_eq!(linked.turns, [None, Some(1), Some(1)]);
     }
 }
