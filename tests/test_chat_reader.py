@@ -383,3 +383,16 @@ def test_budgets_below_the_reserve_say_so() -> None:
         cs.pack_messages([{"role": "user", "content": "go"}], 2)
     with pytest.raises(cs.BudgetError, match="the mandatory set needs"):
         cs.pack_messages([{"role": "user", "content": "go"}], 4)
+
+
+def test_tool_definitions_may_be_pydantic_objects_and_must_be_json_data() -> None:
+    from pydantic import BaseModel
+
+    class Tool(BaseModel):
+        type: str
+        function: dict[str, Any]
+
+    as_objects = [Tool.model_validate(tool) for tool in TOOLS]
+    assert cs.count_messages([], tools=as_objects) == cs.count_messages([], tools=TOOLS) == 3 + reference_tools(TOOLS)
+    with pytest.raises(TypeError, match="tools must be JSON data"):
+        cs.count_messages([], tools=[{"type": "function", "function": {"name": "f", "x": object()}}])

@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module, checked against it by ``mypy.stubtest``."""
 
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any, Literal, Protocol, TypeAlias, final
 
 __all__ = [
@@ -488,7 +488,7 @@ def chat_tokens(
     """Per message: (role, content tokens, other tokens, a preview of the content); no reply priming."""
 
 def count_tools(
-    tools: str,
+    tools: Sequence[Any],
     tokenizer: Tokenizer,
     func_init: int,
     prop_init: int,
@@ -497,7 +497,13 @@ def count_tools(
     enum_item: int,
     func_end: int,
 ) -> tuple[int, list[tuple[str, int]]]:
-    """Tokens of tool definitions (a JSON list) by the cookbook recipe: the total, and (name, tokens) each."""
+    """Tokens of tool definitions by the cookbook recipe: the total, and (name, tokens) each.
+
+    The definitions are dicts or the SDKs' objects.
+
+    Raises:
+        TypeError: not a list of tool definitions, or one that is not JSON data.
+    """
 
 def image_part_tokens(part: Mapping[str, Any], accounting: _Accounting) -> int:
     """OpenAI's cost of an image part (``image_url`` or ``input_image``)."""

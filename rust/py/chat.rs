@@ -329,13 +329,13 @@ pub(crate) fn chat_tokens(
     Ok(rows)
 }
 
-/// The tokens of tool definitions (a JSON list), by the cookbook recipe with these constants: the total,
-/// and (name, tokens) per tool.
+/// The tokens of tool definitions (a list of dicts or the SDKs' pydantic objects), by the cookbook recipe
+/// with these constants: the total, and (name, tokens) per tool.
 #[pyfunction]
 #[pyo3(signature = (tools, tokenizer, func_init, prop_init, prop_key, enum_init, enum_item, func_end))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn count_tools(
-    tools: &str,
+    tools: &Bound<'_, PyAny>,
     tokenizer: PyRef<'_, PyTokenizer>,
     func_init: i64,
     prop_init: i64,
@@ -344,8 +344,30 @@ pub(crate) fn count_tools(
     enum_item: i64,
     func_end: i64,
 ) -> PyResult<(usize, Vec<(String, usize)>)> {
+    let py = tools.py();
+    let items: Vec<Bound<'_, PyAny>> = match (tools.cast::<PyList>(), tools.cast::<pyo3::types::PyTuple>()) {
+        (Ok(list), _) => list.iter().collect(),
+        (_, Ok(tuple)) => tuple.iter().collect(),
+        _ => {
+            let problem = format!("tools must be a list of tool definitions, not {}", type_name(tools));
+            return Err(pyo3::exceptions::PyTypeError::new_err(problem));
+        }
+    };
+    let mut plain = Vec::with_capacity(items.len());
+    for item in items {
+        plain.push(as_dict(&item)?.map_or(item, Bound::into_any));
+    }
+    let text: String = py
+        .import(intern!(py, "json"))?
+        .call_method1(intern!(py, "dumps"), (PyList::new(py, plain)?,))
+        .and_then(|text| text.extract())
+        .map_err(|error| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "tools must be JSON data (dicts, lists, str, numbers): {error}"
+            ))
+        })?;
     let accounting = ToolAccounting { func_init, prop_init, prop_key, enum_init, enum_item, func_end };
-    let count = count_tool_definitions(tools, tokenizer.inner, accounting)?;
+    let count = count_tool_definitions(&text, tokenizer.inner, accounting)?;
     Ok((count.total, count.tools))
 }
 

@@ -10,7 +10,6 @@ the configured estimates. Tool definitions cost OpenAI's cookbook recipe (``Tool
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,13 +56,6 @@ class ToolAccounting(BaseModel):
     func_end: int = 12
 
 
-def _plain(value: Any) -> Any:
-    """A tool definition as JSON data: pydantic models (the SDKs' tool params) through ``model_dump``."""
-    if hasattr(value, "model_dump") and not isinstance(value, Mapping):
-        return value.model_dump(exclude_none=True)
-    return value
-
-
 def tool_tokens(
     tools: Sequence[Any] | None, tokenizer: Tokenizer, accounting: ToolAccounting | None = None
 ) -> tuple[int, list[tuple[str, int]]]:
@@ -79,12 +71,8 @@ def tool_tokens(
     if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
         raise TypeError(f"tools must be a list of tool definitions, not {type(tools).__name__}")
     accounting = accounting or ToolAccounting()
-    try:
-        text = json.dumps([_plain(tool) for tool in tools], ensure_ascii=False)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"tools must be JSON data (dicts, lists, str, numbers): {error}") from None
     constants = (accounting.func_init, accounting.prop_init, accounting.prop_key, accounting.enum_init)
-    return _count_tools(text, tokenizer, *constants, accounting.enum_item, accounting.func_end)
+    return _count_tools(list(tools), tokenizer, *constants, accounting.enum_item, accounting.func_end)
 
 
 def count_messages(
