@@ -23,7 +23,7 @@ def main(path: str) -> None:
         params = bench.get("params") or {}
         implementation = params.get("implementation", "?")
         size = params.get("size")
-        if bench["group"].startswith(("pack:", "one-shot:", "truncate", "messages", "tools")):
+        if bench["group"].startswith(("pack:", "one-shot:", "truncate", "messages", "tools", "session")):
             continue
         group = bench["group"] + (f" ({size // 1_000_000} MB)" if size else "")
         groups[group][implementation] = {"mean": bench["stats"]["mean"], "bytes": bench["extra_info"].get("bytes", 0)}
@@ -97,6 +97,7 @@ def main(path: str) -> None:
             print(f"- {name}: {mean * 1e3:,.2f} ms{ratio}")
 
     _messages_table(data)
+    _session_table(data)
 
     package = Path(ctxsched.__file__).parent
     size = sum(file.stat().st_size for file in package.rglob("*") if file.is_file())
@@ -125,6 +126,33 @@ def _messages_table(data: dict[str, Any]) -> None:
             )
             invalid = f"{row['invalid_outputs']} of {row['packs']}" if "packs" in row else "—"
             print(f"| {name} | {warm} | {cold} | {invalid} | {row.get('median_utilisation', '—')} |")
+
+
+def _session_table(data: dict[str, Any]) -> None:
+    """The prompt-cache benchmark (``benches/test_bench_session.py``): one row per implementation and budget."""
+    rows = [bench for bench in data["benchmarks"] if bench["group"].startswith("session")]
+    if not rows:
+        return
+    rows.sort(key=lambda bench: bench["params"]["budget"])  # stable: in the order they ran
+    transcripts = rows[0]["extra_info"].get("transcripts", "?")
+    print(f"\nsession: the agent loop of the {transcripts} largest transcripts, prompt cache at 10% for hits:\n")
+    print("| packer | budget | calls | invalid | median utilisation | reuse | amplification | cost per call "
+          "| per turn (mean / median) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for bench in rows:
+        info = bench["extra_info"]
+        cells = [
+            bench["params"]["implementation"], f"{bench['params']['budget']:,}", _cell(info, "calls"),
+            _cell(info, "invalid_calls"), _cell(info, "median_utilisation"), _cell(info, "reuse", "{:.1%}"),
+            _cell(info, "amplification", "{:.2f}x"), _cell(info, "cost_per_call", "{:,.0f}"),
+            f"{_cell(info, 'ms_per_turn_mean', '{:,.2f}')} / {_cell(info, 'ms_per_turn_median', '{:,.2f}')} ms",
+        ]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
+
+
+def _cell(info: dict[str, Any], name: str, fmt: str = "{}") -> str:
+    value = info.get(name)
+    return "—" if value is None else fmt.format(value)
 
 
 if __name__ == "__main__":

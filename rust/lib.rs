@@ -10,6 +10,7 @@ mod error;
 mod packer;
 mod policy;
 mod segment;
+mod session;
 mod tokenizer;
 mod truncation;
 
@@ -17,12 +18,13 @@ mod truncation;
 mod py;
 
 pub use chat::{
-    anthropic_image_tokens, count_tools, image_size, image_tokens, link, segments, Accounting, Answer, ChatSegments,
-    ImageDetail, Linked, Message, Role, ToolAccounting, ToolCall, ToolCount, TOOL_CALL_KIND,
+    anthropic_image_tokens, check_growing, count_tools, image_size, image_tokens, link, segments, Accounting, Answer,
+    ChatSegments, ImageDetail, Linked, Message, Planned, Role, ToolAccounting, ToolCall, ToolCount, TOOL_CALL_KIND,
 };
 pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
+pub use session::{CacheReport, Marks, Session, SessionPack, Settings, FIRST_PACK};
 pub use tokenizer::{Encoding, Keep, Tokenizer};
 pub use truncation::{Strategy, Truncated, DEFAULT_MARKER};

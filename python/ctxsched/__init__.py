@@ -4,6 +4,7 @@ Exact, offline token counting and an allocator that packs prompt segments into a
 """
 
 from ctxsched._core import (
+    CacheReport,
     Decision,
     EvictedSegment,
     KindUsage,
@@ -40,13 +41,16 @@ if TYPE_CHECKING:
         count_messages,
         pack_messages,
     )
-    from ctxsched.policy import Policy, Quota
+    from ctxsched.policy import Policy, Quota, Watermarks
     from ctxsched.scheduler import Scheduler, Truncator
+    from ctxsched.session import Session
 
 # The policy layer imports pydantic (~0.3 s). Import it on first use, so that counting alone starts fast.
 _LAZY = {
     "Policy": "ctxsched.policy",
     "Quota": "ctxsched.policy",
+    "Watermarks": "ctxsched.policy",
+    "Session": "ctxsched.session",
     "Scheduler": "ctxsched.scheduler",
     "Truncator": "ctxsched.scheduler",
     "AnthropicAccounting": "ctxsched.formats",
@@ -72,6 +76,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AnthropicAccounting",
     "BudgetError",
+    "CacheReport",
     "ChatAccounting",
     "ContextSchedError",
     "Decision",
@@ -89,6 +94,7 @@ __all__ = [
     "Quota",
     "Scheduler",
     "Segment",
+    "Session",
     "TokenCounter",
     "Tokenizer",
     "TokenizerError",
@@ -97,6 +103,7 @@ __all__ = [
     "Truncated",
     "Truncator",
     "UnknownEncodingError",
+    "Watermarks",
     "__version__",
     "as_token_counter",
     "chat_policy",

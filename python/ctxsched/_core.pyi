@@ -4,6 +4,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any, Literal, Protocol, TypeAlias, final
 
 __all__ = [
+    "CacheReport",
+    "ChatSession",
     "Decision",
     "EvictedSegment",
     "KindUsage",
@@ -464,6 +466,68 @@ class PackedChat:
 
     @property
     def note(self) -> str | None: ...
+
+@final
+class CacheReport:
+    """What a ``Session`` pack kept of the previous prompt, as the provider's prefix cache sees it."""
+
+    @property
+    def prefix_tokens(self) -> int:
+        """Tokens at the start of this prompt identical to the previous prompt's (tool definitions included)."""
+
+    @property
+    def first_change(self) -> int | None:
+        """The position in ``messages`` of the first message that differs (``None``: none does)."""
+
+    @property
+    def reason(self) -> str | None:
+        """Why it differs: the first pack, a new epoch, a new pin, or a fresh pack."""
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this prompt belongs to (1 after the first pack)."""
+
+    @property
+    def frozen_messages(self) -> int:
+        """Leading messages kept from before the current epoch's cut point."""
+
+    @property
+    def message_tokens(self) -> list[int]:
+        """Tokens of each packed message, in order."""
+
+    def describe(self) -> str:
+        """One line: the prefix kept, where the prompt changed and why, the epoch."""
+
+@final
+class ChatSession:
+    """One conversation's state between packs (``ctxsched.Session`` wraps it)."""
+
+    def __new__(
+        cls,
+        packer: Packer,
+        budget: int,
+        accounting: _Accounting,
+        *,
+        format: str = "openai",
+        reserved: int = 0,
+        high: float = 1.0,
+        low: float = 0.8,
+        recent: float = 0.1,
+    ) -> ChatSession: ...
+    def extend(self, messages: object) -> None:
+        """Read and append messages; nothing is appended if one is malformed (``MessageFormatError``)."""
+
+    def pack(self) -> tuple[PackedChat, CacheReport]:
+        """Pack the conversation; on error the session is as it was."""
+
+    def __len__(self) -> int: ...
+    @property
+    def pending(self) -> int:
+        """Messages appended since the last pack."""
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (0 before the first pack)."""
 
 def pack_chat(
     messages: object,

@@ -9,7 +9,15 @@ from typing import Annotated, Any, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["BUILTIN_TRUNCATION", "DEFAULT_PRIORITIES", "DEFAULT_TRUNCATION", "Amount", "Policy", "Quota"]
+__all__ = [
+    "BUILTIN_TRUNCATION",
+    "DEFAULT_PRIORITIES",
+    "DEFAULT_TRUNCATION",
+    "Amount",
+    "Policy",
+    "Quota",
+    "Watermarks",
+]
 
 #: A size: an ``int`` number of tokens, or a ``float`` fraction (0 to 1) of the usable budget.
 Amount: TypeAlias = Annotated[int, Field(ge=0, strict=True)] | Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
@@ -63,6 +71,29 @@ class Quota(BaseModel):
         return self
 
 
+class Watermarks(BaseModel):
+    """When a ``Session`` starts a new epoch.
+
+    Fractions of the usable budget (what is left after the output reserve, the reply priming and the tool
+    definitions). Within an epoch the prompt is the previous prompt plus the new messages; a pack that
+    would pass ``high`` starts a new epoch, packed down to ``low`` in one step, with at least ``recent`` of
+    the newest tokens kept whole behind the point where the prompt changes. The defaults were measured on
+    the agent loop of ``benches/test_bench_session.py`` (see the README).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    high: float = Field(default=1.0, gt=0.0, le=1.0, strict=True)
+    low: float = Field(default=0.8, gt=0.0, le=1.0, strict=True)
+    recent: float = Field(default=0.1, ge=0.0, le=1.0, strict=True)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.recent <= self.low <= self.high:
+            raise ValueError(f"watermarks need recent <= low <= high, not {self.recent}, {self.low}, {self.high}")
+        return self
+
+
 class Policy(BaseModel):
     """How the scheduler shares the budget between kinds of segments.
 
@@ -94,6 +125,10 @@ class Policy(BaseModel):
         default="\n[… {n} tokens elided …]\n",
         description="What middle, lines and json truncation put where they cut; {n} becomes the number of "
         "tokens elided (with ~ when estimated).",
+    )
+
+    watermarks: Watermarks = Field(
+        default_factory=Watermarks, description="A Session's epochs: the high and low watermarks, the recent window."
     )
 
     @classmethod

@@ -43,6 +43,32 @@ type CallKey<'a> = Option<&'a str>;
 
 /// Link `messages`; see the module docs.
 pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
+    let (mut linked, open) = answer(messages, repair)?;
+    let mut unanswered: Vec<(usize, usize)> = open.into_values().flatten().collect();
+    unanswered.sort_unstable();
+    if let Some(&(index, number)) = unanswered.first() {
+        if !repair {
+            let call = describe_call(messages, index, number);
+            let problem = format!("has {call} with no result after it");
+            return Err(SchedError::MessageFormat { index: Some(number_of(messages, index)), problem });
+        }
+        remove_calls(messages, &unanswered, &mut linked);
+    }
+    group_turns(messages, &mut linked);
+    Ok(linked)
+}
+
+/// Check a conversation that is still growing: every result must answer an earlier call, but calls may
+/// still wait for their results.
+pub fn check_growing(messages: &[Message]) -> Result<()> {
+    answer(messages, false).map(|_| ())
+}
+
+/// Unanswered calls by id, nearest last.
+type Open<'a> = FxHashMap<CallKey<'a>, Vec<(usize, usize)>>;
+
+/// Match each result to the call it answers; what is left open.
+fn answer(messages: &[Message], repair: bool) -> Result<(Linked, Open<'_>)> {
     let count = messages.len();
     let mut linked = Linked {
         dropped: vec![false; count],
@@ -50,8 +76,8 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
         answers: vec![None; count],
         ..Linked::default()
     };
-    // Unanswered calls by id, nearest last; ids seen at all, to say why a result answers nothing.
-    let mut open: FxHashMap<CallKey<'_>, Vec<(usize, usize)>> = FxHashMap::default();
+    // Ids seen at all, to say why a result answers nothing.
+    let mut open: Open<'_> = FxHashMap::default();
     let mut seen: FxHashSet<CallKey<'_>> = FxHashSet::default();
     for (at, message) in messages.iter().enumerate() {
         for (number, call) in message.calls.iter().enumerate() {
@@ -78,18 +104,7 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
         set(&mut linked.dropped, at, true);
         linked.repairs.push(format!("dropped message {index}, {what} that {problem}"));
     }
-    let mut unanswered: Vec<(usize, usize)> = open.into_values().flatten().collect();
-    unanswered.sort_unstable();
-    if let Some(&(index, number)) = unanswered.first() {
-        if !repair {
-            let call = describe_call(messages, index, number);
-            let problem = format!("has {call} with no result after it");
-            return Err(SchedError::MessageFormat { index: Some(number_of(messages, index)), problem });
-        }
-        remove_calls(messages, &unanswered, &mut linked);
-    }
-    group_turns(messages, &mut linked);
-    Ok(linked)
+    Ok((linked, open))
 }
 
 /// What errors and repairs call message `index`.

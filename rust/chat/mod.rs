@@ -11,13 +11,16 @@
 
 mod image;
 mod link;
+mod plan;
 mod segments;
 mod tools;
 
 use std::sync::Arc;
 
 pub use image::{anthropic_image_tokens, image_size, image_tokens, ImageDetail};
-pub use link::{link, Linked};
+pub use link::{check_growing, link, Linked};
+pub(crate) use plan::{is_infeasible, pack_segments, plan_linked};
+pub use plan::{plan, Planned};
 pub use segments::{segments, ChatSegments};
 pub use tools::{count_tools, ToolAccounting, ToolCount};
 

@@ -385,6 +385,23 @@ impl Packer {
         fits.then_some(total)
     }
 
+    /// The size of `segment` (text and overhead) if it is at most `limit`, else more than `limit`: counted
+    /// no further than a decision about `limit` needs, with the memo.
+    pub fn size_up_to(&self, segment: &Segment, limit: usize) -> usize {
+        let Some(tokenizer) = self.tokenizer else { return segment.overhead };
+        let known = self.remembered(std::slice::from_ref(segment)).pop().flatten();
+        let count = match known {
+            Some(count) if count.exact || count.tokens.saturating_add(segment.overhead) > limit => count,
+            known => {
+                let room = limit.saturating_sub(segment.overhead);
+                let count = sizes::read(tokenizer, &segment.text, room, known.map_or(0, |known| known.tokens));
+                self.remember(std::slice::from_ref(segment), std::iter::once((0, count)));
+                count
+            }
+        };
+        count.tokens.saturating_add(segment.overhead)
+    }
+
     /// Counts (or lower bounds) the memo already knows, by content hash.
     fn remembered(&self, segments: &[Segment]) -> Vec<Option<Known>> {
         let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);

@@ -14,9 +14,9 @@ use super::packer::PyPacker;
 use super::result::{Inputs, PyPackResult};
 use super::tokenizer::PyTokenizer;
 use crate::chat::ToolAccounting;
-use crate::chat::{count_tools as count_tool_definitions, link, segments, Accounting, ChatSegments, Linked, Message};
-use crate::error::{Result, SchedError};
-use crate::packer::{Packed, Packer};
+use crate::chat::{count_tools as count_tool_definitions, plan, Accounting, Linked, Message, Planned};
+use crate::error::SchedError;
+use crate::packer::Packed;
 use crate::segment::Segment;
 use crate::tokenizer::Tokenizer;
 
@@ -42,7 +42,7 @@ pub(crate) struct AccountingArg {
 }
 
 impl AccountingArg {
-    fn core(&self) -> Accounting {
+    pub(super) fn core(&self) -> Accounting {
         Accounting {
             per_message: self.per_message,
             per_name: self.per_name,
@@ -76,8 +76,8 @@ pub(crate) struct PyPackedChat {
 }
 
 /// How to give a conversation's messages back.
-enum Layout<'py> {
-    Chat(Reading<'py>),
+pub(super) enum Layout<'py> {
+    Chat(Reading),
     Anthropic(anthropic::Layout<'py>),
 }
 
@@ -91,16 +91,8 @@ fn read_any<'py>(
         let (units, layout) = anthropic::read(messages, reader)?;
         return Ok((units, Layout::Anthropic(layout)));
     }
-    let (read, reading) = read(messages, format, reader)?;
+    let (read, reading) = read(messages, format, reader, 0)?;
     Ok((read, Layout::Chat(reading)))
-}
-
-/// What the core decided for a conversation.
-struct Planned {
-    linked: Linked,
-    chat: ChatSegments,
-    packed: Packed,
-    note: Option<String>,
 }
 
 /// Pack a conversation: read it, link it, check whether it fits, pack it (with the GIL released), and
@@ -133,9 +125,20 @@ pub(crate) fn pack_chat(
         plan(core, conversation, repair, tokenizer, accounting, budget)
     })
     .map_err(|error| packer.interrupted(error))?;
+    packed_chat(py, &layout, conversation, planned, core.policy().separator.clone())
+}
+
+/// The Python result of a pack: the messages to send in the caller's format, and the decisions.
+pub(super) fn packed_chat(
+    py: Python<'_>,
+    layout: &Layout<'_>,
+    conversation: &[Message],
+    planned: Planned,
+    separator: String,
+) -> PyResult<PyPackedChat> {
     let Planned { linked, chat, packed, note } = planned;
     let segments: Arc<[Segment]> = chat.segments.into();
-    let (out, indices, stubbed) = match &layout {
+    let (out, indices, stubbed) = match layout {
         Layout::Chat(reading) => {
             let (out, indices, stubbed) =
                 output(py, reading, conversation, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
@@ -149,7 +152,6 @@ pub(crate) fn pack_chat(
     };
     let roles: Arc<[&'static str]> =
         chat.owners.iter().map(|&owner| conversation.get(owner).map_or("", |message| message.role.name())).collect();
-    let separator = core.policy().separator.clone();
     let result = Py::new(py, PyPackResult::new(Inputs::Chat(roles), segments, packed, separator))?;
     Ok(PyPackedChat {
         result,
@@ -157,7 +159,7 @@ pub(crate) fn pack_chat(
         indices,
         stubbed,
         repairs: linked.repairs,
-        primary: match &layout {
+        primary: match layout {
             Layout::Anthropic(layout) => layout.by_message(&chat.primary),
             Layout::Chat(_) => chat.primary,
         },
@@ -165,51 +167,12 @@ pub(crate) fn pack_chat(
     })
 }
 
-/// Link, make segments, pack; if the latest turn cannot fit beside the mandatory set even cut, pack
-/// again with it optional, and say so.
-fn plan(
-    packer: &Packer,
-    messages: &[Message],
-    repair: bool,
-    tokenizer: Tokenizer,
-    accounting: Accounting,
-    budget: usize,
-) -> Result<Planned> {
-    let linked = link(messages, repair)?;
-    let chat = segments(messages, &linked, tokenizer, accounting, true);
-    match pack_segments(packer, &chat.segments, budget) {
-        Err(SchedError::Budget { .. } | SchedError::QuotaInfeasible { .. } | SchedError::Uncuttable { .. })
-            if chat.latest_turn.is_some() =>
-        {
-            let turn = chat.latest_turn.unwrap_or_default();
-            let chat = segments(messages, &linked, tokenizer, accounting, false);
-            let relaxed = pack_segments(packer, &chat.segments, budget)?;
-            let note = format!(
-                "the latest turn (from message {turn}) could not fit beside the system messages and the user's \
-                 messages even cut, so it was packed like any other turn"
-            );
-            Ok(Planned { linked, chat, packed: relaxed, note: Some(note) })
-        }
-        outcome => Ok(Planned { packed: outcome?, linked, chat, note: None }),
-    }
-}
-
-/// A conversation that fits whole comes back whole: caps only apply when something has to give.
-fn pack_segments(packer: &Packer, segments: &[Segment], budget: usize) -> Result<Packed> {
-    let room = budget.checked_sub(packer.policy().reserve_output);
-    if room.is_some_and(|room| packer.total_up_to(segments, room).is_some()) {
-        packer.pack_without_caps(segments, budget, None)
-    } else {
-        packer.pack(segments, budget, None)
-    }
-}
-
 /// The messages to send, in order: for each placed message, the caller's object, or a dict copy with its
 /// content cut or stubbed, or its unanswered calls removed. Also each one's input index, and the stubbed.
 #[allow(clippy::too_many_arguments)]
 fn output<'py>(
     py: Python<'py>,
-    reading: &Reading<'py>,
+    reading: &Reading,
     messages: &[Message],
     owners: &[usize],
     primary: &[Option<usize>],
@@ -229,9 +192,9 @@ fn output<'py>(
         let removed = linked.removed_calls.get(&owner);
         let (Some(original), Some(dict)) = (reading.originals.get(owner), reading.dicts.get(owner)) else { continue };
         if !cut && removed.is_none() {
-            out.append(original)?;
+            out.append(original.bind(py))?;
         } else {
-            let copy = dict.copy()?;
+            let copy = dict.bind(py).copy()?;
             if cut {
                 let key = reading.content_keys.get(owner).copied().unwrap_or("content");
                 let part = messages.get(owner).and_then(|message| message.cut_part);

@@ -35,11 +35,12 @@ impl Format {
 }
 
 /// What is needed to give each message of a conversation back.
-pub(crate) struct Reading<'py> {
+#[derive(Default)]
+pub(crate) struct Reading {
     /// The caller's objects.
-    pub(crate) originals: Vec<Bound<'py, PyAny>>,
+    pub(crate) originals: Vec<Py<PyAny>>,
     /// Each message as a dict (the caller's dict, or a copy of a model's fields), for copies.
-    pub(crate) dicts: Vec<Bound<'py, PyDict>>,
+    pub(crate) dicts: Vec<Py<PyDict>>,
     /// The key a cut content goes back under: `content`, or a Responses output's `output`.
     pub(crate) content_keys: Vec<&'static str>,
 }
@@ -81,12 +82,13 @@ pub(crate) fn as_dict<'py>(value: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'
     Ok(None)
 }
 
-/// Read `messages` (a list or tuple) in `format` (`OpenAI` chat or Responses).
+/// Read `messages` (a list or tuple) in `format` (`OpenAI` chat or Responses), numbered from `first`.
 pub(crate) fn read<'py>(
     messages: &Bound<'py, PyAny>,
     format: Format,
     reader: &Reader,
-) -> PyResult<(Vec<Message>, Reading<'py>)> {
+    first: usize,
+) -> PyResult<(Vec<Message>, Reading)> {
     let items: Vec<Bound<'py, PyAny>> = if let Ok(list) = messages.cast::<PyList>() {
         list.iter().collect()
     } else if let Ok(tuple) = messages.cast::<PyTuple>() {
@@ -101,7 +103,7 @@ pub(crate) fn read<'py>(
         content_keys: Vec::with_capacity(items.len()),
         originals: Vec::new(),
     };
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in (first..).zip(&items) {
         let Some(dict) = as_dict(item)? else {
             let expected =
                 if format == Format::OpenAi { "a dict or an SDK message object" } else { "a dict or an SDK item" };
@@ -113,10 +115,10 @@ pub(crate) fn read<'py>(
         };
         message.number = index;
         read.push(message);
-        reading.dicts.push(dict);
+        reading.dicts.push(dict.unbind());
         reading.content_keys.push(key);
     }
-    reading.originals = items;
+    reading.originals = items.into_iter().map(Bound::unbind).collect();
     Ok((read, reading))
 }
 

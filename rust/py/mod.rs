@@ -12,6 +12,7 @@ mod packer;
 mod responses_read;
 mod result;
 mod segment;
+mod session;
 mod tokenizer;
 
 use pyo3::prelude::*;
@@ -41,6 +42,8 @@ pub mod _core {
     use super::result::{PyDecision, PyEvictedSegment, PyKindUsage, PyPackResult, PyPlacedSegment};
     #[pymodule_export]
     use super::segment::PySegment;
+    #[pymodule_export]
+    use super::session::{PyCacheReport, PyChatSession};
     #[pymodule_export]
     use super::tokenizer::{count_tokens, encodings, PyTokenizer, PyTruncated};
 

@@ -29,13 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ctxsched._core import Decision, Packer, PackResult, Tokenizer, pack_chat
+from ctxsched._core import CacheReport, Decision, Packer, PackResult, Tokenizer, pack_chat
 from ctxsched.exceptions import BudgetError
 from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
 from ctxsched.policy import Policy
 
-__all__ = ["PackedMessages", "chat_policy", "pack_messages"]
+__all__ = ["PackedMessages", "chat_policy", "check_room", "pack_messages"]
 
 FORMATS = ("openai", "responses", "anthropic")
 _PACKERS: dict[str, Packer] = {}
@@ -71,6 +71,8 @@ class PackedMessages:
         indices: for each message of ``messages``, its index in the input (OpenAI and Responses formats).
         note: how the count was made when it is not exact (the Anthropic format's stand-in encoding), and any
             fallback the packer took.
+        cache: for a ``Session``'s pack, what the prompt kept of the previous one (``CacheReport``);
+            ``None`` for ``pack_messages``.
         tools: (name, tokens) of each tool definition, reserved before packing; ``tools_tokens`` is their
             total, with the list's closing tokens.
     """
@@ -86,6 +88,7 @@ class PackedMessages:
     tools_tokens: int = 0
     #: For each input message, the position of its decision in ``result.decisions``.
     primary: list[int | None] = field(default_factory=list, repr=False)
+    cache: CacheReport | None = None
 
     def decision(self, index: int) -> Decision:
         """The decision about input message ``index`` (its content; its tool calls share its fate).
@@ -106,6 +109,7 @@ class PackedMessages:
             named = ", ".join(f"{name} {tokens:,}" for name, tokens in self.tools)
             lines.append(f"tools: {self.tools_tokens:,} tokens for {len(self.tools)} definitions, reserved ({named})")
         lines += [f"note: {self.note}"] if self.note else []
+        lines += [f"cache: {self.cache.describe()}"] if self.cache is not None else []
         return "\n".join([*lines, self.result.explain()])
 
 
@@ -171,20 +175,8 @@ def _pack(
     reserved: int,
     tools: list[tuple[str, int]],
 ) -> PackedMessages:
-    usable = budget - policy.reserve_output - accounting.reply_priming
-    if usable < 0:
-        raise BudgetError(
-            f"a budget of {budget:,} tokens leaves no room: the output reserve ({policy.reserve_output:,}) and the "
-            f"reply priming ({accounting.reply_priming}) alone need {budget - usable:,}"
-        )
-    if reserved and reserved > usable:
-        named = ", ".join(f"{name} ({tokens:,} tokens)" for name, tokens in tools)
-        raise BudgetError(
-            f"the tool definitions alone need {reserved:,} tokens but only {max(usable, 0):,} are usable (budget "
-            f"{budget:,} - reserve {policy.reserve_output:,} - reply priming {accounting.reply_priming}); "
-            f"they are {named}"
-        )
-    packer = _packer(encoding, policy, accounting)
+    check_room(budget, policy, accounting, reserved, tools)
+    packer = packer_for(encoding, policy, accounting)
     packed = pack_chat(messages, packer, budget, accounting, format=format, repair=repair, reserved=reserved)
     return PackedMessages(
         packed.messages,
@@ -198,6 +190,25 @@ def _pack(
         reserved,
         packed.primary,
     )
+
+
+def check_room(
+    budget: int, policy: Policy, accounting: ChatAccounting, reserved: int, tools: list[tuple[str, int]]
+) -> None:
+    """Raise ``BudgetError`` if the output reserve, the reply priming and the tool definitions leave no room."""
+    usable = budget - policy.reserve_output - accounting.reply_priming
+    if usable < 0:
+        raise BudgetError(
+            f"a budget of {budget:,} tokens leaves no room: the output reserve ({policy.reserve_output:,}) and the "
+            f"reply priming ({accounting.reply_priming}) alone need {budget - usable:,}"
+        )
+    if reserved and reserved > usable:
+        named = ", ".join(f"{name} ({tokens:,} tokens)" for name, tokens in tools)
+        raise BudgetError(
+            f"the tool definitions alone need {reserved:,} tokens but only {max(usable, 0):,} are usable (budget "
+            f"{budget:,} - reserve {policy.reserve_output:,} - reply priming {accounting.reply_priming}); "
+            f"they are {named}"
+        )
 
 
 def _pack_anthropic(
@@ -224,7 +235,7 @@ def _pack_anthropic(
     return replace(packed, note=f"{note}; {packed.note}" if packed.note else note)
 
 
-def _packer(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
+def packer_for(encoding: str, policy: Policy, accounting: ChatAccounting) -> Packer:
     """One packer (and count memo) per encoding, policy and accounting, so agent loops reuse counts."""
     # The default policy's key is known (policies are frozen): no JSON to build on every call.
     described = "default" if policy is _DEFAULT_POLICY else policy.model_dump(mode="json")

@@ -1,0 +1,194 @@
+//! `ChatSession`: a conversation kept between packs (for `ctxsched.Session`).
+//!
+//! The state sits behind a mutex in a frozen class, locked with the GIL released (`lock_py_attached`), so
+//! two threads packing one session wait for each other instead of deadlocking on the GIL.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+
+use super::chat::{packed_chat, AccountingArg, Layout, PyPackedChat};
+use super::chat_read::{read, Format, Reader, Reading};
+use super::enter_core;
+use super::packer::PyPacker;
+use crate::chat::{Accounting, Planned};
+use crate::error::SchedError;
+use crate::session::{CacheReport, Marks, Session, Settings};
+
+/// A conversation's messages as read, the caller's objects to give back, and the session's decisions.
+#[derive(Default)]
+struct State {
+    session: Session,
+    reading: Reading,
+}
+
+/// One conversation, packed turn after turn with its prefix kept stable (`ctxsched.Session`).
+#[pyclass(frozen, name = "ChatSession", module = "ctxsched._core")]
+pub(crate) struct PyChatSession {
+    packer: Py<PyPacker>,
+    accounting: Accounting,
+    format: Format,
+    budget: usize,
+    /// Tokens kept free before packing (tool definitions): part of every prompt's cached prefix.
+    reserved: usize,
+    marks: Marks,
+    state: Mutex<State>,
+}
+
+/// What a session pack kept of the previous prompt (`PackedMessages.cache`).
+#[pyclass(frozen, get_all, name = "CacheReport", module = "ctxsched._core")]
+pub(crate) struct PyCacheReport {
+    /// Tokens at the start of this prompt identical to the previous prompt's (tool definitions included).
+    prefix_tokens: usize,
+    /// The position in `messages` of the first message that differs from the previous prompt; `None` when
+    /// the previous prompt is a prefix of this one.
+    first_change: Option<usize>,
+    /// Why it differs: the first pack, a new epoch, a new pin, a fresh pack.
+    reason: Option<String>,
+    /// The epoch this prompt belongs to (1 after the first pack).
+    epoch: u64,
+    /// Leading messages kept from before the current epoch's cut point.
+    frozen_messages: usize,
+    /// Tokens of each packed message, in order.
+    message_tokens: Vec<usize>,
+}
+
+#[pymethods]
+impl PyCacheReport {
+    /// One line: the prefix kept, where the prompt changed and why, the epoch.
+    fn describe(&self) -> String {
+        let change = match (self.first_change, &self.reason) {
+            (Some(at), Some(reason)) => format!("changed from message {at} ({reason})"),
+            _ => "the previous prompt plus new messages".to_owned(),
+        };
+        format!("{} tokens of prefix kept; {change}; epoch {}", self.prefix_tokens, self.epoch)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CacheReport(prefix_tokens={}, first_change={:?}, reason={:?}, epoch={})",
+            self.prefix_tokens, self.first_change, self.reason, self.epoch
+        )
+    }
+}
+
+impl PyCacheReport {
+    fn new(report: CacheReport, reserved: usize) -> Self {
+        // Tool definitions come before the messages and do not change within a session.
+        let first = report.reason.as_deref() == Some(crate::session::FIRST_PACK);
+        Self {
+            prefix_tokens: report.prefix_tokens + if first { 0 } else { reserved },
+            first_change: report.first_change,
+            reason: report.reason,
+            epoch: report.epoch,
+            frozen_messages: report.frozen_messages,
+            message_tokens: report.message_tokens,
+        }
+    }
+}
+
+#[pymethods]
+impl PyChatSession {
+    #[new]
+    #[pyo3(signature = (packer, budget, accounting, *, format = "openai", reserved = 0, high = 1.0, low = 0.8, recent = 0.1))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        packer: Py<PyPacker>,
+        budget: usize,
+        accounting: AccountingArg,
+        format: &str,
+        reserved: usize,
+        high: f64,
+        low: f64,
+        recent: f64,
+    ) -> PyResult<Self> {
+        let format = Format::parse(format)?;
+        if format == Format::Anthropic {
+            return Err(SchedError::InvalidArgument(
+                "a ChatSession reads OpenAI chat messages or Responses items; Anthropic sessions convert at the edge"
+                    .to_owned(),
+            )
+            .into());
+        }
+        if packer.get().core().tokenizer().is_none() {
+            return Err(
+                SchedError::InvalidArgument("a session needs a packer with a built-in encoding".to_owned()).into()
+            );
+        }
+        let marks = Marks { high, low, recent }.check()?;
+        let accounting = accounting.core();
+        Ok(Self { packer, accounting, format, budget, reserved, marks, state: Mutex::new(State::default()) })
+    }
+
+    /// Read and append `messages`; nothing is appended if one of them is malformed.
+    fn extend(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
+        let tokenizer = self.tokenizer()?;
+        let reader = Reader { tokenizer, accounting: self.accounting };
+        let mut state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
+        let (read_messages, reading) = read(messages, self.format, &reader, state.session.messages().len())?;
+        state.session.extend(read_messages)?;
+        let State { reading: kept, .. } = &mut *state;
+        kept.originals.extend(reading.originals);
+        kept.dicts.extend(reading.dicts);
+        kept.content_keys.extend(reading.content_keys);
+        Ok(())
+    }
+
+    /// Pack the conversation: the messages to send and what the prompt kept of the previous one.
+    fn pack(&self, py: Python<'_>) -> PyResult<(PyPackedChat, PyCacheReport)> {
+        let packer = self.packer.get();
+        let core = packer.core();
+        let tokenizer = self.tokenizer()?;
+        let mut state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
+        let State { session, reading } = &mut *state;
+        let settings = Settings {
+            packer: core,
+            tokenizer,
+            accounting: self.accounting,
+            budget: self.budget.saturating_sub(self.reserved),
+            marks: self.marks,
+        };
+        let seen = session.messages().len() - session.pending();
+        let work_bytes = session.messages().iter().skip(seen).map(|message| message.text.len()).sum::<usize>();
+        let packed =
+            enter_core(py, work_bytes, || session.pack(settings)).map_err(|error| packer.interrupted(error))?;
+        let planned = Planned { linked: packed.linked, chat: packed.chat, packed: packed.packed, note: packed.note };
+        let layout = Layout::Chat(std::mem::take(reading));
+        let result = packed_chat(py, &layout, session.messages(), planned, core.policy().separator.clone());
+        if let Layout::Chat(taken) = layout {
+            *reading = taken;
+        }
+        Ok((result?, PyCacheReport::new(packed.report, self.reserved)))
+    }
+
+    /// Messages appended so far.
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.state.lock_py_attached(py).map_err(|_| poisoned())?.session.messages().len())
+    }
+
+    /// Messages appended since the last pack.
+    #[getter]
+    fn pending(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.state.lock_py_attached(py).map_err(|_| poisoned())?.session.pending())
+    }
+
+    /// The current epoch (0 before the first pack).
+    #[getter]
+    fn epoch(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.state.lock_py_attached(py).map_err(|_| poisoned())?.session.epoch())
+    }
+}
+
+impl PyChatSession {
+    fn tokenizer(&self) -> PyResult<crate::tokenizer::Tokenizer> {
+        self.packer.get().core().tokenizer().ok_or_else(|| {
+            SchedError::InvalidArgument("a session needs a packer with a built-in encoding".to_owned()).into()
+        })
+    }
+}
+
+/// A session whose lock was poisoned: a panic while packing it (which the core never does on purpose).
+fn poisoned() -> PyErr {
+    SchedError::InvalidArgument("this session was left unusable by a panic in an earlier pack".to_owned()).into()
+}

@@ -1,0 +1,75 @@
+//! What a pack kept of the previous prompt: the report behind `PackedMessages.cache`.
+
+use crate::chat::ChatSegments;
+use crate::packer::Packed;
+use crate::segment::content_hash;
+
+/// One message of a sent prompt: which input message, a hash of its form as sent, and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub message: usize,
+    pub form: u128,
+    pub tokens: usize,
+}
+
+/// How much of the previous prompt a pack kept, as the provider's prefix cache sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheReport {
+    /// Tokens of the leading messages identical to the previous prompt's.
+    pub prefix_tokens: usize,
+    /// The position (in the packed messages) of the first message that differs from the previous prompt;
+    /// `None` when the previous prompt is a prefix of this one.
+    pub first_change: Option<usize>,
+    /// Why it differs.
+    pub reason: Option<String>,
+    /// The epoch this prompt belongs to.
+    pub epoch: u64,
+    /// Leading packed messages that the current epoch kept from the one before (before its cut point):
+    /// the part expected to stay cached across the next epoch too.
+    pub frozen_messages: usize,
+    /// Tokens of each packed message, in order.
+    pub message_tokens: Vec<usize>,
+}
+
+/// The messages of a packed conversation, in order.
+pub(super) fn sent(chat: &ChatSegments, packed: &Packed) -> Vec<Sent> {
+    const MIX: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
+    let mut sent: Vec<Sent> = Vec::new();
+    for &index in &packed.order {
+        let (Some(&owner), Some(segment)) = (chat.owners.get(index), chat.segments.get(index)) else { continue };
+        let hash = match packed.texts.get(index) {
+            Some(Some(text)) => content_hash(text),
+            _ => segment.content_hash,
+        };
+        let tokens = packed.decisions.get(index).map_or(0, |decision| decision.tokens_after);
+        match sent.last_mut() {
+            Some(last) if last.message == owner => {
+                last.form = (last.form ^ hash).wrapping_mul(MIX);
+                last.tokens += tokens;
+            }
+            _ => sent.push(Sent { message: owner, form: hash.wrapping_mul(MIX), tokens }),
+        }
+    }
+    sent
+}
+
+/// Compare a prompt with the previous one; `reason` says why it differs if it does.
+pub(super) fn compare(
+    previous: &[Sent],
+    sent: &[Sent],
+    reason: &str,
+    epoch: u64,
+    frozen_messages: usize,
+) -> CacheReport {
+    let common = previous.iter().zip(sent).take_while(|(before, now)| before == now).count();
+    let prefix_tokens = sent.iter().take(common).map(|message| message.tokens).sum();
+    let unchanged = !previous.is_empty() && common == previous.len();
+    CacheReport {
+        prefix_tokens,
+        first_change: (!unchanged).then_some(common),
+        reason: (!unchanged).then(|| reason.to_owned()),
+        epoch,
+        frozen_messages,
+        message_tokens: sent.iter().map(|message| message.tokens).collect(),
+    }
+}
