@@ -3,7 +3,9 @@ ctxsched.
 
 Each prompt is rendered as one token sequence: per message, ``<|im_start|>`` + role + newline + its text (string
 content, or its text parts joined) + each tool call's name and arguments + ``<|im_end|>``, encoded with tiktoken's
-o200k_base (ordinary tokens). A call's hits are the longest common prefix with the previous call's sequence (what a
+o200k_base (ordinary tokens). A call's reuse is its hits over its tokens ("reuse": the mean over calls, the first
+call of each transcript counting 0; "reuse_after_first": without those; "reuse_by_tokens": all hits over all
+tokens). A call's hits are the longest common prefix with the previous call's sequence (what a
 provider's prefix cache would serve), its misses the rest. Its new tokens are those of the messages that were not
 in the previous call's conversation: miss amplification is misses over new tokens (1.0 when only new text is paid
 for), cost per call is misses + 0.1 x hits (cached tokens at 10%).
@@ -104,6 +106,10 @@ class CacheFigures:
 
     renderer: Renderer = field(default_factory=Renderer)
     reuse: list[float] = field(default_factory=list)
+    #: Reuse of the calls that had a previous call (the first call of a transcript has nothing to reuse).
+    reuse_after_first: list[float] = field(default_factory=list)
+    hits: int = 0
+    tokens: int = 0
     costs: list[float] = field(default_factory=list)
     misses: int = 0
     new_tokens: int = 0
@@ -127,12 +133,18 @@ class CacheFigures:
         self.new_tokens += sum(len(message) for message, new in zip(rendered, flags, strict=True) if new)
         self.misses += len(tokens) - hits
         self.reuse.append(hits / len(tokens) if tokens else 0.0)
+        if self._previous:
+            self.reuse_after_first.append(self.reuse[-1])
+        self.hits += hits
+        self.tokens += len(tokens)
         self.costs.append(len(tokens) - hits + CACHED_PRICE * hits)
         self._previous, self._previous_length = tokens, len(conversation)
 
     def summary(self) -> dict[str, float | None]:
         return {
             "reuse": round(statistics.mean(self.reuse), 4) if self.reuse else None,
+            "reuse_after_first": round(statistics.mean(self.reuse_after_first), 4) if self.reuse_after_first else None,
+            "reuse_by_tokens": round(self.hits / self.tokens, 4) if self.tokens else None,
             "amplification": round(self.misses / self.new_tokens, 3) if self.new_tokens else None,
             "cost_per_call": round(statistics.mean(self.costs), 1) if self.costs else None,
         }

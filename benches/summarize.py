@@ -136,14 +136,17 @@ def _session_table(data: dict[str, Any]) -> None:
     rows.sort(key=lambda bench: bench["params"]["budget"])  # stable: in the order they ran
     transcripts = rows[0]["extra_info"].get("transcripts", "?")
     print(f"\nsession: the agent loop of the {transcripts} largest transcripts, prompt cache at 10% for hits:\n")
-    print("| packer | budget | calls | invalid | median utilisation | reuse | amplification | cost per call "
-          "| per turn (mean / median) |")  # fmt: skip
+    print("| packer | budget | calls | invalid | median utilisation | reuse (after the first call / by tokens) "
+          "| amplification | cost per call | per turn (mean / median) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for bench in rows:
         info = bench["extra_info"]
         cells = [
             bench["params"]["implementation"], f"{bench['params']['budget']:,}", _cell(info, "calls"),
-            _cell(info, "invalid_calls"), _cell(info, "median_utilisation"), _cell(info, "reuse", "{:.1%}"),
+            _cell(info, "invalid_calls"), _cell(info, "median_utilisation"), (
+                f"{_cell(info, 'reuse', '{:.1%}')} ({_cell(info, 'reuse_after_first', '{:.1%}')} / "
+                f"{_cell(info, 'reuse_by_tokens', '{:.1%}')})"
+            ),
             _cell(info, "amplification", "{:.2f}x"), _cell(info, "cost_per_call", "{:,.0f}"),
             f"{_cell(info, 'ms_per_turn_mean', '{:,.2f}')} / {_cell(info, 'ms_per_turn_median', '{:,.2f}')} ms",
         ]  # fmt: skip

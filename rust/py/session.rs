@@ -151,15 +151,16 @@ impl PyChatSession {
         };
         let seen = session.messages().len() - session.pending();
         let work_bytes = session.messages().iter().skip(seen).map(|message| message.text.len()).sum::<usize>();
-        let packed =
+        let decided =
             enter_core(py, work_bytes, || session.pack(settings)).map_err(|error| packer.interrupted(error))?;
-        let planned = Planned { linked: packed.linked, chat: packed.chat, packed: packed.packed, note: packed.note };
+        let planned =
+            Planned { linked: decided.linked, chat: decided.chat, packed: decided.packed, note: decided.note };
         let layout = Layout::Chat(std::mem::take(reading));
         let result = packed_chat(py, &layout, session.messages(), planned, core.policy().separator.clone());
         if let Layout::Chat(taken) = layout {
             *reading = taken;
         }
-        Ok((result?, PyCacheReport::new(packed.report, self.reserved)))
+        Ok((result?, PyCacheReport::new(decided.report, self.reserved)))
     }
 
     /// Messages appended so far.

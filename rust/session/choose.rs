@@ -30,21 +30,18 @@ pub(super) fn cut_point(
         .enumerate()
         .map(|(position, &index)| {
             let Some(segment) = chat.segments.get(index) else { return 0 };
-            let standing = session.standing.get(&segment.id).filter(|_| position < first_new);
-            match standing {
-                Some(standing) => standing.decision.tokens_after,
-                // A new segment as the packer will see it: at most its kind's cap, and if it may be dropped,
-                // at most the recent window (what is larger is the packer's to keep or drop, not a reason
-                // to move the cut point back).
-                None => {
-                    let cap = packer.policy().segment_caps.get(&*segment.kind).map(|cap| cap.resolve(usable));
-                    let mut limit = cap.map_or(usable, |cap| cap.saturating_add(segment.overhead)).min(usable);
-                    if !segment.is_mandatory() {
-                        limit = limit.min(recent.max(segment.overhead));
-                    }
-                    packer.size_up_to(segment, limit).min(limit)
-                }
+            if let Some(standing) = session.standing.get(&segment.id).filter(|_| position < first_new) {
+                return standing.decision.tokens_after;
             }
+            // A new segment as the packer will see it: at most its kind's cap, and if it may be dropped, at
+            // most the recent window (what is larger is the packer's to keep or drop, not a reason to move
+            // the cut point back).
+            let cap = packer.policy().segment_caps.get(&*segment.kind).map(|cap| cap.resolve(usable));
+            let mut limit = cap.map_or(usable, |cap| cap.saturating_add(segment.overhead)).min(usable);
+            if !segment.is_mandatory() {
+                limit = limit.min(recent.max(segment.overhead));
+            }
+            packer.size_up_to(segment, limit).min(limit)
         })
         .collect();
     let total: usize = sizes.iter().sum();
@@ -63,8 +60,7 @@ pub(super) fn cut_point(
     // Nothing late enough frees that much: keep the head (the system messages and the task, as sent) and
     // decide the rest again.
     let head = live.iter().take_while(|&&index| chat.segments.get(index).is_some_and(Segment::is_mandatory)).count();
-    let head = (1..=head.min(first_new)).rev().find(|&position| is_boundary(chat, live, position)).unwrap_or(0);
-    head
+    (1..=head.min(first_new)).rev().find(|&position| is_boundary(chat, live, position)).unwrap_or(0)
 }
 
 /// Whether the prompt may be cut before `live[position]`: it starts a message and no group spans it.

@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-pub use report::{CacheReport, Sent};
+pub use report::CacheReport;
+use report::Sent;
 
 use crate::chat::{check_growing, Message};
 use crate::chat::{is_infeasible, link, pack_segments, plan_linked, segments, Accounting, ChatSegments, Linked};

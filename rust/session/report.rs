@@ -6,10 +6,10 @@ use crate::segment::content_hash;
 
 /// One message of a sent prompt: which input message, a hash of its form as sent, and its tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub message: usize,
-    pub form: u128,
-    pub tokens: usize,
+pub(super) struct Sent {
+    pub(super) message: usize,
+    pub(super) form: u128,
+    pub(super) tokens: usize,
 }
 
 /// How much of the previous prompt a pack kept, as the provider's prefix cache sees it.

@@ -1,1 +1,173 @@
+use std::collections::BTreeMap;
 
+use super::*;
+use crate::chat::{Answer, Role, ToolCall};
+use crate::policy::{Amount, Policy};
+use crate::tokenizer::Encoding;
+use crate::truncation::Strategy;
+
+const ACCOUNTING: Accounting = Accounting {
+    per_message: 3,
+    per_name: 1,
+    per_tool_call: 3,
+    reply_priming: 3,
+    image_tokens: 765,
+    audio_tokens: 500,
+    file_tokens: 1500,
+    unknown_part_tokens: 100,
+};
+
+const MARKS: Marks = Marks { high: 1.0, low: 0.8, recent: 0.1 };
+
+/// The chat policy `pack_messages` uses: priorities by kind, tool results cut `auto` at a quarter.
+fn packer() -> Packer {
+    let priorities: BTreeMap<String, i64> =
+        [("system", 100), ("instruction", 90), ("history", 30), ("tool_call", 30), ("tool_result", 20)]
+            .into_iter()
+            .map(|(kind, priority)| (kind.to_owned(), priority))
+            .collect();
+    let policy = Policy {
+        reserve_output: ACCOUNTING.reply_priming,
+        priorities,
+        truncation: [("tool_result".to_owned(), Truncation::Cut(Strategy::Auto))].into_iter().collect(),
+        segment_caps: [("tool_result".to_owned(), Amount::Fraction(0.25))].into_iter().collect(),
+        separator: String::new(),
+        joined: false,
+        ..Policy::default()
+    };
+    Packer::new(Some(Tokenizer::new(Encoding::O200kBase)), policy)
+}
+
+fn settings(packer: &Packer, budget: usize) -> Settings<'_> {
+    Settings { packer, tokenizer: Tokenizer::new(Encoding::O200kBase), accounting: ACCOUNTING, budget, marks: MARKS }
+}
+
+/// An assistant turn that calls `bash` with id `id`, and its result of `lines` numbered lines.
+fn turn(id: &str, number: usize, lines: usize) -> Vec<Message> {
+    let mut call = Message::new(Role::Assistant, format!("Step {number}: let me look."));
+    call.calls = vec![ToolCall { id: Some(id.to_owned()), name: "bash".to_owned(), arguments: "{}".into() }];
+    let output: Vec<String> = (0..lines).map(|line| format!("step {number} line {line}: some output")).collect();
+    let output = output.join("\n");
+    let mut result = Message::new(Role::Tool, output);
+    result.answers = Some(Answer::Call(id.to_owned()));
+    vec![call, result]
+}
+
+/// Messages numbered from `first`, as the reader numbers them (errors name that number).
+fn numbered(first: usize, mut messages: Vec<Message>) -> Vec<Message> {
+    for (number, message) in (first..).zip(&mut messages) {
+        message.number = number;
+    }
+    messages
+}
+
+fn start() -> Vec<Message> {
+    vec![Message::new(Role::System, "You are a careful agent."), Message::new(Role::User, "Fix the failing build.")]
+}
+
+/// The placed segments' (id, text as placed), in order.
+fn prompt(pack: &SessionPack) -> Vec<(String, String)> {
+    pack.packed
+        .order
+        .iter()
+        .filter_map(|&index| {
+            let text = pack.packed.text_of(&pack.chat.segments, index)?;
+            Some((pack.chat.segments.get(index)?.id.to_string(), text.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn within_an_epoch_the_prompt_only_grows_and_an_epoch_cuts_late() {
+    let packer = packer();
+    let budget = 1500;
+    let mut session = Session::default();
+    let Ok(()) = session.extend(start()) else { panic!("valid") };
+    let mut previous: Vec<(String, String)> = Vec::new();
+    let mut epochs = Vec::new();
+    for number in 0..30 {
+        let Ok(()) = session.extend(turn("call_1", number, 8)) else { panic!("valid") };
+        let Ok(pack) = session.pack(settings(&packer, budget)) else { panic!("fits") };
+        assert!(pack.packed.tokens <= budget - ACCOUNTING.reply_priming, "{}", pack.packed.tokens);
+        let now = prompt(&pack);
+        if pack.report.epoch == session.epoch() && epochs.last() == Some(&pack.report.epoch) {
+            assert_eq!(now.get(..previous.len()), Some(previous.as_slice()), "turn {number}: not append-only");
+            assert_eq!(pack.report.first_change, None);
+        } else if !epochs.is_empty() {
+            // A new epoch: the system prompt and the task are as they were sent, and more than them.
+            let Some(first) = pack.report.first_change else { panic!("an epoch changes the prompt") };
+            assert!(first > 2, "the epoch changed the prompt from message {first}");
+            assert_eq!(now.get(..2), previous.get(..2));
+            let usable = budget - ACCOUNTING.reply_priming;
+            assert!(pack.packed.tokens <= fraction(MARKS.low, usable), "{} above the low mark", pack.packed.tokens);
+        }
+        epochs.push(pack.report.epoch);
+        previous = now;
+    }
+    assert!(epochs.last() > Some(&2), "30 turns of ~150 tokens at 1,500 start new epochs: {epochs:?}");
+}
+
+#[test]
+fn a_malformed_append_and_a_failed_pack_leave_the_session_as_it_was() {
+    let packer = packer();
+    let mut session = Session::default();
+    let Ok(()) = session.extend(start()) else { panic!("valid") };
+    let Ok(_) = session.pack(settings(&packer, 1000)) else { panic!("fits") };
+    let mut orphan = Message::new(Role::Tool, "no call");
+    orphan.answers = Some(Answer::Call("nobody".to_owned()));
+    let mut batch = turn("a", 0, 2);
+    batch.push(orphan);
+    let Err(SchedError::MessageFormat { index: Some(4), .. }) = session.extend(numbered(2, batch)) else {
+        panic!("the orphan is named")
+    };
+    assert_eq!(session.messages().len(), 2);
+    assert_eq!(session.pending(), 0);
+    // A call still waiting for its result: the pack fails and nothing changes.
+    let mut waiting = turn("b", 1, 2);
+    waiting.truncate(1);
+    let Ok(()) = session.extend(numbered(2, waiting)) else { panic!("a growing conversation may wait for results") };
+    let epoch = session.epoch();
+    let Err(SchedError::MessageFormat { index: Some(2), .. }) = session.pack(settings(&packer, 1000)) else {
+        panic!("the unanswered call is named")
+    };
+    assert_eq!((session.epoch(), session.pending()), (epoch, 1));
+    let mut result = Message::new(Role::Tool, "done");
+    result.answers = Some(Answer::Call("b".to_owned()));
+    let Ok(()) = session.extend(vec![result]) else { panic!("valid") };
+    let Ok(pack) = session.pack(settings(&packer, 1000)) else { panic!("fits") };
+    assert_eq!(pack.report.first_change, None);
+    assert_eq!(pack.packed.order.len(), 5);
+}
+
+#[test]
+fn what_an_epoch_evicted_stays_out_and_keeps_its_decision() {
+    let packer = packer();
+    let mut session = Session::default();
+    let Ok(()) = session.extend(start()) else { panic!("valid") };
+    for number in 0..40 {
+        let Ok(()) = session.extend(turn(&format!("c{number}"), number, 10)) else { panic!("valid") };
+    }
+    let Ok(pack) = session.pack(settings(&packer, 1200)) else { panic!("fits") };
+    let evicted: Vec<usize> =
+        pack.packed.decisions.iter().filter(|decision| decision.outcome.is_err()).map(|d| d.index).collect();
+    assert!(!evicted.is_empty(), "40 turns of ~200 tokens do not fit in 1,200, even stubbed");
+    let Ok(()) = session.extend(vec![Message::new(Role::User, "Go on.")]) else { panic!("valid") };
+    let Ok(next) = session.pack(settings(&packer, 1200)) else { panic!("fits") };
+    // Conservation: one decision per segment, in order; what went before is still out, as decided.
+    assert_eq!(next.packed.decisions.len(), next.chat.segments.len());
+    assert!(next.packed.decisions.iter().enumerate().all(|(index, decision)| decision.index == index));
+    for index in evicted {
+        assert_eq!(next.packed.decisions.get(index), pack.packed.decisions.get(index));
+    }
+    let placed: std::collections::BTreeSet<usize> = next.packed.order.iter().copied().collect();
+    let kept = next.packed.decisions.iter().filter(|decision| decision.outcome.is_ok()).count();
+    assert_eq!(placed.len(), kept);
+}
+
+#[test]
+fn invalid_marks_are_refused() {
+    assert!(Marks { high: 0.5, low: 0.8, recent: 0.1 }.check().is_err());
+    assert!(Marks { high: 1.0, low: 0.0, recent: 0.0 }.check().is_err());
+    assert!(Marks { high: 1.0, low: 0.5, recent: 0.6 }.check().is_err());
+    assert!(MARKS.check().is_ok());
+}
