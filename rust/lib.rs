@@ -26,6 +26,6 @@ pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
-pub use session::{CacheReport, Marks, Session, SessionPack, Settings, FIRST_PACK};
+pub use session::{Applied, CacheReport, Earlier, Marks, Session, SessionPack, Settings, FIRST_PACK};
 pub use tokenizer::{Encoding, Keep, Tokenizer};
 pub use truncation::{Strategy, Truncated, DEFAULT_MARKER};

@@ -461,8 +461,11 @@ class PackedChat:
     @property
     def repairs(self) -> list[str]: ...
     @property
-    def primary(self) -> list[int | None]:
-        """For each input message, the index of its decision (``None``: a repair dropped it)."""
+    def primary(self) -> list[int | None] | dict[int, int | None]:
+        """For each input message, the index of its decision (``None``: a repair dropped it).
+
+        A dict by message index for a session's pack.
+        """
 
     @property
     def note(self) -> str | None: ...
@@ -519,6 +522,9 @@ class ChatSession:
 
     def pack(self) -> tuple[PackedChat, CacheReport]:
         """Pack the conversation; on error the session is as it was."""
+
+    def earlier(self, index: int) -> Decision | None:
+        """The decision about message ``index`` if an earlier pack evicted it."""
 
     def __len__(self) -> int: ...
     @property

@@ -132,6 +132,7 @@ class Session:
             self.tools_tokens,
             packed.primary,
             cache,
+            self._core.earlier,
         )
 
     @property

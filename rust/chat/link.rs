@@ -59,9 +59,24 @@ pub fn link(messages: &[Message], repair: bool) -> Result<Linked> {
 }
 
 /// Check a conversation that is still growing: every result must answer an earlier call, but calls may
-/// still wait for their results.
-pub fn check_growing(messages: &[Message]) -> Result<()> {
-    answer(messages, false).map(|_| ())
+/// still wait for their results. With `results_next` (`OpenAI` chat), nothing but results may come while
+/// calls wait for theirs, as the provider requires.
+pub fn check_growing(messages: &[Message], results_next: bool) -> Result<()> {
+    answer(messages, false)?;
+    if !results_next {
+        return Ok(());
+    }
+    let mut waiting = 0usize;
+    for (at, message) in messages.iter().enumerate() {
+        if message.answers.is_some() {
+            waiting = waiting.saturating_sub(1);
+        } else if waiting > 0 {
+            let problem = format!("comes before the results of the {waiting} tool call(s) above it");
+            return Err(SchedError::MessageFormat { index: Some(number_of(messages, at)), problem });
+        }
+        waiting += message.calls.len();
+    }
+    Ok(())
 }
 
 /// Unanswered calls by id, nearest last.

@@ -21,7 +21,7 @@ pub use image::{anthropic_image_tokens, image_size, image_tokens, ImageDetail};
 pub use link::{check_growing, link, Linked};
 pub(crate) use plan::{is_infeasible, pack_segments, plan_linked};
 pub use plan::{plan, Planned};
-pub use segments::{segments, ChatSegments};
+pub use segments::{segments, segments_numbered, ChatSegments};
 pub use tools::{count_tools, ToolAccounting, ToolCount};
 
 /// The kind of the segments that hold a message's tool calls.

@@ -41,6 +41,20 @@ pub fn segments(
     accounting: Accounting,
     keep_latest_turn: bool,
 ) -> ChatSegments {
+    segments_numbered(messages, linked, tokenizer, accounting, keep_latest_turn, &[])
+}
+
+/// [`segments`] for part of a conversation: message `i` here is message `numbers[i]` of the whole, and ids
+/// and group names say so (an empty `numbers`: the whole conversation).
+pub fn segments_numbered(
+    messages: &[Message],
+    linked: &Linked,
+    tokenizer: Tokenizer,
+    accounting: Accounting,
+    keep_latest_turn: bool,
+    numbers: &[usize],
+) -> ChatSegments {
+    let number = |index: usize| numbers.get(index).copied().unwrap_or(index);
     let kept = |index: &usize| linked.kept(*index);
     let users: Vec<usize> =
         (0..messages.len()).filter(kept).filter(|&index| is_role(messages, index, Role::User)).collect();
@@ -52,9 +66,10 @@ pub fn segments(
     for (index, message) in messages.iter().enumerate().filter(|(index, _)| kept(index)) {
         let turn = linked.turns.get(index).copied().flatten();
         let in_latest = turn.is_some() && turn == latest_turn;
-        let group: Option<Arc<str>> = turn.map(|turn| format!("turn-{turn}").into());
+        let group: Option<Arc<str>> = turn.map(|turn| format!("turn-{}", number(turn)).into());
         if message.has_content() {
-            let mut segment = content_segment(message, index, &mut names, accounting, required.contains(&Some(index)));
+            let required = required.contains(&Some(index));
+            let mut segment = content_segment(message, number(index), &mut names, accounting, required);
             if message.role.is_result() && !message.text.is_empty() {
                 let tool = linked.answers.get(index).copied().flatten().and_then(|(at, number)| {
                     messages.get(at).and_then(|call| call.calls.get(number)).map(|call| call.name.as_str())
@@ -71,12 +86,15 @@ pub fn segments(
             segment.group.clone_from(&group);
             push(&mut chat, segment, index);
         }
-        for (number, call) in message.calls.iter().enumerate() {
-            if !linked.call_kept(index, number) {
+        for (call_number, call) in message.calls.iter().enumerate() {
+            if !linked.call_kept(index, call_number) {
                 continue;
             }
-            let mut segment =
-                Segment::new(format!("{index}:call-{number}"), TOOL_CALL_KIND, Arc::clone(&call.arguments));
+            let mut segment = Segment::new(
+                format!("{}:call-{call_number}", number(index)),
+                TOOL_CALL_KIND,
+                Arc::clone(&call.arguments),
+            );
             segment.group.clone_from(&group);
             segment.truncation = Some(Truncation::None);
             segment.overhead = accounting.per_tool_call + names.count(&call.name);

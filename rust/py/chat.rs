@@ -69,8 +69,9 @@ pub(crate) struct PyPackedChat {
     stubbed: Vec<usize>,
     repairs: Vec<String>,
     /// For each input message, the index of its decision in `result.decisions` (`None`: dropped by a repair;
-    /// for Anthropic, the decision of the message's last unit).
-    primary: Vec<Option<usize>>,
+    /// for Anthropic, the decision of the message's last unit): a list, or for a session's pack a dict by
+    /// the message's index in the conversation.
+    primary: Py<PyAny>,
     /// A fallback that was taken, said plainly.
     note: Option<String>,
 }
@@ -160,11 +161,27 @@ pub(super) fn packed_chat(
         stubbed,
         repairs: linked.repairs,
         primary: match layout {
-            Layout::Anthropic(layout) => layout.by_message(&chat.primary),
-            Layout::Chat(_) => chat.primary,
+            Layout::Anthropic(layout) => PyList::new(py, layout.by_message(&chat.primary))?.into_any().unbind(),
+            Layout::Chat(_) => PyList::new(py, chat.primary)?.into_any().unbind(),
         },
         note,
     })
+}
+
+impl PyPackedChat {
+    /// The pack of messages `numbers` of a longer conversation (message `i` read is its message
+    /// `numbers[i]`), named by those numbers.
+    pub(super) fn numbered(mut self, py: Python<'_>, numbers: &[usize]) -> PyResult<Self> {
+        let number = |index: &mut usize| *index = numbers.get(*index).copied().unwrap_or(*index);
+        self.indices.iter_mut().for_each(number);
+        self.stubbed.iter_mut().for_each(number);
+        let by_number = PyDict::new(py);
+        for (position, primary) in self.primary.bind(py).try_iter()?.enumerate() {
+            by_number.set_item(numbers.get(position).copied().unwrap_or(position), primary?)?;
+        }
+        self.primary = by_number.into_any().unbind();
+        Ok(self)
+    }
 }
 
 /// The messages to send, in order: for each placed message, the caller's object, or a dict copy with its

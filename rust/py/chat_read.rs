@@ -45,6 +45,24 @@ pub(crate) struct Reading {
     pub(crate) content_keys: Vec<&'static str>,
 }
 
+impl Reading {
+    /// The objects of messages `numbers`, in that order.
+    pub(crate) fn select(&self, py: Python<'_>, numbers: &[usize]) -> Self {
+        let mut selected = Self::default();
+        for &number in numbers {
+            let (Some(original), Some(dict), Some(key)) =
+                (self.originals.get(number), self.dicts.get(number), self.content_keys.get(number))
+            else {
+                continue;
+            };
+            selected.originals.push(original.clone_ref(py));
+            selected.dicts.push(dict.clone_ref(py));
+            selected.content_keys.push(key);
+        }
+        selected
+    }
+}
+
 /// The problem with message `index`, as a `MessageFormatError`.
 pub(crate) fn bad(index: usize, problem: impl Into<String>) -> PyErr {
     SchedError::MessageFormat { index: Some(index), problem: problem.into() }.into()

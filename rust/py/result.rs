@@ -70,6 +70,25 @@ pub(crate) struct PyDecision {
     fallback: Option<String>,
 }
 
+impl PyDecision {
+    /// The decision about the segment `id` of kind `kind`.
+    pub(crate) fn new(decision: &Decision, id: String, kind: String) -> Self {
+        Self {
+            id,
+            kind,
+            index: decision.index,
+            action: decision.action(),
+            rule: decision.rule(),
+            detail: decision.detail(),
+            tokens_before: decision.tokens_before,
+            counted: decision.counted,
+            tokens_after: decision.tokens_after,
+            strategy: decision.strategy.clone(),
+            fallback: decision.fallback.clone(),
+        }
+    }
+}
+
 #[pymethods]
 impl PyDecision {
     fn __repr__(&self) -> String {
@@ -127,19 +146,7 @@ impl PyPackResult {
     }
 
     fn py_decision(&self, decision: &Decision) -> PyDecision {
-        PyDecision {
-            id: self.id(decision.index),
-            kind: self.kind(decision.index),
-            index: decision.index,
-            action: decision.action(),
-            rule: decision.rule(),
-            detail: decision.detail(),
-            tokens_before: decision.tokens_before,
-            counted: decision.counted,
-            tokens_after: decision.tokens_after,
-            strategy: decision.strategy.clone(),
-            fallback: decision.fallback.clone(),
-        }
+        PyDecision::new(decision, self.id(decision.index), self.kind(decision.index))
     }
 
     fn id(&self, index: usize) -> String {

@@ -12,12 +12,12 @@ use super::chat::{packed_chat, AccountingArg, Layout, PyPackedChat};
 use super::chat_read::{read, Format, Reader, Reading};
 use super::enter_core;
 use super::packer::PyPacker;
-use crate::chat::{Accounting, Planned};
+use super::result::PyDecision;
+use crate::chat::Accounting;
 use crate::error::SchedError;
 use crate::session::{CacheReport, Marks, Session, Settings};
 
 /// A conversation's messages as read, the caller's objects to give back, and the session's decisions.
-#[derive(Default)]
 struct State {
     session: Session,
     reading: Reading,
@@ -78,7 +78,7 @@ impl PyCacheReport {
         // Tool definitions come before the messages and do not change within a session.
         let first = report.reason.as_deref() == Some(crate::session::FIRST_PACK);
         Self {
-            prefix_tokens: report.prefix_tokens + if first { 0 } else { reserved },
+            prefix_tokens: report.prefix_tokens.saturating_add(if first { 0 } else { reserved }),
             first_change: report.first_change,
             reason: report.reason,
             epoch: report.epoch,
@@ -118,15 +118,23 @@ impl PyChatSession {
         }
         let marks = Marks { high, low, recent }.check()?;
         let accounting = accounting.core();
-        Ok(Self { packer, accounting, format, budget, reserved, marks, state: Mutex::new(State::default()) })
+        let state = State { session: Session::new(format == Format::OpenAi), reading: Reading::default() };
+        Ok(Self { packer, accounting, format, budget, reserved, marks, state: Mutex::new(state) })
     }
 
     /// Read and append `messages`; nothing is appended if one of them is malformed.
     fn extend(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
         let tokenizer = self.tokenizer()?;
         let reader = Reader { tokenizer, accounting: self.accounting };
+        // Read (which may run the caller's `model_dump`) before taking the lock, numbered from the length
+        // then, and renumbered under the lock if another thread appended meanwhile.
+        let first = self.state.lock_py_attached(py).map_err(|_| poisoned())?.session.messages().len();
+        let (mut read_messages, reading) = read(messages, self.format, &reader, first)?;
         let mut state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
-        let (read_messages, reading) = read(messages, self.format, &reader, state.session.messages().len())?;
+        let now = state.session.messages().len();
+        for (number, message) in (now..).zip(&mut read_messages) {
+            message.number = number;
+        }
         state.session.extend(read_messages)?;
         let State { reading: kept, .. } = &mut *state;
         kept.originals.extend(reading.originals);
@@ -135,7 +143,8 @@ impl PyChatSession {
         Ok(())
     }
 
-    /// Pack the conversation: the messages to send and what the prompt kept of the previous one.
+    /// Pack the conversation: the messages to send and what the prompt kept of the previous one. The
+    /// session changes only once both are built.
     fn pack(&self, py: Python<'_>) -> PyResult<(PyPackedChat, PyCacheReport)> {
         let packer = self.packer.get();
         let core = packer.core();
@@ -149,18 +158,23 @@ impl PyChatSession {
             budget: self.budget.saturating_sub(self.reserved),
             marks: self.marks,
         };
-        let seen = session.messages().len() - session.pending();
-        let work_bytes = session.messages().iter().skip(seen).map(|message| message.text.len()).sum::<usize>();
-        let decided =
-            enter_core(py, work_bytes, || session.pack(settings)).map_err(|error| packer.interrupted(error))?;
-        let planned =
-            Planned { linked: decided.linked, chat: decided.chat, packed: decided.packed, note: decided.note };
-        let layout = Layout::Chat(std::mem::take(reading));
-        let result = packed_chat(py, &layout, session.messages(), planned, core.policy().separator.clone());
-        if let Layout::Chat(taken) = layout {
-            *reading = taken;
-        }
-        Ok((result?, PyCacheReport::new(decided.report, self.reserved)))
+        let planned = enter_core(py, session.work_bytes(), || session.plan(settings))
+            .map_err(|error| packer.interrupted(error))?;
+        let (messages, numbers, planned, report, applied) = planned.into_parts();
+        let layout = Layout::Chat(reading.select(py, &numbers));
+        let result = packed_chat(py, &layout, &messages, planned, core.policy().separator.clone())?;
+        let result = result.numbered(py, &numbers)?;
+        session.apply(applied);
+        Ok((result, PyCacheReport::new(report, self.reserved)))
+    }
+
+    /// The decision about message `index` if an earlier pack evicted it, else `None`.
+    fn earlier(&self, py: Python<'_>, index: usize) -> PyResult<Option<PyDecision>> {
+        let state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
+        Ok(state
+            .session
+            .earlier(index)
+            .map(|earlier| PyDecision::new(&earlier.decision, earlier.id.to_string(), earlier.kind.to_string())))
     }
 
     /// Messages appended so far.

@@ -8,15 +8,16 @@
 //!   cut one keeps its text, an evicted one stays out) and the new messages are appended, so the prompt is
 //!   the previous prompt plus the new messages, byte for byte. New messages get the chat policy as usual
 //!   (the latest turn is required, an oversized result is cut at its cap).
-//! - **A new epoch** starts when that would pass the high watermark, or would drop or stub a new message.
-//!   The prompt is brought down to the low watermark in one step. Everything before a cut point stays as
-//!   it was; from the cut point on, the packer decides again. The cut point is the latest unit boundary that
-//!   leaves enough behind it to free the tokens needed and still keep a recent window whole: what goes is
-//!   the history just before the recent turns, not the oldest, so the prefix the cache holds survives.
+//! - **A new epoch** starts when that would pass the high watermark, or would drop, stub or squeeze a new
+//!   message, or would place one before older ones (a new system message is pinned to the head). The
+//!   prompt is brought down to the low watermark in one step: everything before a cut point stays as it
+//!   was, and from the cut point on the packer decides again (`choose.rs`).
 //!
-//! Only the prompt's segments and the new messages are packed; what an earlier epoch evicted stays out
-//! and is reported with its decision. Each step works on copies and the state is replaced at the end: a
-//! failed pack leaves the session as it was.
+//! Each pack reads only the prompt's messages and the new ones (linking, segments, packing): what an
+//! earlier pack evicted stays out, and its decision is kept per message for [`Session::earlier`]. Work per
+//! pack is proportional to the prompt and what changed, not to the conversation. A pack is planned
+//! without changing the session ([`Session::plan`]) and applied once the caller has its result
+//! ([`Session::apply`]), so a failure anywhere leaves the session as it was.
 
 mod choose;
 mod report;
@@ -30,15 +31,19 @@ use rustc_hash::FxHashMap;
 pub use report::CacheReport;
 use report::Sent;
 
-use crate::chat::{check_growing, Message};
-use crate::chat::{is_infeasible, link, pack_segments, plan_linked, segments, Accounting, ChatSegments, Linked};
+use crate::chat::{check_growing, is_infeasible, link, pack_segments, plan_linked, segments_numbered, Message};
+use crate::chat::{Accounting, ChatSegments, Linked};
 use crate::error::{Result, SchedError};
-use crate::packer::{Decision, Packed, Packer};
+use crate::packer::{Cut, Decision, Packed, Packer};
 use crate::segment::{Segment, Truncation};
 use crate::tokenizer::Tokenizer;
 
 /// The reason given for the first pack's prompt (nothing was cached before it).
 pub const FIRST_PACK: &str = "the first pack";
+
+/// The kind segments kept as they were sent are packed under: no quota of the policy applies to them (they
+/// were counted against their own kind's when decided).
+const KEPT_KIND: &str = "(kept as sent)";
 
 /// The watermarks and the recent window, as fractions of the usable budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,16 +59,14 @@ pub struct Marks {
 impl Marks {
     /// Check that `0 < low <= high <= 1` and `0 <= recent <= low`.
     pub fn check(self) -> Result<Self> {
-        let valid =
-            self.low > 0.0 && self.low <= self.high && self.high <= 1.0 && (0.0..=self.low).contains(&self.recent);
-        if valid {
-            Ok(self)
-        } else {
-            Err(SchedError::InvalidArgument(format!(
-                "watermarks must satisfy 0 < low <= high <= 1 and 0 <= recent <= low, not high={}, low={}, recent={}",
-                self.high, self.low, self.recent
-            )))
+        let ordered = self.low > 0.0 && self.low <= self.high && self.high <= 1.0;
+        if ordered && (0.0..=self.low).contains(&self.recent) {
+            return Ok(self);
         }
+        Err(SchedError::InvalidArgument(format!(
+            "watermarks must satisfy 0 < low <= high <= 1 and 0 <= recent <= low, not high={}, low={}, recent={}",
+            self.high, self.low, self.recent
+        )))
     }
 }
 
@@ -71,20 +74,34 @@ impl Marks {
 #[derive(Debug, Clone)]
 struct Standing {
     decision: Decision,
-    /// Its text when cut or stubbed.
-    text: Option<Arc<str>>,
+    /// Its text when cut or stubbed, and that text's hash.
+    text: Option<(Arc<str>, u128)>,
+}
+
+/// A message an earlier pack evicted: its decision, and the id and kind of the segment it was about.
+#[derive(Debug, Clone)]
+pub struct Earlier {
+    pub id: Arc<str>,
+    pub kind: Arc<str>,
+    pub decision: Decision,
+    /// The epoch of the pack that evicted it.
+    pub epoch: u64,
 }
 
 /// A conversation's state between packs.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Session {
     messages: Vec<Message>,
+    /// Whether results must follow their calls (`OpenAI` chat), checked as messages are appended.
+    results_next: bool,
     /// Messages the last pack saw.
     seen: usize,
-    /// Segments in the current prompt, by id.
+    /// The messages in the current prompt, in order.
+    live: Vec<usize>,
+    /// The current prompt's segments, by id.
     standing: FxHashMap<Arc<str>, Standing>,
-    /// Segments an earlier pack evicted, by id.
-    gone: FxHashMap<Arc<str>, Decision>,
+    /// For each message, its decision if an earlier pack evicted it.
+    earlier: Vec<Option<Earlier>>,
     epoch: u64,
     /// The last prompt, message by message.
     sent: Vec<Sent>,
@@ -93,19 +110,10 @@ pub struct Session {
     packs: u64,
 }
 
-/// What a pack decided: the conversation's segments and decisions (for every message), and the report.
-#[derive(Debug)]
-pub struct SessionPack {
-    pub linked: Linked,
-    pub chat: ChatSegments,
-    pub packed: Packed,
-    pub report: CacheReport,
-    pub note: Option<String>,
-}
-
 /// The constants a pack needs besides the state.
 #[derive(Clone, Copy)]
 pub struct Settings<'a> {
+    /// The packer: its policy (with the output reserve) and its count memo.
     pub packer: &'a Packer,
     pub tokenizer: Tokenizer,
     pub accounting: Accounting,
@@ -114,27 +122,73 @@ pub struct Settings<'a> {
     pub marks: Marks,
 }
 
+/// A planned pack: the messages it read and what it decided about them, the report, and what the session
+/// becomes once it is applied.
+#[derive(Debug)]
+pub struct SessionPack {
+    /// The messages this pack read (the prompt's and the new ones), in order.
+    pub messages: Vec<Message>,
+    /// For each of them, its index in the conversation.
+    pub numbers: Vec<usize>,
+    pub linked: Linked,
+    pub chat: ChatSegments,
+    /// The pack of `chat.segments`: a decision for each.
+    pub packed: Packed,
+    pub report: CacheReport,
+    /// A fallback that was taken, said plainly.
+    pub note: Option<String>,
+    next: Next,
+}
+
+/// What [`Session::apply`] needs of a planned pack.
+#[derive(Debug)]
+pub struct Applied(Next);
+
+impl SessionPack {
+    /// The pack's parts, and what to apply to the session once the caller has its result.
+    pub fn into_parts(self) -> (Vec<Message>, Vec<usize>, crate::chat::Planned, CacheReport, Applied) {
+        let planned =
+            crate::chat::Planned { linked: self.linked, chat: self.chat, packed: self.packed, note: self.note };
+        (self.messages, self.numbers, planned, self.report, Applied(self.next))
+    }
+}
+
+/// The state a planned pack leaves.
+#[derive(Debug)]
+struct Next {
+    live: Vec<usize>,
+    standing: FxHashMap<Arc<str>, Standing>,
+    /// (message, decision) of each message this pack evicted, or (for a fresh pack) brought back.
+    earlier: Vec<(usize, Option<Earlier>)>,
+    epoch: u64,
+    sent: Vec<Sent>,
+    frozen_messages: usize,
+}
+
 /// How the new prompt was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// The previous prompt plus the new messages.
     Append,
-    /// A new epoch: the live segments before position `cut` were kept as they were sent.
+    /// A new epoch: the segments before position `cut` were kept as they were sent.
     Epoch { cut: usize },
     /// A stateless pack of the whole conversation (the prompt's decisions could not stand).
     Fresh,
 }
 
-/// A pack of the live segments: how it was reached, which segments (indices into the chat segments)
-/// and the first how many of them were fixed as they were sent.
-struct LivePack {
+/// A pack of the segments read: how it was reached and how many leading segments were kept as sent.
+struct Reached {
     step: Step,
-    live: Vec<usize>,
     fixed: usize,
     packed: Packed,
 }
 
 impl Session {
+    /// A session for `OpenAI` chat messages (`results_next`: results follow their calls) or Responses items.
+    pub fn new(results_next: bool) -> Self {
+        Self { results_next, ..Self::default() }
+    }
+
     /// The messages appended so far.
     pub fn messages(&self) -> &[Message] {
         &self.messages
@@ -145,216 +199,256 @@ impl Session {
         self.messages.len().saturating_sub(self.seen)
     }
 
-    /// The current epoch (0 before the first one).
+    /// The current epoch (0 before the first pack).
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
 
+    /// About how many bytes a pack reads: the prompt's messages and the new ones.
+    pub fn work_bytes(&self) -> usize {
+        let live = self.live.iter().filter_map(|&index| self.messages.get(index));
+        live.chain(self.messages.iter().skip(self.seen)).map(|message| message.text.len() + 64).sum()
+    }
+
+    /// The decision about message `index` if an earlier pack evicted it.
+    pub fn earlier(&self, index: usize) -> Option<&Earlier> {
+        self.earlier.get(index).and_then(Option::as_ref)
+    }
+
     /// Append `messages`; nothing is appended when one of them makes the conversation malformed (a result
-    /// that answers no call).
+    /// that answers no call, or for chat a message between calls and their results).
     pub fn extend(&mut self, messages: Vec<Message>) -> Result<()> {
-        let before = self.messages.len();
+        // Only the prompt's messages and those not packed yet can be answered or waited for.
+        let mut check: Vec<Message> = self.live.iter().filter_map(|&index| self.messages.get(index).cloned()).collect();
+        check.extend(self.messages.iter().skip(self.seen).cloned());
+        check.extend(messages.iter().cloned());
+        check_growing(&check, self.results_next)?;
+        self.earlier.extend(messages.iter().map(|_| None));
         self.messages.extend(messages);
-        if let Err(error) = check_growing(&self.messages) {
-            self.messages.truncate(before);
-            return Err(error);
-        }
         Ok(())
     }
 
-    /// Pack the conversation; see the module docs. On error the session is as it was.
-    pub fn pack(&mut self, settings: Settings<'_>) -> Result<SessionPack> {
+    /// Plan the next pack without changing the session; see the module docs.
+    pub fn plan(&self, settings: Settings<'_>) -> Result<SessionPack> {
         let Settings { packer, tokenizer, accounting, budget, .. } = settings;
-        let linked = link(&self.messages, false)?;
-        let chat = segments(&self.messages, &linked, tokenizer, accounting, true);
-        let mut next = self.clone();
-        match self.pack_live(settings, &chat) {
-            Ok(live) => {
-                let packed = self.whole(&chat, &live);
-                let report = next.commit(&chat, &packed, &live);
-                *self = next;
-                Ok(SessionPack { linked, chat, packed, report, note: None })
+        let mut numbers = self.live.clone();
+        numbers.extend(self.seen..self.messages.len());
+        let messages: Vec<Message> = numbers.iter().filter_map(|&index| self.messages.get(index).cloned()).collect();
+        let linked = link(&messages, false)?;
+        let chat = segments_numbered(&messages, &linked, tokenizer, accounting, true, &numbers);
+        match self.reach(settings, &chat, &numbers) {
+            Ok(reached) => {
+                let packed = self.whole(&chat, &reached, budget, packer.policy().reserve_output);
+                let mut next = self.next(&chat, &numbers, &packed, reached.step, reached.fixed);
+                if self.packs > 0 && report::extends(&self.sent, &next.sent) {
+                    // Decided again, but the prompt only grew: no new epoch as the cache sees it.
+                    next.epoch = self.epoch;
+                }
+                let reason = self.reason(&reached, &next);
+                let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
+                Ok(SessionPack { messages, numbers, linked, chat, packed, report, note: None, next })
             }
-            Err(error) if is_infeasible(&error) => {
-                let planned = plan_linked(packer, &self.messages, linked, chat, tokenizer, accounting, budget)?;
-                let live = LivePack {
-                    step: Step::Fresh,
-                    live: (0..planned.chat.segments.len()).collect(),
-                    fixed: 0,
-                    packed: planned.packed,
-                };
-                let report = next.commit(&planned.chat, &live.packed, &live);
-                *self = next;
-                let (linked, chat, note) = (planned.linked, planned.chat, planned.note);
-                Ok(SessionPack { linked, chat, packed: live.packed, report, note })
-            }
+            Err(error) if is_infeasible(&error) => self.plan_fresh(settings),
             Err(error) => Err(error),
         }
     }
 
-    /// Pack the prompt's segments and the new ones: appended if they fit under the high mark, else a new
-    /// epoch.
-    fn pack_live(&self, settings: Settings<'_>, chat: &ChatSegments) -> Result<LivePack> {
-        let Settings { packer, budget, marks, .. } = settings;
-        let live: Vec<usize> = (0..chat.segments.len()).filter(|&index| self.is_live(chat, index)).collect();
-        let reserve = packer.policy().reserve_output;
-        let usable = budget.saturating_sub(reserve);
-        let high = reserve + fraction(marks.high, usable);
-        let low = reserve + fraction(marks.low, usable);
-        let first_new = live.iter().position(|&index| self.is_new(chat, index)).unwrap_or(live.len());
-        if self.packs > 0 {
-            let fixed = self.frozen(chat, &live, first_new);
-            if let Ok(packed) = pack_segments(packer, &fixed, high) {
-                if self.appended_whole(chat, &live, &packed) {
-                    return Ok(LivePack { step: Step::Append, live, fixed: first_new, packed });
-                }
+    /// A stateless pack of the whole conversation, when the prompt's decisions cannot stand beside the new
+    /// messages (rare: the mandatory set outgrew them). Reads every message.
+    fn plan_fresh(&self, settings: Settings<'_>) -> Result<SessionPack> {
+        let Settings { packer, tokenizer, accounting, budget, .. } = settings;
+        let messages = self.messages.clone();
+        let numbers: Vec<usize> = (0..messages.len()).collect();
+        let linked = link(&messages, false)?;
+        let chat = segments_numbered(&messages, &linked, tokenizer, accounting, true, &numbers);
+        let planned = plan_linked(packer, &messages, linked, chat, tokenizer, accounting, budget)?;
+        let mut next = self.next(&planned.chat, &numbers, &planned.packed, Step::Fresh, 0);
+        // What an earlier pack evicted and this one placed is back.
+        let placed: Vec<usize> = next.live.clone();
+        next.earlier
+            .extend(placed.into_iter().filter(|&index| self.earlier(index).is_some()).map(|index| (index, None)));
+        let reason = "a fresh pack of the whole conversation (the earlier decisions could not fit)";
+        let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
+        let (linked, chat, packed, note) = (planned.linked, planned.chat, planned.packed, planned.note);
+        Ok(SessionPack { messages, numbers, linked, chat, packed, report, note, next })
+    }
+
+    /// Apply a planned pack: the session is then as the pack left it.
+    pub fn apply(&mut self, applied: Applied) {
+        let Next { live, standing, earlier, epoch, sent, frozen_messages } = applied.0;
+        for (index, decision) in earlier {
+            if let Some(slot) = self.earlier.get_mut(index) {
+                *slot = decision;
             }
         }
-        let cut = choose::cut_point(self, settings, chat, &live, first_new, low);
-        // Then less freed, then everything decided again, then that with the whole budget.
-        let mut attempts = vec![(cut, low), (cut, budget), (0, low), (0, budget)];
-        attempts.dedup();
+        (self.live, self.standing, self.epoch, self.sent, self.frozen_messages) =
+            (live, standing, epoch, sent, frozen_messages);
+        self.seen = self.messages.len();
+        self.packs += 1;
+    }
+
+    /// Pack the segments read: appended if they fit under the high mark, else a new epoch.
+    fn reach(&self, settings: Settings<'_>, chat: &ChatSegments, numbers: &[usize]) -> Result<Reached> {
+        let Settings { packer, budget, marks, .. } = settings;
+        let reserve = packer.policy().reserve_output;
+        let usable = budget.saturating_sub(reserve);
+        let high = reserve + fraction_of(marks.high, usable);
+        let low = reserve + fraction_of(marks.low, usable);
+        let is_new = |index: usize| self.is_new(chat, numbers, index);
+        let count = chat.segments.len();
+        let first_new = (0..count).find(|&index| is_new(index)).unwrap_or(count);
+        match pack_segments(packer, &self.fixed(chat, first_new), high) {
+            Ok(packed) if self.appended(&packed, first_new, &is_new) => {
+                return Ok(Reached { step: Step::Append, fixed: first_new, packed });
+            }
+            Err(error) if !is_infeasible(&error) => return Err(error),
+            _ => {}
+        }
+        let cut = choose::cut_point(self, settings, chat, first_new, low);
+        // Less and less kept as it was: at the low mark without squeezing what must be kept, then at the
+        // whole budget (where the mandatory set may be cut).
+        let mut tried = Vec::new();
         let mut failure = None;
-        for (cut, target) in attempts {
-            match packer.pack(&self.frozen(chat, &live, cut), target, None) {
-                Ok(packed) => return Ok(LivePack { step: Step::Epoch { cut }, live, fixed: cut, packed }),
+        for (cut, target) in [(cut, low), (0, low), (cut, budget), (0, budget)] {
+            if tried.contains(&(cut, target)) {
+                continue;
+            }
+            tried.push((cut, target));
+            let squeezed = |packed: &Packed| target < budget && squeezes_mandatory(packed);
+            match packer.pack(&self.fixed(chat, cut), target, None) {
+                Ok(packed) if !squeezed(&packed) => {
+                    return Ok(Reached { step: Step::Epoch { cut }, fixed: cut, packed });
+                }
+                Ok(_) => {}
                 Err(error) if is_infeasible(&error) => failure = Some(error),
                 Err(error) => return Err(error),
             }
         }
-        Err(failure.unwrap_or_else(|| SchedError::InvalidArgument("no pack was tried".to_owned())))
-    }
-
-    /// Whether segment `index` may be in the prompt: it is in it now, or new.
-    fn is_live(&self, chat: &ChatSegments, index: usize) -> bool {
-        chat.segments.get(index).is_some_and(|segment| !self.gone.contains_key(&segment.id))
+        // The whole budget was tried last, and a pack there is never refused: it failed.
+        Err(failure.unwrap_or_else(|| SchedError::InvalidArgument("no pack of the session was tried".to_owned())))
     }
 
     /// Whether segment `index` belongs to a message appended since the last pack.
-    fn is_new(&self, chat: &ChatSegments, index: usize) -> bool {
-        chat.owners.get(index).is_some_and(|&owner| owner >= self.seen)
+    fn is_new(&self, chat: &ChatSegments, numbers: &[usize], index: usize) -> bool {
+        let owner = chat.owners.get(index).and_then(|&owner| numbers.get(owner));
+        owner.is_some_and(|&owner| owner >= self.seen)
     }
 
-    /// The live segments, those before position `cut` fixed as they were sent: their text as placed, kept
-    /// (required), never cut again. From `cut` on, the chat policy's segments.
-    fn frozen(&self, chat: &ChatSegments, live: &[usize], cut: usize) -> Vec<Segment> {
-        live.iter()
-            .enumerate()
-            .filter_map(|(position, &index)| {
-                let segment = chat.segments.get(index)?;
-                let standing = self.standing.get(&segment.id).filter(|_| position < cut);
-                Some(standing.map_or_else(|| segment.clone(), |standing| fix(segment, standing)))
-            })
-            .collect()
-    }
-
-    /// Whether a pack of the frozen prompt and the new segments kept every new segment (whole or cut at
-    /// its cap, not stubbed) and the old ones as they were.
-    fn appended_whole(&self, chat: &ChatSegments, live: &[usize], packed: &Packed) -> bool {
-        live.iter().zip(&packed.decisions).all(|(&index, decision)| {
-            decision.outcome.is_ok() && (!self.is_new(chat, index) || decision.action() != "stubbed")
-        })
-    }
-
-    /// A pack of the live segments as a pack of every segment of the conversation: the earlier epochs'
-    /// evictions are in it with their decisions, and fixed segments with the decision that shaped them.
-    fn whole(&self, chat: &ChatSegments, live: &LivePack) -> Packed {
-        let LivePack { live: positions, fixed, packed, .. } = live;
-        let mut at = 0;
-        let mut decisions = Vec::with_capacity(chat.segments.len());
-        let mut texts = Vec::with_capacity(chat.segments.len());
-        for (index, segment) in chat.segments.iter().enumerate() {
-            let position = (positions.get(at) == Some(&index)).then_some(at);
-            at += usize::from(position.is_some());
-            let standing = self.standing.get(&segment.id).filter(|_| position.is_some_and(|at| at < *fixed));
-            let (decision, text) = match (position, standing) {
-                (Some(_), Some(standing)) => (standing.decision.clone(), standing.text.as_deref().map(str::to_owned)),
-                (Some(at), None) => (
-                    packed.decisions.get(at).cloned().unwrap_or_else(|| unseen(index)),
-                    packed.texts.get(at).cloned().flatten(),
-                ),
-                (None, _) => (self.gone.get(&segment.id).cloned().unwrap_or_else(|| unseen(index)), None),
-            };
-            decisions.push(Decision { index, ..decision });
-            texts.push(text);
-        }
-        let order = packed.order.iter().filter_map(|&position| positions.get(position).copied()).collect();
-        Packed { order, texts, decisions, ..packed.clone() }
-    }
-
-    /// Record what this pack decided, and report on the prompt's prefix.
-    fn commit(&mut self, chat: &ChatSegments, packed: &Packed, live: &LivePack) -> CacheReport {
-        let reason = match live.step {
-            _ if self.packs == 0 => FIRST_PACK,
-            Step::Append => "a new pin",
-            Step::Epoch { .. } => "a new epoch",
-            Step::Fresh => "a fresh pack of the whole conversation (the earlier decisions could not fit)",
+    /// The segments read, those before position `cut` kept as they were sent: their text as placed, kept
+    /// (required), never cut again, under a kind of their own. From `cut` on, the chat policy's segments.
+    fn fixed(&self, chat: &ChatSegments, cut: usize) -> Vec<Segment> {
+        let standing = |(position, segment): (usize, &Segment)| {
+            self.standing.get(&segment.id).filter(|_| position < cut).map(|standing| fix(segment, standing))
         };
-        if live.step != Step::Append {
-            self.epoch += 1;
-        }
-        if live.step == Step::Fresh {
-            self.gone.clear();
-        }
-        self.standing.clear();
-        for (segment, decision) in chat.segments.iter().zip(&packed.decisions) {
-            if self.gone.contains_key(&segment.id) {
+        chat.segments.iter().enumerate().map(|pair| standing(pair).unwrap_or_else(|| pair.1.clone())).collect()
+    }
+
+    /// Whether a pack kept the old segments in their order, and every new one after them, whole or cut at
+    /// its kind's cap only.
+    fn appended(&self, packed: &Packed, first_new: usize, is_new: &dyn Fn(usize) -> bool) -> bool {
+        let in_order =
+            packed.order.iter().enumerate().all(|(position, &index)| (position < first_new) == (index < first_new));
+        let new_whole = packed.decisions.iter().all(|decision| {
+            !is_new(decision.index)
+                || decision.outcome.is_ok() && matches!(decision.cut, None | Some(Cut::AboveCap { .. }))
+        });
+        in_order && new_whole
+    }
+
+    /// The pack with the decisions that shaped the segments kept as sent, and the session's budget.
+    fn whole(&self, chat: &ChatSegments, reached: &Reached, budget: usize, reserve: usize) -> Packed {
+        let mut packed = reached.packed.clone();
+        for (position, segment) in chat.segments.iter().enumerate().take(reached.fixed) {
+            let (Some(standing), Some(decision), Some(text)) =
+                (self.standing.get(&segment.id), packed.decisions.get_mut(position), packed.texts.get_mut(position))
+            else {
                 continue;
-            }
+            };
+            *decision = Decision { index: position, ..standing.decision.clone() };
+            *text = standing.text.as_ref().map(|(text, _)| text.to_string());
+        }
+        (packed.budget, packed.usable) = (budget, budget.saturating_sub(reserve));
+        packed
+    }
+
+    /// The state this pack leaves.
+    fn next(&self, chat: &ChatSegments, numbers: &[usize], packed: &Packed, step: Step, fixed: usize) -> Next {
+        let mut standing = FxHashMap::default();
+        let mut earlier = Vec::new();
+        let mut live = Vec::new();
+        let epoch = if step == Step::Append && self.packs > 0 { self.epoch } else { self.epoch + 1 };
+        for (position, (segment, decision)) in chat.segments.iter().zip(&packed.decisions).enumerate() {
+            let Some(&message) = chat.owners.get(decision.index).and_then(|&owner| numbers.get(owner)) else {
+                continue;
+            };
             if decision.outcome.is_ok() {
-                let text = packed.texts.get(decision.index).cloned().flatten().map(Arc::from);
-                self.standing.insert(Arc::clone(&segment.id), Standing { decision: decision.clone(), text });
-            } else {
-                self.gone.insert(Arc::clone(&segment.id), decision.clone());
+                // Kept as sent: as it stood. Decided now: with its text's hash, computed once.
+                let kept = self.standing.get(&segment.id).filter(|_| position < fixed).cloned();
+                let decided = || {
+                    let text = packed.texts.get(decision.index).cloned().flatten().map(Arc::<str>::from);
+                    let text =
+                        text.map(|text| (crate::segment::content_hash(&text), text)).map(|(hash, text)| (text, hash));
+                    Standing { decision: decision.clone(), text }
+                };
+                standing.insert(Arc::clone(&segment.id), kept.unwrap_or_else(decided));
+                if live.last() != Some(&message) {
+                    live.push(message);
+                }
+            } else if earlier.last().is_none_or(|(last, _)| *last != message) {
+                let (id, kind) = (Arc::clone(&segment.id), Arc::clone(&segment.kind));
+                earlier.push((message, Some(Earlier { id, kind, decision: decision.clone(), epoch })));
             }
         }
-        let sent = report::sent(chat, packed);
-        if let Step::Epoch { cut } = live.step {
-            let cut_message = live.live.get(cut).and_then(|&index| chat.owners.get(index).copied());
-            self.frozen_messages =
-                sent.iter().take_while(|message| cut_message.is_none_or(|cut| message.message < cut)).count();
-        } else if live.step == Step::Fresh {
-            self.frozen_messages = 0;
+        let sent = report::sent(chat, numbers, packed);
+        let frozen_messages = match step {
+            Step::Append => self.frozen_messages,
+            Step::Fresh => 0,
+            Step::Epoch { .. } => fixed_messages(chat, numbers, &sent, fixed),
+        };
+        Next { live, standing, earlier, epoch, sent, frozen_messages }
+    }
+
+    /// Why the prompt changed, if it did.
+    fn reason(&self, reached: &Reached, next: &Next) -> &'static str {
+        let pinned = next.sent.iter().zip(&self.sent).any(|(now, before)| now.message >= self.seen && now != before);
+        match reached.step {
+            _ if self.packs == 0 => FIRST_PACK,
+            _ if pinned => "a new pin (a new system message goes to the head)",
+            Step::Append | Step::Epoch { .. } => "a new epoch",
+            Step::Fresh => "a fresh pack",
         }
-        let report = report::compare(&self.sent, &sent, reason, self.epoch, self.frozen_messages);
-        self.sent = sent;
-        self.seen = self.messages.len();
-        self.packs += 1;
-        report
     }
 }
 
-/// `segment` fixed as it was placed: its placed text, required, never cut, no stub.
+/// Whether a pack had to cut what must be kept (it was packed into less than the whole budget).
+fn squeezes_mandatory(packed: &Packed) -> bool {
+    packed
+        .decisions
+        .iter()
+        .any(|decision| matches!(decision.cut, Some(Cut::MandatoryOverBudget | Cut::MandatoryOverQuota(_))))
+}
+
+/// Leading messages of `sent` whose segments are all before position `fixed`.
+fn fixed_messages(chat: &ChatSegments, numbers: &[usize], sent: &[Sent], fixed: usize) -> usize {
+    let first_free = chat.owners.get(fixed).and_then(|&owner| numbers.get(owner)).copied();
+    sent.iter().take_while(|message| first_free.is_none_or(|free| message.message < free)).count()
+}
+
+/// `segment` kept as it was placed: its placed text, required, never cut, no stub.
 fn fix(segment: &Segment, standing: &Standing) -> Segment {
-    let mut fixed = match &standing.text {
-        Some(text) => Segment::new(Arc::clone(&segment.id), Arc::clone(&segment.kind), Arc::clone(text)),
-        None => Segment::new(Arc::clone(&segment.id), Arc::clone(&segment.kind), Arc::clone(&segment.text)),
-    };
-    fixed.pin = segment.pin;
-    fixed.group.clone_from(&segment.group);
-    fixed.overhead = segment.overhead;
-    fixed.priority = segment.priority;
+    let mut fixed = segment.clone();
+    if let Some((text, hash)) = &standing.text {
+        fixed.text = Arc::clone(text);
+        fixed.content_hash = *hash;
+    }
+    fixed.kind = KEPT_KIND.into();
     fixed.required = true;
     fixed.truncation = Some(Truncation::None);
+    fixed.stub = None;
     fixed
 }
 
 /// `fraction` of `usable`, rounded down.
-fn fraction(fraction: f64, usable: usize) -> usize {
+fn fraction_of(fraction: f64, usable: usize) -> usize {
     crate::policy::Amount::Fraction(fraction).resolve(usable)
-}
-
-/// The decision of a segment that is neither live nor gone. Every segment is one or the other (live is
-/// "not gone"), so this is never reached; if it were, the conservation property would catch the reason.
-fn unseen(index: usize) -> Decision {
-    Decision {
-        index,
-        tokens_before: 0,
-        counted: false,
-        tokens_after: 0,
-        outcome: Err(crate::packer::Eviction::CutToNothing { tokens: 0 }),
-        cut: None,
-        strategy: None,
-        fallback: Some("no pack of this session decided it".to_owned()),
-    }
 }

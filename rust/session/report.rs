@@ -4,7 +4,8 @@ use crate::chat::ChatSegments;
 use crate::packer::Packed;
 use crate::segment::content_hash;
 
-/// One message of a sent prompt: which input message, a hash of its form as sent, and its tokens.
+/// One message of a sent prompt: which message of the conversation, a hash of its form as sent, and its
+/// tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Sent {
     pub(super) message: usize,
@@ -31,12 +32,15 @@ pub struct CacheReport {
     pub message_tokens: Vec<usize>,
 }
 
-/// The messages of a packed conversation, in order.
-pub(super) fn sent(chat: &ChatSegments, packed: &Packed) -> Vec<Sent> {
+/// The messages of a packed conversation, in order; `numbers` gives each message read its index in the
+/// conversation.
+pub(super) fn sent(chat: &ChatSegments, numbers: &[usize], packed: &Packed) -> Vec<Sent> {
     const MIX: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
     let mut sent: Vec<Sent> = Vec::new();
     for &index in &packed.order {
-        let (Some(&owner), Some(segment)) = (chat.owners.get(index), chat.segments.get(index)) else { continue };
+        let owner = chat.owners.get(index).and_then(|&owner| numbers.get(owner)).copied();
+        let (Some(owner), Some(segment)) = (owner, chat.segments.get(index)) else { continue };
+        // A cut text is short (it fits the prompt); a whole one's hash is already known.
         let hash = match packed.texts.get(index) {
             Some(Some(text)) => content_hash(text),
             _ => segment.content_hash,
@@ -51,6 +55,11 @@ pub(super) fn sent(chat: &ChatSegments, packed: &Packed) -> Vec<Sent> {
         }
     }
     sent
+}
+
+/// Whether the prompt `sent` starts with the whole of `previous`.
+pub(super) fn extends(previous: &[Sent], sent: &[Sent]) -> bool {
+    previous.len() <= sent.len() && previous.iter().zip(sent).all(|(before, now)| before == now)
 }
 
 /// Compare a prompt with the previous one; `reason` says why it differs if it does.

@@ -25,7 +25,7 @@ Tool definitions (``tools=``) are counted by OpenAI's cookbook recipe and reserv
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,7 +72,8 @@ class PackedMessages:
         note: how the count was made when it is not exact (the Anthropic format's stand-in encoding), and any
             fallback the packer took.
         cache: for a ``Session``'s pack, what the prompt kept of the previous one (``CacheReport``);
-            ``None`` for ``pack_messages``.
+            ``None`` for ``pack_messages``. A session's ``result`` holds the decisions of the messages this pack
+            read (the prompt's and the new ones); ``decision(i)`` also finds those an earlier pack evicted.
         tools: (name, tokens) of each tool definition, reserved before packing; ``tools_tokens`` is their
             total, with the list's closing tokens.
     """
@@ -86,9 +87,12 @@ class PackedMessages:
     note: str | None = None
     tools: list[tuple[str, int]] = field(default_factory=list)
     tools_tokens: int = 0
-    #: For each input message, the position of its decision in ``result.decisions``.
-    primary: list[int | None] = field(default_factory=list, repr=False)
+    #: For each input message, the position of its decision in ``result.decisions`` (a list; for a session's
+    #: pack, a dict by the message's index in the conversation, holding the messages this pack read).
+    primary: Sequence[int | None] | Mapping[int, int | None] = field(default_factory=list, repr=False)
     cache: CacheReport | None = None
+    #: For a session's pack: the decision about a message an earlier pack evicted, or ``None``.
+    earlier: Callable[[int], Decision | None] | None = field(default=None, repr=False)
 
     def decision(self, index: int) -> Decision:
         """The decision about input message ``index`` (its content; its tool calls share its fate).
@@ -96,10 +100,16 @@ class PackedMessages:
         Raises:
             KeyError: no such message (or a repair dropped it).
         """
-        position = self.primary[index] if 0 <= index < len(self.primary) else None
-        if position is None:
+        if isinstance(self.primary, Mapping):
+            position = self.primary.get(index)
+        else:
+            position = self.primary[index] if 0 <= index < len(self.primary) else None
+        if position is not None:
+            return self.result.decision(position)
+        earlier = self.earlier(index) if self.earlier is not None and index >= 0 else None
+        if earlier is None:
             raise KeyError(f"no decision about message {index}")
-        return self.result.decision(position)
+        return earlier
 
     def explain(self) -> str:
         """The repairs, the stubs, the tool definitions and the allocator's decision log."""
