@@ -18,9 +18,9 @@ mod truncation;
 mod py;
 
 pub use chat::{
-    anthropic_image_tokens, check_growing, count_tools, image_size, image_tokens, link, plan, segments, Accounting,
-    Answer, ChatSegments, ImageDetail, Linked, Message, Planned, Role, ToolAccounting, ToolCall, ToolCount,
-    TOOL_CALL_KIND,
+    anthropic_image_tokens, check_growing, count_tools, image_size, image_tokens, link, plan, segments,
+    segments_numbered, Accounting, Answer, ChatSegments, ImageDetail, Linked, Message, Planned, Role, ToolAccounting,
+    ToolCall, ToolCount, TOOL_CALL_KIND,
 };
 pub use error::{Result, SchedError};
 pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};

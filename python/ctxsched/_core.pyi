@@ -498,6 +498,10 @@ class CacheReport:
     def message_tokens(self) -> list[int]:
         """Tokens of each packed message, in order."""
 
+    @property
+    def breakpoints(self) -> int:
+        """Anthropic: the ``cache_control`` marks placed (0 for the OpenAI formats, cached automatically)."""
+
     def describe(self) -> str:
         """One line: the prefix kept, where the prompt changed and why, the epoch."""
 
@@ -514,8 +518,10 @@ class ChatSession:
         format: str = "openai",
         reserved: int = 0,
         high: float = 1.0,
-        low: float = 0.8,
-        recent: float = 0.1,
+        low: float = 0.85,
+        recent: float = 0.05,
+        system: object = None,
+        min_cache_tokens: int = 1024,
     ) -> ChatSession: ...
     def extend(self, messages: object) -> None:
         """Read and append messages; nothing is appended if one is malformed (``MessageFormatError``)."""

@@ -84,8 +84,8 @@ class Watermarks(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     high: float = Field(default=1.0, gt=0.0, le=1.0, strict=True)
-    low: float = Field(default=0.8, gt=0.0, le=1.0, strict=True)
-    recent: float = Field(default=0.1, ge=0.0, le=1.0, strict=True)
+    low: float = Field(default=0.85, gt=0.0, le=1.0, strict=True)
+    recent: float = Field(default=0.05, ge=0.0, le=1.0, strict=True)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

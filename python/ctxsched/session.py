@@ -18,13 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ctxsched._core import ChatSession, Tokenizer
+from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.chat import _DEFAULT_POLICY, PackedMessages, check_room, packer_for
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
 from ctxsched.policy import Policy
 
 __all__ = ["Session"]
 
-_FORMATS = ("openai", "responses")
+_FORMATS = ("openai", "responses", "anthropic")
 
 
 class Session:
@@ -34,11 +35,17 @@ class Session:
         budget: the prompt's budget in tokens (the policy's ``reserve_output`` is kept free within it).
         encoding: a built-in encoding.
         policy: a ``Policy`` (or a dict) instead of ``chat_policy()``; its ``watermarks`` set the epochs.
-        format: ``"openai"`` (chat messages: dicts or the SDK's objects) or ``"responses"`` (Responses items).
+        format: ``"openai"`` (chat messages: dicts or the SDK's objects), ``"responses"`` (Responses items) or
+            ``"anthropic"`` (Anthropic messages; ``packed.messages`` is ``{"system", "messages"}`` with
+            ``cache_control`` marks where caching pays).
         tools: the tool definitions sent with every prompt; their tokens are reserved before packing.
         accounting: the per-message constants (``ChatAccounting``).
         tool_accounting: the recipe's constants for tool definitions (``ToolAccounting``).
         key: the session's ``prompt_cache_key`` (a new random one if not given).
+        system: the Anthropic system prompt (a str or a list of text blocks).
+        anthropic: the Anthropic format's stand-in encoding and safety margin (``AnthropicAccounting``).
+        min_cache_tokens: Anthropic: the shortest prefix worth a ``cache_control`` mark (1,024 for most models;
+            2,048 for Haiku).
 
     Raises:
         BudgetError: the output reserve, the reply priming and the tool definitions leave no room.
@@ -55,12 +62,12 @@ class Session:
         accounting: ChatAccounting | None = None,
         tool_accounting: ToolAccounting | None = None,
         key: str | None = None,
+        system: Any = None,
+        anthropic: AnthropicAccounting | None = None,
+        min_cache_tokens: int = 1024,
     ) -> None:
         if format not in _FORMATS:
-            raise ValueError(
-                f"a Session's format must be one of {', '.join(map(repr, _FORMATS))}, not {format!r} "
-                "(for Anthropic, use pack_messages(format='anthropic'))"
-            )
+            raise ValueError(f"a Session's format must be one of {', '.join(map(repr, _FORMATS))}, not {format!r}")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ValueError(f"budget must be an int >= 0, not {budget!r}")
         if key is not None and (not isinstance(key, str) or not key):
@@ -76,13 +83,28 @@ class Session:
         self.budget = budget
         self.format = format
         self.key = key or f"ctxsched-{uuid.uuid4().hex}"
+        self.note: str | None = None
+        packed_into = budget
+        if format == "anthropic":
+            # Claude's tokenizer is not public: a stand-in encoding, a margin, the tool use system prompt.
+            anthropic = anthropic or AnthropicAccounting()
+            encoding, packed_into = anthropic.stand_in, int(budget / (1 + anthropic.margin))
+            self.accounting = anthropic.chat_accounting(self.accounting)
+            self.note = (
+                f"counted with {anthropic.stand_in} standing in for Claude's tokenizer (not public), and packed into "
+                f"{packed_into} of the {budget} tokens: a {anthropic.margin:.0%} safety margin"
+            )
         self.tools_tokens, self.tools = tool_tokens(tools, Tokenizer(encoding), tool_accounting)
-        check_room(budget, self.policy, self.accounting, self.tools_tokens, self.tools)
+        if format == "anthropic" and tools:
+            assert anthropic is not None
+            self.tools_tokens += anthropic.tool_system_prompt_tokens
+            self.tools = [*self.tools, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
+        check_room(packed_into, self.policy, self.accounting, self.tools_tokens, self.tools)
         marks = self.policy.watermarks
         packer = packer_for(encoding, self.policy, self.accounting)
         self._core = ChatSession(
-            packer, budget, self.accounting, format=format, reserved=self.tools_tokens,
-            high=marks.high, low=marks.low, recent=marks.recent,
+            packer, packed_into, self.accounting, format=format, reserved=self.tools_tokens,
+            high=marks.high, low=marks.low, recent=marks.recent, system=system, min_cache_tokens=min_cache_tokens,
         )  # fmt: skip
 
     def append(self, message: Any) -> None:
@@ -127,12 +149,12 @@ class Session:
             packed.repairs,
             sorted(packed.stubbed),
             packed.indices,
-            packed.note,
+            "; ".join(note for note in (self.note, packed.note) if note) or None,
             self.tools,
             self.tools_tokens,
             packed.primary,
             cache,
-            self._core.earlier,
+            self._core.earlier if self.format != "anthropic" else None,
         )
 
     @property

@@ -23,6 +23,7 @@ use crate::packer::Packed;
 use crate::segment::Segment;
 
 /// Where a unit came from.
+#[derive(Clone)]
 pub(crate) struct Origin {
     /// Its message; `None` for the system prompt.
     message: Option<usize>,
@@ -33,15 +34,124 @@ pub(crate) struct Origin {
 }
 
 /// An Anthropic conversation as read: the caller's objects and each unit's origin.
-pub(crate) struct Layout<'py> {
-    conversation: Bound<'py, PyDict>,
+pub(crate) struct Layout {
+    /// The conversation dict (its system prompt and other keys; its messages are replaced).
+    conversation: Py<PyDict>,
     /// The caller's message objects, and each as a dict.
-    originals: Vec<Bound<'py, PyAny>>,
-    plain: Vec<Bound<'py, PyDict>>,
+    originals: Vec<Py<PyAny>>,
+    plain: Vec<Py<PyDict>>,
     origins: Vec<Origin>,
 }
 
-impl Layout<'_> {
+impl Layout {
+    /// A layout for a conversation read message by message (a session's), with this system prompt.
+    pub(crate) fn growing(
+        py: Python<'_>,
+        system: Option<&Bound<'_, PyAny>>,
+        reader: &Reader,
+    ) -> PyResult<(Vec<Message>, Self)> {
+        let conversation = PyDict::new(py);
+        if let Some(system) = system.filter(|system| !system.is_none()) {
+            conversation.set_item(intern!(py, "system"), system)?;
+        }
+        let mut layout = Layout {
+            conversation: conversation.unbind(),
+            originals: Vec::new(),
+            plain: Vec::new(),
+            origins: Vec::new(),
+        };
+        let units = layout.read_system(py, reader)?;
+        Ok((units, layout))
+    }
+
+    fn read_system(&mut self, py: Python<'_>, _reader: &Reader) -> PyResult<Vec<Message>> {
+        let mut units = Vec::new();
+        let system = self.conversation.bind(py).get_item(intern!(py, "system"))?;
+        if let Some(system) = system.filter(|system| !system.is_none()) {
+            let mut unit = Message::new(Role::System, "");
+            unit.text = match text(&system) {
+                Some(system) => system,
+                None => Arc::from(system_text(&system)?),
+            };
+            units.push(unit);
+            self.origins.push(Origin { message: None, blocks: None, call_blocks: Vec::new() });
+        }
+        Ok(units)
+    }
+
+    /// Read `messages` (Anthropic messages, numbered after those read so far) into units; nothing is kept
+    /// if one is malformed.
+    pub(crate) fn read_messages(&mut self, messages: &Bound<'_, PyAny>, reader: &Reader) -> PyResult<Vec<Message>> {
+        let Ok(list) = messages.cast::<PyList>() else {
+            let problem = format!("messages must be a list of Anthropic messages, not {}", type_name(messages));
+            return Err(SchedError::MessageFormat { index: None, problem }.into());
+        };
+        let first = self.originals.len();
+        let mut units = Vec::new();
+        let mut origins = Vec::new();
+        let mut read = Vec::new();
+        for (index, message) in (first..).zip(list.iter()) {
+            let Some(plain) = as_dict(&message)? else {
+                return Err(bad(index, format!("must be a dict, not {}", type_name(&message))));
+            };
+            let role = role_of(index, &plain)?;
+            read_message(index, role, &plain, reader, &mut units, &mut origins)?;
+            read.push((message.unbind(), plain.unbind()));
+        }
+        for (unit, origin) in units.iter_mut().zip(&origins) {
+            unit.number = origin.message.unwrap_or(0);
+        }
+        self.origins.extend(origins);
+        for (original, plain) in read {
+            self.originals.push(original);
+            self.plain.push(plain);
+        }
+        Ok(units)
+    }
+
+    /// The layout of units `units` only (a session's pack reads the prompt's and the new ones), its messages
+    /// renumbered from 0; and for each of its messages, its number in this layout.
+    pub(crate) fn select(&self, py: Python<'_>, units: &[usize]) -> (Self, Vec<usize>) {
+        let mut numbers: Vec<usize> = Vec::new();
+        let mut origins = Vec::with_capacity(units.len());
+        for origin in units.iter().filter_map(|&unit| self.origins.get(unit)) {
+            let mut origin = origin.clone();
+            if let Some(message) = origin.message {
+                if numbers.last() != Some(&message) {
+                    numbers.push(message);
+                }
+                origin.message = Some(numbers.len() - 1);
+            }
+            origins.push(origin);
+        }
+        let originals = numbers.iter().filter_map(|&message| self.originals.get(message)).map(|o| o.clone_ref(py));
+        let plain = numbers.iter().filter_map(|&message| self.plain.get(message)).map(|p| p.clone_ref(py));
+        let layout = Layout {
+            conversation: self.conversation.clone_ref(py),
+            originals: originals.collect(),
+            plain: plain.collect(),
+            origins,
+        };
+        (layout, numbers)
+    }
+
+    /// Where reading stands now, to rewind to if what is read next is refused.
+    pub(crate) fn mark(&self) -> (usize, usize) {
+        (self.originals.len(), self.origins.len())
+    }
+
+    /// Forget what was read after `mark`.
+    pub(crate) fn rewind(&mut self, (messages, units): (usize, usize)) {
+        self.originals.truncate(messages);
+        self.plain.truncate(messages);
+        self.origins.truncate(units);
+    }
+
+    /// The message each unit came from (`None`: the system prompt).
+    pub(crate) fn message_of(&self, unit: usize) -> Option<usize> {
+        self.origins.get(unit).and_then(|origin| origin.message)
+    }
+
     /// For each message, the segment of its last unit (its text and tool uses; for a message of tool
     /// results only, its last result), from the segment of each unit.
     pub(crate) fn by_message(&self, primary: &[Option<usize>]) -> Vec<Option<usize>> {
@@ -56,7 +166,7 @@ impl Layout<'_> {
 }
 
 /// Read an Anthropic conversation into units.
-pub(crate) fn read<'py>(conversation: &Bound<'py, PyAny>, reader: &Reader) -> PyResult<(Vec<Message>, Layout<'py>)> {
+pub(crate) fn read(conversation: &Bound<'_, PyAny>, reader: &Reader) -> PyResult<(Vec<Message>, Layout)> {
     let py = conversation.py();
     let not_a_conversation = || -> PyErr {
         let problem = "an Anthropic conversation is a dict with a \"messages\" list".to_owned();
@@ -64,45 +174,31 @@ pub(crate) fn read<'py>(conversation: &Bound<'py, PyAny>, reader: &Reader) -> Py
     };
     let conversation = as_dict(conversation)?.ok_or_else(not_a_conversation)?;
     let Some(list) = conversation.get_item(intern!(py, "messages"))? else { return Err(not_a_conversation()) };
-    let Ok(list) = list.cast_into::<PyList>() else { return Err(not_a_conversation()) };
-    let mut units = Vec::new();
+    if !list.is_instance_of::<PyList>() {
+        return Err(not_a_conversation());
+    }
     let mut layout =
-        Layout { conversation: conversation.clone(), originals: Vec::new(), plain: Vec::new(), origins: Vec::new() };
-    if let Some(system) = conversation.get_item(intern!(py, "system"))?.filter(|system| !system.is_none()) {
-        let mut unit = Message::new(Role::System, "");
-        unit.text = match text(&system) {
-            Some(system) => system,
-            None => Arc::from(system_text(&system)?),
-        };
-        units.push(unit);
-        layout.origins.push(Origin { message: None, blocks: None, call_blocks: Vec::new() });
-    }
-    for (index, message) in list.iter().enumerate() {
-        let Some(plain) = as_dict(&message)? else {
-            return Err(bad(index, format!("must be a dict, not {}", type_name(&message))));
-        };
-        let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text);
-        let role = match role.as_deref() {
-            Some("user") => Role::User,
-            Some("assistant") if index > 0 => Role::Assistant,
-            Some("assistant") => {
-                return Err(bad(0, "is not the user's; an Anthropic conversation starts with a user turn"))
-            }
-            _ => {
-                let shown = plain
-                    .get_item(intern!(py, "role"))?
-                    .map_or_else(|| Ok("None".to_owned()), |r| r.repr().map(|r| r.to_string()))?;
-                return Err(bad(index, format!("has role {shown}; Anthropic roles are 'user' and 'assistant'")));
-            }
-        };
-        read_message(index, role, &plain, reader, &mut units, &mut layout.origins)?;
-        layout.originals.push(message);
-        layout.plain.push(plain);
-    }
-    for (unit, origin) in units.iter_mut().zip(&layout.origins) {
-        unit.number = origin.message.unwrap_or(0);
-    }
+        Layout { conversation: conversation.unbind(), originals: Vec::new(), plain: Vec::new(), origins: Vec::new() };
+    let mut units = layout.read_system(py, reader)?;
+    units.extend(layout.read_messages(&list, reader)?);
     Ok((units, layout))
+}
+
+/// The role of Anthropic message `index`: the user's or the assistant's, and the user's first.
+fn role_of(index: usize, plain: &Bound<'_, PyDict>) -> PyResult<Role> {
+    let py = plain.py();
+    let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text);
+    match role.as_deref() {
+        Some("user") => Ok(Role::User),
+        Some("assistant") if index > 0 => Ok(Role::Assistant),
+        Some("assistant") => Err(bad(0, "is not the user's; an Anthropic conversation starts with a user turn")),
+        _ => {
+            let shown = plain
+                .get_item(intern!(py, "role"))?
+                .map_or_else(|| Ok("None".to_owned()), |r| r.repr().map(|r| r.to_string()))?;
+            Err(bad(index, format!("has role {shown}; Anthropic roles are 'user' and 'assistant'")))
+        }
+    }
 }
 
 /// The text blocks of a system prompt given as blocks, joined.
@@ -302,7 +398,7 @@ fn block_tokens(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn output<'py>(
     py: Python<'py>,
-    layout: &Layout<'py>,
+    layout: &Layout,
     units: &[Message],
     owners: &[usize],
     primary: &[Option<usize>],
@@ -310,7 +406,7 @@ pub(crate) fn output<'py>(
     packed: &Packed,
     segments: &[Segment],
 ) -> PyResult<(Bound<'py, PyDict>, Vec<usize>, Vec<usize>)> {
-    let result = layout.conversation.copy()?;
+    let result = layout.conversation.bind(py).copy()?;
     // For each kept message, its kept blocks (`None`: a string content), each with its unit if it changed.
     let mut kept: BTreeMap<usize, BTreeMap<Option<usize>, Option<usize>>> = BTreeMap::new();
     let mut stubbed = Vec::new();
@@ -326,7 +422,7 @@ pub(crate) fn output<'py>(
         let Some(message) = origin.message else {
             if cut {
                 let text = packed.text_of(segments, index).unwrap_or_default();
-                let system = layout.conversation.get_item(intern!(py, "system"))?;
+                let system = layout.conversation.bind(py).get_item(intern!(py, "system"))?;
                 if system.is_some_and(|system| system.is_instance_of::<PyString>()) {
                     result.set_item(intern!(py, "system"), text)?;
                 } else {
@@ -353,6 +449,7 @@ pub(crate) fn output<'py>(
         let (Some(original), Some(plain)) = (layout.originals.get(message), layout.plain.get(message)) else {
             continue;
         };
+        let (original, plain) = (original.bind(py), plain.bind(py));
         let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text).unwrap_or_else(|| Arc::from(""));
         let out = rebuild(py, original, plain, &blocks, (layout, units), linked, packed, segments, primary)?;
         match rebuilt.last_mut() {
@@ -376,7 +473,7 @@ fn rebuild<'py>(
     original: &Bound<'py, PyAny>,
     plain: &Bound<'py, PyDict>,
     blocks: &BTreeMap<Option<usize>, Option<usize>>,
-    (layout, units): (&Layout<'py>, &[Message]),
+    (layout, units): (&Layout, &[Message]),
     linked: &Linked,
     packed: &Packed,
     segments: &[Segment],

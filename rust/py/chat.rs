@@ -77,17 +77,13 @@ pub(crate) struct PyPackedChat {
 }
 
 /// How to give a conversation's messages back.
-pub(super) enum Layout<'py> {
+pub(super) enum Layout {
     Chat(Reading),
-    Anthropic(anthropic::Layout<'py>),
+    Anthropic(anthropic::Layout),
 }
 
 /// Read a conversation in any format: its messages (units, for Anthropic) and how to give them back.
-fn read_any<'py>(
-    messages: &Bound<'py, PyAny>,
-    format: Format,
-    reader: &Reader,
-) -> PyResult<(Vec<Message>, Layout<'py>)> {
+fn read_any(messages: &Bound<'_, PyAny>, format: Format, reader: &Reader) -> PyResult<(Vec<Message>, Layout)> {
     if format == Format::Anthropic {
         let (units, layout) = anthropic::read(messages, reader)?;
         return Ok((units, Layout::Anthropic(layout)));
@@ -132,7 +128,7 @@ pub(crate) fn pack_chat(
 /// The Python result of a pack: the messages to send in the caller's format, and the decisions.
 pub(super) fn packed_chat(
     py: Python<'_>,
-    layout: &Layout<'_>,
+    layout: &Layout,
     conversation: &[Message],
     planned: Planned,
     separator: String,
@@ -169,6 +165,16 @@ pub(super) fn packed_chat(
 }
 
 impl PyPackedChat {
+    /// For each packed message, its index in the input.
+    pub(super) fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+
+    /// The packed messages.
+    pub(super) fn messages(&self) -> &Py<PyAny> {
+        &self.messages
+    }
+
     /// The pack of messages `numbers` of a longer conversation (message `i` read is its message
     /// `numbers[i]`), named by those numbers.
     pub(super) fn numbered(mut self, py: Python<'_>, numbers: &[usize]) -> PyResult<Self> {

@@ -4,6 +4,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod anthropic;
+mod breakpoints;
 mod chat;
 mod chat_read;
 mod convert;

@@ -13,14 +13,21 @@ use super::chat_read::{read, Format, Reader, Reading};
 use super::enter_core;
 use super::packer::PyPacker;
 use super::result::PyDecision;
+use super::{anthropic, breakpoints};
 use crate::chat::Accounting;
 use crate::error::SchedError;
 use crate::session::{CacheReport, Marks, Session, Settings};
 
+/// The caller's objects, to give back.
+enum Objects {
+    Chat(Reading),
+    Anthropic(anthropic::Layout),
+}
+
 /// A conversation's messages as read, the caller's objects to give back, and the session's decisions.
 struct State {
     session: Session,
-    reading: Reading,
+    objects: Objects,
 }
 
 /// One conversation, packed turn after turn with its prefix kept stable (`ctxsched.Session`).
@@ -33,6 +40,8 @@ pub(crate) struct PyChatSession {
     /// Tokens kept free before packing (tool definitions): part of every prompt's cached prefix.
     reserved: usize,
     marks: Marks,
+    /// Anthropic: the shortest prefix worth a `cache_control` mark.
+    min_cache_tokens: usize,
     state: Mutex<State>,
 }
 
@@ -52,6 +61,8 @@ pub(crate) struct PyCacheReport {
     frozen_messages: usize,
     /// Tokens of each packed message, in order.
     message_tokens: Vec<usize>,
+    /// Anthropic: the `cache_control` marks placed (0 for the `OpenAI` formats, cached automatically).
+    breakpoints: usize,
 }
 
 #[pymethods]
@@ -74,7 +85,7 @@ impl PyCacheReport {
 }
 
 impl PyCacheReport {
-    fn new(report: CacheReport, reserved: usize) -> Self {
+    fn new(report: CacheReport, reserved: usize, breakpoints: usize) -> Self {
         // Tool definitions come before the messages and do not change within a session.
         let first = report.reason.as_deref() == Some(crate::session::FIRST_PACK);
         Self {
@@ -84,6 +95,7 @@ impl PyCacheReport {
             epoch: report.epoch,
             frozen_messages: report.frozen_messages,
             message_tokens: report.message_tokens,
+            breakpoints,
         }
     }
 }
@@ -91,9 +103,13 @@ impl PyCacheReport {
 #[pymethods]
 impl PyChatSession {
     #[new]
-    #[pyo3(signature = (packer, budget, accounting, *, format = "openai", reserved = 0, high = 1.0, low = 0.8, recent = 0.1))]
+    #[pyo3(signature = (
+        packer, budget, accounting, *, format = "openai", reserved = 0, high = 1.0, low = 0.85, recent = 0.05,
+        system = None, min_cache_tokens = 1024,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         packer: Py<PyPacker>,
         budget: usize,
         accounting: AccountingArg,
@@ -102,30 +118,50 @@ impl PyChatSession {
         high: f64,
         low: f64,
         recent: f64,
+        system: Option<&Bound<'_, PyAny>>,
+        min_cache_tokens: usize,
     ) -> PyResult<Self> {
         let format = Format::parse(format)?;
-        if format == Format::Anthropic {
-            return Err(SchedError::InvalidArgument(
-                "a ChatSession reads OpenAI chat messages or Responses items; Anthropic sessions convert at the edge"
-                    .to_owned(),
-            )
-            .into());
-        }
-        if packer.get().core().tokenizer().is_none() {
+        let Some(tokenizer) = packer.get().core().tokenizer() else {
             return Err(
                 SchedError::InvalidArgument("a session needs a packer with a built-in encoding".to_owned()).into()
             );
-        }
+        };
         let marks = Marks { high, low, recent }.check()?;
         let accounting = accounting.core();
-        let state = State { session: Session::new(format == Format::OpenAi), reading: Reading::default() };
-        Ok(Self { packer, accounting, format, budget, reserved, marks, state: Mutex::new(state) })
+        let mut session = Session::new(format != Format::Responses);
+        let objects = if format == Format::Anthropic {
+            let reader = Reader { tokenizer, accounting };
+            let (units, layout) = anthropic::Layout::growing(py, system, &reader)?;
+            session.extend(units)?;
+            Objects::Anthropic(layout)
+        } else if system.is_some_and(|system| !system.is_none()) {
+            let problem = "system= is for the Anthropic format; OpenAI formats take a system message";
+            return Err(SchedError::InvalidArgument(problem.to_owned()).into());
+        } else {
+            Objects::Chat(Reading::default())
+        };
+        let state = Mutex::new(State { session, objects });
+        Ok(Self { packer, accounting, format, budget, reserved, marks, min_cache_tokens, state })
     }
 
     /// Read and append `messages`; nothing is appended if one of them is malformed.
     fn extend(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
         let tokenizer = self.tokenizer()?;
         let reader = Reader { tokenizer, accounting: self.accounting };
+        if self.format == Format::Anthropic {
+            let mut state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
+            let State { session, objects: Objects::Anthropic(layout) } = &mut *state else {
+                return Err(SchedError::InvalidArgument("an Anthropic session without its layout".to_owned()).into());
+            };
+            let mark = layout.mark();
+            let units = layout.read_messages(messages, &reader)?;
+            if let Err(error) = session.extend(units) {
+                layout.rewind(mark);
+                return Err(error.into());
+            }
+            return Ok(());
+        }
         // Read (which may run the caller's `model_dump`) before taking the lock, numbered from the length
         // then, and renumbered under the lock if another thread appended meanwhile.
         let first = self.state.lock_py_attached(py).map_err(|_| poisoned())?.session.messages().len();
@@ -136,10 +172,11 @@ impl PyChatSession {
             message.number = number;
         }
         state.session.extend(read_messages)?;
-        let State { reading: kept, .. } = &mut *state;
-        kept.originals.extend(reading.originals);
-        kept.dicts.extend(reading.dicts);
-        kept.content_keys.extend(reading.content_keys);
+        if let Objects::Chat(kept) = &mut state.objects {
+            kept.originals.extend(reading.originals);
+            kept.dicts.extend(reading.dicts);
+            kept.content_keys.extend(reading.content_keys);
+        }
         Ok(())
     }
 
@@ -150,7 +187,7 @@ impl PyChatSession {
         let core = packer.core();
         let tokenizer = self.tokenizer()?;
         let mut state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
-        let State { session, reading } = &mut *state;
+        let State { session, objects } = &mut *state;
         let settings = Settings {
             packer: core,
             tokenizer,
@@ -161,11 +198,31 @@ impl PyChatSession {
         let planned = enter_core(py, session.work_bytes(), || session.plan(settings))
             .map_err(|error| packer.interrupted(error))?;
         let (messages, numbers, planned, report, applied) = planned.into_parts();
-        let layout = Layout::Chat(reading.select(py, &numbers));
-        let result = packed_chat(py, &layout, &messages, planned, core.policy().separator.clone())?;
-        let result = result.numbered(py, &numbers)?;
+        let separator = core.policy().separator.clone();
+        let (result, report, breakpoints) = match objects {
+            Objects::Chat(reading) => {
+                let layout = Layout::Chat(reading.select(py, &numbers));
+                let result = packed_chat(py, &layout, &messages, planned, separator)?.numbered(py, &numbers)?;
+                (result, report, 0)
+            }
+            Objects::Anthropic(full) => {
+                let (selected, message_numbers) = full.select(py, &numbers);
+                let layout = Layout::Anthropic(selected);
+                let result = packed_chat(py, &layout, &messages, planned, separator)?;
+                let result = result.numbered(py, &message_numbers)?;
+                let (report, system) = breakpoints::anthropic_report(report, full, result.indices());
+                let placed = breakpoints::place(
+                    result.messages().bind(py),
+                    &report,
+                    self.reserved,
+                    system,
+                    self.min_cache_tokens,
+                )?;
+                (result, report, placed)
+            }
+        };
         session.apply(applied);
-        Ok((result, PyCacheReport::new(report, self.reserved)))
+        Ok((result, PyCacheReport::new(report, self.reserved, breakpoints)))
     }
 
     /// The decision about message `index` if an earlier pack evicted it, else `None`.

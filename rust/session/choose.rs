@@ -28,14 +28,14 @@ pub(super) fn cut_point(
         .segments
         .iter()
         .enumerate()
-        .map(|(position, segment)| match session.standing.get(&segment.id).filter(|_| position < first_new) {
-            Some(standing) => standing.decision.tokens_after,
-            None => {
-                // A new segment as the packer will see it: at most its kind's cap.
-                let cap = packer.policy().segment_caps.get(&*segment.kind).map(|cap| cap.resolve(usable));
-                let limit = cap.map_or(usable, |cap| cap.saturating_add(segment.overhead)).min(usable);
-                packer.size_up_to(segment, limit).min(limit)
+        .map(|(position, segment)| {
+            if let Some(standing) = session.standing.get(&segment.id).filter(|_| position < first_new) {
+                return standing.decision.tokens_after;
             }
+            // A new segment as the packer will see it: at most its kind's cap.
+            let cap = packer.policy().segment_caps.get(&*segment.kind).map(|cap| cap.resolve(usable));
+            let limit = cap.map_or(usable, |cap| cap.saturating_add(segment.overhead)).min(usable);
+            packer.size_up_to(segment, limit).min(limit)
         })
         .collect();
     let mandatory: usize = sizes_where(chat, &sizes, Segment::is_mandatory).sum();

@@ -298,7 +298,7 @@ impl Session {
         let count = chat.segments.len();
         let first_new = (0..count).find(|&index| is_new(index)).unwrap_or(count);
         match pack_segments(packer, &self.fixed(chat, first_new), high) {
-            Ok(packed) if self.appended(&packed, first_new, &is_new) => {
+            Ok(packed) if Self::appended(&packed, first_new, &is_new) => {
                 return Ok(Reached { step: Step::Append, fixed: first_new, packed });
             }
             Err(error) if !is_infeasible(&error) => return Err(error),
@@ -345,7 +345,7 @@ impl Session {
 
     /// Whether a pack kept the old segments in their order, and every new one after them, whole or cut at
     /// its kind's cap only.
-    fn appended(&self, packed: &Packed, first_new: usize, is_new: &dyn Fn(usize) -> bool) -> bool {
+    fn appended(packed: &Packed, first_new: usize, is_new: &dyn Fn(usize) -> bool) -> bool {
         let in_order =
             packed.order.iter().enumerate().all(|(position, &index)| (position < first_new) == (index < first_new));
         let new_whole = packed.decisions.iter().all(|decision| {
@@ -410,7 +410,9 @@ impl Session {
 
     /// Why the prompt changed, if it did.
     fn reason(&self, reached: &Reached, next: &Next) -> &'static str {
-        let pinned = next.sent.iter().zip(&self.sent).any(|(now, before)| now.message >= self.seen && now != before);
+        // A new message placed before an older one: a new system message, pinned to the head.
+        let first_new = next.sent.iter().position(|message| message.message >= self.seen);
+        let pinned = first_new.is_some_and(|at| next.sent.iter().skip(at).any(|message| message.message < self.seen));
         match reached.step {
             _ if self.packs == 0 => FIRST_PACK,
             _ if pinned => "a new pin (a new system message goes to the head)",

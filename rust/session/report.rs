@@ -30,6 +30,10 @@ pub struct CacheReport {
     pub frozen_messages: usize,
     /// Tokens of each packed message, in order.
     pub message_tokens: Vec<usize>,
+    /// The conversation index of each packed message, in order.
+    pub messages: Vec<usize>,
+    /// Leading packed messages identical to the previous prompt's.
+    pub common: usize,
 }
 
 /// The messages of a packed conversation, in order; `numbers` gives each message read its index in the
@@ -80,5 +84,7 @@ pub(super) fn compare(
         epoch,
         frozen_messages,
         message_tokens: sent.iter().map(|message| message.tokens).collect(),
+        messages: sent.iter().map(|message| message.message).collect(),
+        common,
     }
 }

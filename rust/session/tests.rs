@@ -65,8 +65,22 @@ fn start() -> Vec<Message> {
     vec![Message::new(Role::System, "You are a careful agent."), Message::new(Role::User, "Fix the failing build.")]
 }
 
+/// A pack, planned and applied.
+struct Pack {
+    numbers: Vec<usize>,
+    chat: ChatSegments,
+    packed: Packed,
+    report: CacheReport,
+}
+
+fn pack(session: &mut Session, settings: Settings<'_>) -> Result<Pack> {
+    let (_, numbers, planned, report, applied) = session.plan(settings)?.into_parts();
+    session.apply(applied);
+    Ok(Pack { numbers, chat: planned.chat, packed: planned.packed, report })
+}
+
 /// The placed segments' (id, text as placed), in order.
-fn prompt(pack: &SessionPack) -> Vec<(String, String)> {
+fn prompt(pack: &Pack) -> Vec<(String, String)> {
     pack.packed
         .order
         .iter()
@@ -81,13 +95,13 @@ fn prompt(pack: &SessionPack) -> Vec<(String, String)> {
 fn within_an_epoch_the_prompt_only_grows_and_an_epoch_cuts_late() {
     let packer = packer();
     let budget = 1500;
-    let mut session = Session::default();
+    let mut session = Session::new(true);
     let Ok(()) = session.extend(start()) else { panic!("valid") };
     let mut previous: Vec<(String, String)> = Vec::new();
     let mut epochs = Vec::new();
     for number in 0..30 {
         let Ok(()) = session.extend(turn("call_1", number, 8)) else { panic!("valid") };
-        let Ok(pack) = session.pack(settings(&packer, budget)) else { panic!("fits") };
+        let Ok(pack) = pack(&mut session, settings(&packer, budget)) else { panic!("fits") };
         assert!(pack.packed.tokens <= budget - ACCOUNTING.reply_priming, "{}", pack.packed.tokens);
         let now = prompt(&pack);
         if pack.report.epoch == session.epoch() && epochs.last() == Some(&pack.report.epoch) {
@@ -99,7 +113,7 @@ fn within_an_epoch_the_prompt_only_grows_and_an_epoch_cuts_late() {
             assert!(first > 2, "the epoch changed the prompt from message {first}");
             assert_eq!(now.get(..2), previous.get(..2));
             let usable = budget - ACCOUNTING.reply_priming;
-            assert!(pack.packed.tokens <= fraction(MARKS.low, usable), "{} above the low mark", pack.packed.tokens);
+            assert!(pack.packed.tokens <= fraction_of(MARKS.low, usable), "{} above the low mark", pack.packed.tokens);
         }
         epochs.push(pack.report.epoch);
         previous = now;
@@ -110,9 +124,9 @@ fn within_an_epoch_the_prompt_only_grows_and_an_epoch_cuts_late() {
 #[test]
 fn a_malformed_append_and_a_failed_pack_leave_the_session_as_it_was() {
     let packer = packer();
-    let mut session = Session::default();
+    let mut session = Session::new(true);
     let Ok(()) = session.extend(start()) else { panic!("valid") };
-    let Ok(_) = session.pack(settings(&packer, 1000)) else { panic!("fits") };
+    let Ok(_) = pack(&mut session, settings(&packer, 1000)) else { panic!("fits") };
     let mut orphan = Message::new(Role::Tool, "no call");
     orphan.answers = Some(Answer::Call("nobody".to_owned()));
     let mut batch = turn("a", 0, 2);
@@ -127,14 +141,14 @@ fn a_malformed_append_and_a_failed_pack_leave_the_session_as_it_was() {
     waiting.truncate(1);
     let Ok(()) = session.extend(numbered(2, waiting)) else { panic!("a growing conversation may wait for results") };
     let epoch = session.epoch();
-    let Err(SchedError::MessageFormat { index: Some(2), .. }) = session.pack(settings(&packer, 1000)) else {
+    let Err(SchedError::MessageFormat { index: Some(2), .. }) = pack(&mut session, settings(&packer, 1000)) else {
         panic!("the unanswered call is named")
     };
     assert_eq!((session.epoch(), session.pending()), (epoch, 1));
     let mut result = Message::new(Role::Tool, "done");
     result.answers = Some(Answer::Call("b".to_owned()));
     let Ok(()) = session.extend(vec![result]) else { panic!("valid") };
-    let Ok(pack) = session.pack(settings(&packer, 1000)) else { panic!("fits") };
+    let Ok(pack) = pack(&mut session, settings(&packer, 1000)) else { panic!("fits") };
     assert_eq!(pack.report.first_change, None);
     assert_eq!(pack.packed.order.len(), 5);
 }
@@ -142,26 +156,37 @@ fn a_malformed_append_and_a_failed_pack_leave_the_session_as_it_was() {
 #[test]
 fn what_an_epoch_evicted_stays_out_and_keeps_its_decision() {
     let packer = packer();
-    let mut session = Session::default();
+    let mut session = Session::new(true);
     let Ok(()) = session.extend(start()) else { panic!("valid") };
     for number in 0..40 {
         let Ok(()) = session.extend(turn(&format!("c{number}"), number, 10)) else { panic!("valid") };
     }
-    let Ok(pack) = session.pack(settings(&packer, 1200)) else { panic!("fits") };
-    let evicted: Vec<usize> =
-        pack.packed.decisions.iter().filter(|decision| decision.outcome.is_err()).map(|d| d.index).collect();
+    let Ok(first) = pack(&mut session, settings(&packer, 1200)) else { panic!("fits") };
+    let evicted: Vec<(usize, Decision)> = first
+        .packed
+        .decisions
+        .iter()
+        .filter(|decision| decision.outcome.is_err())
+        .filter_map(|decision| Some((*first.numbers.get(*first.chat.owners.get(decision.index)?)?, decision.clone())))
+        .collect();
     assert!(!evicted.is_empty(), "40 turns of ~200 tokens do not fit in 1,200, even stubbed");
     let Ok(()) = session.extend(vec![Message::new(Role::User, "Go on.")]) else { panic!("valid") };
-    let Ok(next) = session.pack(settings(&packer, 1200)) else { panic!("fits") };
-    // Conservation: one decision per segment, in order; what went before is still out, as decided.
+    let Ok(next) = pack(&mut session, settings(&packer, 1200)) else { panic!("fits") };
+    // The next pack reads only the prompt's messages and the new one; what went before stays out, with
+    // the decision that sent it out.
+    assert!(next.numbers.len() < first.numbers.len());
+    for (message, decision) in &evicted {
+        assert!(!next.numbers.contains(message), "message {message} came back");
+        let Some(earlier) = session.earlier(*message) else { panic!("message {message} has no decision") };
+        assert_eq!(earlier.decision.outcome, decision.outcome);
+    }
+    // One decision per segment read, in order, and every placed one is placed once.
     assert_eq!(next.packed.decisions.len(), next.chat.segments.len());
     assert!(next.packed.decisions.iter().enumerate().all(|(index, decision)| decision.index == index));
-    for index in evicted {
-        assert_eq!(next.packed.decisions.get(index), pack.packed.decisions.get(index));
-    }
     let placed: std::collections::BTreeSet<usize> = next.packed.order.iter().copied().collect();
     let kept = next.packed.decisions.iter().filter(|decision| decision.outcome.is_ok()).count();
     assert_eq!(placed.len(), kept);
+    assert_eq!(next.packed.order.len(), kept);
 }
 
 #[test]
@@ -170,4 +195,41 @@ fn invalid_marks_are_refused() {
     assert!(Marks { high: 1.0, low: 0.0, recent: 0.0 }.check().is_err());
     assert!(Marks { high: 1.0, low: 0.5, recent: 0.6 }.check().is_err());
     assert!(MARKS.check().is_ok());
+}
+
+#[test]
+fn a_new_system_message_is_a_change_at_the_head_not_an_append() {
+    let packer = packer();
+    let mut session = Session::new(true);
+    let Ok(()) = session.extend(numbered(0, start())) else { panic!("valid") };
+    let Ok(()) = session.extend(numbered(2, turn("a", 0, 3))) else { panic!("valid") };
+    let Ok(_) = pack(&mut session, settings(&packer, 2000)) else { panic!("fits") };
+    let Ok(()) = session.extend(numbered(4, vec![Message::new(Role::System, "New rule.")])) else { panic!("valid") };
+    let Ok(next) = pack(&mut session, settings(&packer, 2000)) else { panic!("fits") };
+    let ids: Vec<String> = prompt(&next).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.first().map(String::as_str), Some("0:system"));
+    assert_eq!(ids.get(1).map(String::as_str), Some("4:system"), "pinned to the head: {ids:?}");
+    assert_eq!(next.report.first_change, Some(1));
+    assert!(next.report.reason.as_deref().is_some_and(|reason| reason.contains("pin")), "{:?}", next.report.reason);
+}
+
+#[test]
+fn in_chat_nothing_but_results_may_follow_calls() {
+    let mut session = Session::new(true);
+    let Ok(()) = session.extend(numbered(0, start())) else { panic!("valid") };
+    let mut waiting = turn("a", 0, 3);
+    waiting.truncate(1);
+    let Ok(()) = session.extend(numbered(2, waiting)) else { panic!("valid") };
+    let Err(SchedError::MessageFormat { index: Some(3), .. }) =
+        session.extend(numbered(3, vec![Message::new(Role::User, "Hello?")]))
+    else {
+        panic!("a user message before the results is refused, naming it")
+    };
+    // Responses items may interleave: the check is for chat only.
+    let mut items = Session::new(false);
+    let mut calls = turn("a", 0, 3);
+    calls.truncate(1);
+    let Ok(()) = items.extend(numbered(0, [start(), calls, vec![Message::new(Role::User, "Hello?")]].concat())) else {
+        panic!("valid for Responses")
+    };
 }
