@@ -581,8 +581,9 @@ def test_invalid_watermarks_and_formats_are_refused() -> None:
         cs.Policy.model_validate({"watermarks": {"low": 0.5, "recent": 0.6}})
     with pytest.raises(pydantic.ValidationError):
         cs.Watermarks(high=1.5)
-    with pytest.raises(ValueError, match="format"):
-        cs.Session(1000, format="anthropic")
+    # Anthropic sessions exist since 3cd3bc2 (tests/test_session_anthropic.py); an unknown format is refused.
+    with pytest.raises(ValueError, match="a Session's format must be one of 'openai', 'responses'"):
+        cs.Session(1000, format="gemini")
     with pytest.raises(ValueError, match="budget"):
         cs.Session(-1)
     with pytest.raises(cs.BudgetError):
