@@ -20,7 +20,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from hypothesis import event, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -33,6 +33,7 @@ from tests.test_messages import TRANSCRIPTS, latest_turn, reference_count
 Message = dict[str, Any]
 
 PRIMING = 3  # the reply priming, once per prompt (DESIGN.md's accounting)
+DEFAULT_MARKS = cs.Watermarks()  # the policy's defaults (a tunable: read, not assumed)
 FIRST_PACK = "the first pack"
 NEW_EPOCH = "a new epoch"
 NEW_PIN = "a new pin (a new system message goes to the head)"
@@ -172,7 +173,7 @@ def check_cache(
     tools: list[Message] | None = None,
     high: float = 1.0,
     budget: int | None = None,
-    low: float = 0.8,
+    low: float = DEFAULT_MARKS.low,
 ) -> None:
     """The cache report against the previous prompt, and the epoch rules. ``previous`` is updated."""
     report = packed.cache
@@ -213,6 +214,12 @@ def check_cache(
                 head = sum(1 for m in previous.messages if is_system(m))
                 assert indices[head : head + len(new_systems)] == new_systems
             assert report.frozen_messages <= common
+            if budget is not None and report.reason in (NEW_EPOCH, NEW_PIN):
+                # Down to the low mark in one step, unless the mandatory messages alone are over it.
+                mandatory = reference_count(mandatory_messages(conversation)) + reference_tools(tools or [])
+                assert packed.tokens <= window(budget, tools, low) or mandatory > window(budget, tools, low), (
+                    f"a new epoch at {packed.tokens} tokens, over the low mark {window(budget, tools, low)}"
+                )
     remember(previous, packed, len(conversation))
 
 
@@ -272,7 +279,7 @@ class SessionMachine(RuleBasedStateMachine):
     ) -> None:  # fmt: skip
         self.budget = budget
         self.tools = TOOLS if with_tools else None
-        self.high, self.low = (1.0, 0.8) if watermarks is None else watermarks[:2]
+        self.high, self.low = (DEFAULT_MARKS.high, DEFAULT_MARKS.low) if watermarks is None else watermarks[:2]
         policy = None
         if watermarks is not None:
             high, low, recent = watermarks
@@ -667,7 +674,8 @@ def coding_turns(turns: int) -> list[Message]:
 
 
 BUDGET = 1000
-LOW = 3 + int(0.8 * (BUDGET - 3))  # the low watermark: 0.8 of what the reply priming leaves
+# The low watermark: its fraction (0.85 by default) of what the reply priming leaves, plus the priming.
+LOW = PRIMING + int(DEFAULT_MARKS.low * (BUDGET - PRIMING))
 TURNS = 20
 
 
@@ -692,7 +700,6 @@ def test_epoch_arithmetic() -> None:
     turn = reference_count(messages[:4]) - reference_count(messages[:2])
     assert 160 < turn < 180
     assert reference_count(messages[:2]) < 30
-    assert LOW == 800
 
 
 def test_packs_append_until_the_prompt_would_pass_the_budget_then_an_epoch_keeps_the_new_result_whole() -> None:
@@ -893,3 +900,35 @@ def test_what_a_session_sends_does_not_depend_on_what_the_process_counted_before
         check=True,
     )
     assert json.loads(fresh.stdout) == here.messages
+
+
+# --- the report compares what is sent ---------------------------------------------------------------------
+
+REPEATED = ["Go on.", "OK.", "Please provide EXACTLY ONE action.", words(60), words(120)]
+
+
+@settings(settings(), max_examples=max(10, settings().max_examples // 3))
+@given(
+    budget=st.sampled_from([300, 500, 800]),
+    batches=st.lists(
+        st.lists(st.tuples(st.sampled_from(["user", "assistant"]), st.sampled_from(REPEATED)), min_size=1, max_size=2),
+        max_size=12,
+    ),
+)
+def test_identical_messages_repeated_are_reported_as_the_cache_sees_them(
+    budget: int, batches: list[list[tuple[str, str]]]
+) -> None:
+    # Harness reminders repeat word for word: a prompt that has the same bytes at the same place is a cache hit
+    # there, whichever input message they came from.
+    conversation: list[Message] = [{"role": "user", "content": "Fix the failing test."}]
+    session = cs.Session(budget)
+    session.extend(conversation)
+    previous = Previous()
+    check_cache(conversation, session.pack(), previous, budget=budget)
+    for batch in batches:
+        messages = [{"role": role, "content": content} for role, content in batch]
+        session.extend(messages)
+        conversation += messages
+        packed = session.pack()
+        check_prompt(conversation, packed, budget)
+        check_cache(conversation, packed, previous, budget=budget)
