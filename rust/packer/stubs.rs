@@ -48,31 +48,22 @@ fn replaced(segment: &Segment, text: String) -> Segment {
     stub
 }
 
-/// The number a stub states for `text`: its known exact count, an exact count if short, else an estimate
-/// (no lower than what is known, and no wider than the number the stub was planned with).
-/// Densities remembered at most (the memo is cleared past this many texts).
-const DENSITY_MEMO_LIMIT: usize = 1 << 16;
-
-fn stated(
-    tokenizer: Tokenizer,
-    text: &str,
-    known: Option<usize>,
-    at_least: usize,
-    density: impl FnOnce() -> f64,
-) -> Elided {
-    match known {
-        Some(tokens) => Elided::Exact(tokens),
-        None if text.len() <= EXACT_BYTES => Elided::Exact(tokenizer.count(text)),
-        None => {
-            let estimate = Elided::estimated(density(), text.len());
-            let widest = 10usize.saturating_pow(text.len().checked_ilog10().unwrap_or(0) + 1) - 1;
-            match estimate {
-                Elided::About(number) => Elided::About(number.clamp(at_least.min(widest), widest)),
-                exact @ Elided::Exact(_) => exact,
-            }
-        }
+/// The number a stub states for `text`: an exact count if short, else an estimate from sampled density (no
+/// wider than the number the stub was planned with). It depends on the text alone, never on what the
+/// count memo happens to know, so the same conversation is sent as the same bytes by every process.
+fn stated(tokenizer: Tokenizer, text: &str, density: impl FnOnce() -> f64) -> Elided {
+    if text.len() <= EXACT_BYTES {
+        return Elided::Exact(tokenizer.count(text));
+    }
+    let widest = 10usize.saturating_pow(text.len().checked_ilog10().unwrap_or(0) + 1) - 1;
+    match Elided::estimated(density(), text.len()) {
+        Elided::About(number) => Elided::About(number.min(widest)),
+        exact @ Elided::Exact(_) => exact,
     }
 }
+
+/// Densities remembered at most (the memo is cleared past this many texts).
+const DENSITY_MEMO_LIMIT: usize = 1 << 16;
 
 impl Packer {
     /// Tokens per byte of a segment's text, sampled once per text.
@@ -168,9 +159,8 @@ impl Packer {
             let Some(template) = segment.stub.as_deref() else { continue };
             let (mut before, mut counted) = self.known_size(&known, segments, index);
             before = before.max(candidate.at_least);
-            let at_least = before.saturating_sub(segment.overhead);
             let density = || self.density(tokenizer, segment);
-            let number = stated(tokenizer, &segment.text, counted.then_some(at_least), at_least, density);
+            let number = stated(tokenizer, &segment.text, density);
             if let Elided::Exact(tokens) = number {
                 (before, counted) = (tokens.saturating_add(segment.overhead), true);
             }

@@ -239,7 +239,7 @@ impl Session {
         match self.reach(settings, &chat, &numbers) {
             Ok(reached) => {
                 let packed = self.whole(&chat, &reached, budget, packer.policy().reserve_output);
-                let mut next = self.next(&chat, &numbers, &packed, reached.step, reached.fixed);
+                let mut next = self.next(&messages, &chat, &numbers, &packed, reached.step, reached.fixed);
                 if self.packs > 0 && report::extends(&self.sent, &next.sent) {
                     // Decided again, but the prompt only grew: no new epoch as the cache sees it.
                     next.epoch = self.epoch;
@@ -262,7 +262,7 @@ impl Session {
         let linked = link(&messages, false)?;
         let chat = segments_numbered(&messages, &linked, tokenizer, accounting, true, &numbers);
         let planned = plan_linked(packer, &messages, linked, chat, tokenizer, accounting, budget)?;
-        let mut next = self.next(&planned.chat, &numbers, &planned.packed, Step::Fresh, 0);
+        let mut next = self.next(&messages, &planned.chat, &numbers, &planned.packed, Step::Fresh, 0);
         // What an earlier pack evicted and this one placed is back.
         let placed: Vec<usize> = next.live.clone();
         next.earlier
@@ -372,7 +372,16 @@ impl Session {
     }
 
     /// The state this pack leaves.
-    fn next(&self, chat: &ChatSegments, numbers: &[usize], packed: &Packed, step: Step, fixed: usize) -> Next {
+    #[allow(clippy::too_many_arguments)]
+    fn next(
+        &self,
+        messages: &[Message],
+        chat: &ChatSegments,
+        numbers: &[usize],
+        packed: &Packed,
+        step: Step,
+        fixed: usize,
+    ) -> Next {
         let mut standing = FxHashMap::default();
         let mut earlier = Vec::new();
         let mut live = Vec::new();
@@ -399,7 +408,7 @@ impl Session {
                 earlier.push((message, Some(Earlier { id, kind, decision: decision.clone(), epoch })));
             }
         }
-        let sent = report::sent(chat, numbers, packed);
+        let sent = report::sent(chat, messages, numbers, packed);
         let frozen_messages = match step {
             Step::Append => self.frozen_messages,
             Step::Fresh => 0,

@@ -1,12 +1,13 @@
 //! What a pack kept of the previous prompt: the report behind `PackedMessages.cache`.
 
-use crate::chat::ChatSegments;
+use crate::chat::{Answer, ChatSegments, Message};
 use crate::packer::Packed;
 use crate::segment::content_hash;
 
-/// One message of a sent prompt: which message of the conversation, a hash of its form as sent, and its
-/// tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message of a sent prompt: which message of the conversation, a hash of its form as sent (role,
+/// name, call ids and names, what it answers, texts as placed), and its tokens. Two messages sent the same
+/// way are the same to the provider's cache, whichever messages of the conversation they are.
+#[derive(Debug, Clone)]
 pub(super) struct Sent {
     pub(super) message: usize,
     pub(super) form: u128,
@@ -36,13 +37,40 @@ pub struct CacheReport {
     pub common: usize,
 }
 
-/// The messages of a packed conversation, in order; `numbers` gives each message read its index in the
-/// conversation.
-pub(super) fn sent(chat: &ChatSegments, numbers: &[usize], packed: &Packed) -> Vec<Sent> {
-    const MIX: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
+impl Sent {
+    /// Whether the provider sees the two as the same bytes.
+    pub(super) fn same(&self, other: &Sent) -> bool {
+        self.form == other.form && self.tokens == other.tokens
+    }
+}
+
+const MIX: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
+
+/// A hash of what a message is sent with besides its texts.
+fn frame(message: &Message) -> u128 {
+    let mut key = format!("{}\u{0}{}\u{0}", message.role.name(), message.name.as_deref().unwrap_or(""));
+    if let Some(answer) = &message.answers {
+        key.push_str(match answer {
+            Answer::Call(id) => id,
+            Answer::Legacy => "\u{1}",
+        });
+    }
+    for call in &message.calls {
+        key.push('\u{0}');
+        key.push_str(call.id.as_deref().unwrap_or(""));
+        key.push('\u{0}');
+        key.push_str(&call.name);
+    }
+    content_hash(&key)
+}
+
+/// The messages of a packed conversation, in order; `messages` are the messages read and `numbers` their
+/// indices in the conversation.
+pub(super) fn sent(chat: &ChatSegments, messages: &[Message], numbers: &[usize], packed: &Packed) -> Vec<Sent> {
     let mut sent: Vec<Sent> = Vec::new();
     for &index in &packed.order {
-        let owner = chat.owners.get(index).and_then(|&owner| numbers.get(owner)).copied();
+        let local = chat.owners.get(index).copied();
+        let owner = local.and_then(|owner| numbers.get(owner)).copied();
         let (Some(owner), Some(segment)) = (owner, chat.segments.get(index)) else { continue };
         // A cut text is short (it fits the prompt); a whole one's hash is already known.
         let hash = match packed.texts.get(index) {
@@ -55,7 +83,10 @@ pub(super) fn sent(chat: &ChatSegments, numbers: &[usize], packed: &Packed) -> V
                 last.form = (last.form ^ hash).wrapping_mul(MIX);
                 last.tokens += tokens;
             }
-            _ => sent.push(Sent { message: owner, form: hash.wrapping_mul(MIX), tokens }),
+            _ => {
+                let frame = local.and_then(|local| messages.get(local)).map_or(0, frame);
+                sent.push(Sent { message: owner, form: (frame ^ hash).wrapping_mul(MIX), tokens });
+            }
         }
     }
     sent
@@ -63,7 +94,7 @@ pub(super) fn sent(chat: &ChatSegments, numbers: &[usize], packed: &Packed) -> V
 
 /// Whether the prompt `sent` starts with the whole of `previous`.
 pub(super) fn extends(previous: &[Sent], sent: &[Sent]) -> bool {
-    previous.len() <= sent.len() && previous.iter().zip(sent).all(|(before, now)| before == now)
+    previous.len() <= sent.len() && previous.iter().zip(sent).all(|(before, now)| before.same(now))
 }
 
 /// Compare a prompt with the previous one; `reason` says why it differs if it does.
@@ -74,7 +105,7 @@ pub(super) fn compare(
     epoch: u64,
     frozen_messages: usize,
 ) -> CacheReport {
-    let common = previous.iter().zip(sent).take_while(|(before, now)| before == now).count();
+    let common = previous.iter().zip(sent).take_while(|(before, now)| before.same(now)).count();
     let prefix_tokens = sent.iter().take(common).map(|message| message.tokens).sum();
     let unchanged = !previous.is_empty() && common == previous.len();
     CacheReport {
