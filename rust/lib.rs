@@ -23,7 +23,10 @@ pub use chat::{
     ToolCall, ToolCount, TOOL_CALL_KIND,
 };
 pub use error::{Result, SchedError};
-pub use packer::{Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, TruncatorFailure, Truncators};
+pub use packer::{
+    Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, Summarised, Summary, SummaryRun, TruncatorFailure,
+    Truncators,
+};
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
 pub use session::{Applied, CacheReport, Earlier, Marks, Session, SessionPack, Settings, FIRST_PACK};

@@ -26,6 +26,8 @@ from ctxsched.exceptions import (
     MessageFormatError,
     PanicException,
     PolicyError,
+    StoreError,
+    SummaryError,
     TokenizerError,
     UnknownEncodingError,
 )
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
         count_messages,
         pack_messages,
     )
-    from ctxsched.policy import Policy, Quota, Watermarks
+    from ctxsched.policy import Policy, Quota, Summaries, Watermarks
     from ctxsched.scheduler import Scheduler, Truncator
     from ctxsched.session import Session
 
@@ -50,6 +52,7 @@ _LAZY = {
     "Policy": "ctxsched.policy",
     "Quota": "ctxsched.policy",
     "Watermarks": "ctxsched.policy",
+    "Summaries": "ctxsched.policy",
     "Session": "ctxsched.session",
     "Scheduler": "ctxsched.scheduler",
     "Truncator": "ctxsched.scheduler",
@@ -95,6 +98,9 @@ __all__ = [
     "Scheduler",
     "Segment",
     "Session",
+    "StoreError",
+    "Summaries",
+    "SummaryError",
     "TokenCounter",
     "Tokenizer",
     "TokenizerError",

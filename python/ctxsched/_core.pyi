@@ -25,6 +25,8 @@ __all__ = [
     "image_part_tokens",
     "image_size",
     "pack_chat",
+    "pack_summarised",
+    "plan_summaries",
 ]
 
 __version__: str
@@ -540,6 +542,24 @@ class ChatSession:
     @property
     def epoch(self) -> int:
         """The current epoch (0 before the first pack)."""
+
+def plan_summaries(
+    packer: Packer,
+    segments: list[Segment],
+    budget: int,
+    kinds: set[str],
+    reserve: int | float,
+    merge: bool,
+) -> list[tuple[list[int], int]]:
+    """The summary step's first phase: (member indices, tokens the summary may take) per run."""
+
+def pack_summarised(
+    packer: Packer,
+    segments: list[Segment],
+    budget: int,
+    summaries: list[tuple[list[int], int, Segment | None, str | None, bool, str]],
+) -> PackResult:
+    """The summary step's second phase: pack with each run's summary in place of its first member."""
 
 def pack_chat(
     messages: object,

@@ -14,6 +14,8 @@ __all__ = [
     "MessageFormatError",
     "PanicException",
     "PolicyError",
+    "StoreError",
+    "SummaryError",
     "TokenizerError",
     "UnknownEncodingError",
 ]
@@ -48,6 +50,14 @@ class DuplicateSegmentIdError(ContextSchedError, ValueError):
 
 class PolicyError(ContextSchedError, ValueError):
     """A policy that is valid on its own but not for a given budget (a quota minimum above its maximum)."""
+
+
+class SummaryError(ContextSchedError, RuntimeError):
+    """A summarisation hook failed and the policy is ``strict`` (otherwise the failure falls back)."""
+
+
+class StoreError(ContextSchedError, OSError):
+    """A store (the summary cache, session state) could not be read or written."""
 
 
 class MessageFormatError(ContextSchedError, ValueError):

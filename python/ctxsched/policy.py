@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,7 @@ __all__ = [
     "Amount",
     "Policy",
     "Quota",
+    "Summaries",
     "Watermarks",
 ]
 
@@ -94,6 +95,28 @@ class Watermarks(BaseModel):
         return self
 
 
+class Summaries(BaseModel):
+    """How evicted history is summarised (``Policy.summarize`` names the kinds; the hook is the Scheduler's).
+
+    ``budget`` is what all summaries of a pack may take, in tokens or as a fraction of the usable budget; it
+    is kept back while packing and shared between the runs in proportion to their sizes. ``merge``: a
+    contiguous run of evicted segments becomes one summary (else each its own). When a hook raises, times out,
+    returns something that is not a ``str``, an empty string or text over its target, ``fallback`` decides:
+    ``"truncate"`` puts a cut of the run's own text in its place, ``"evict"`` leaves it evicted; ``strict``
+    raises ``SummaryError`` instead. ``timeout`` is in seconds per hook call; ``concurrency`` bounds the calls
+    ``apack`` runs at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    budget: Amount = 0.2
+    merge: bool = True
+    fallback: Literal["truncate", "evict"] = "truncate"
+    strict: bool = False
+    timeout: float | None = Field(default=30.0, gt=0.0)
+    concurrency: int = Field(default=4, ge=1)
+
+
 class Policy(BaseModel):
     """How the scheduler shares the budget between kinds of segments.
 
@@ -127,6 +150,8 @@ class Policy(BaseModel):
         "tokens elided (with ~ when estimated).",
     )
 
+    summarize: list[_KIND] = Field(default_factory=list, description="Kinds whose evicted segments are summarised.")
+    summaries: Summaries = Field(default_factory=Summaries, description="How they are summarised.")
     watermarks: Watermarks = Field(
         default_factory=Watermarks, description="A Session's epochs: the high and low watermarks, the recent window."
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ctxsched._core import Packer, PackResult, Segment, Tokenizer
+from ctxsched._core import Packer, PackResult, Segment, Tokenizer, pack_summarised, plan_summaries
 from ctxsched.counting import TokenizerLike, as_token_counter
 from ctxsched.exceptions import BudgetError, PolicyError
+from ctxsched.hooks import Summarizer, SummaryStep
 from ctxsched.policy import BUILTIN_TRUNCATION, Policy
+from ctxsched.stores import MemoryStore, Store
 
 #: A truncation function: ``(text, max_tokens, tokenizer) -> str``, the result within ``max_tokens``.
 Truncator = Callable[[str, int, Tokenizer], str]
@@ -33,6 +35,11 @@ class Scheduler:
             ``Policy.truncation``. Each is called as ``function(text, max_tokens, tokenizer)`` and must return
             a ``str`` of at most ``max_tokens`` tokens; if it raises, returns something else, or returns too
             much, the segment is cut by ``"auto"`` instead and its decision says why (``Decision.fallback``).
+        summarizer: a summarisation hook, ``function(segments, max_tokens) -> str`` or an ``async def``: the
+            evicted segments of the kinds in ``Policy.summarize`` (and those made with ``summarizable=True``)
+            are summarised into the room ``Policy.summaries.budget`` keeps back (see ``ctxsched.hooks``).
+        summary_cache: where summaries are memoised (a ``ctxsched.stores`` store): a ``MemoryStore`` by
+            default; a ``SQLiteStore`` keeps them across processes and restarts.
 
     Raises:
         PolicyError: the policy names a truncation that is neither built in nor in ``truncators``, or a
@@ -46,6 +53,8 @@ class Scheduler:
         policy: Policy | Mapping[str, Any] | None = None,
         *,
         truncators: Mapping[str, Truncator] | None = None,
+        summarizer: Summarizer | None = None,
+        summary_cache: Store | None = None,
     ):
         self.policy = policy if isinstance(policy, Policy) else Policy.model_validate(policy or {})
         self.tokenizer = as_token_counter(tokenizer)
@@ -54,6 +63,12 @@ class Scheduler:
         self._builtin = self.tokenizer if isinstance(self.tokenizer, Tokenizer) else None
         self._packer = Packer(self._builtin, **self.policy.core_arguments(), truncators=self.truncators)
         self._memo: dict[str, int] = {}
+        self.summary_cache = summary_cache if summary_cache is not None else MemoryStore()
+        self._summaries: SummaryStep | None = None
+        if summarizer is not None:
+            if self._builtin is None:
+                raise PolicyError("summaries need a built-in encoding (the core cuts and packs them)")
+            self._summaries = SummaryStep(summarizer, self.policy.summaries, self.summary_cache, self._builtin.count)
 
     def pack(self, segments: Iterable[Segment], budget: int) -> PackResult:
         """Pack ``segments`` (in natural order) into ``budget`` tokens.
@@ -68,9 +83,34 @@ class Scheduler:
         if isinstance(segments, str | bytes):
             raise TypeError("segments must be a list of ctxsched.Segment, not a single string")
         segments = segments if isinstance(segments, list) else list(segments)
+        if self._summaries is not None:
+            runs = self._plan(segments, budget)
+            if runs:
+                return pack_summarised(self._packer, segments, budget, self._summaries.run(runs, segments))
         if self._builtin is not None:
             return self._packer.pack(segments, budget)
         return self._pack_counted(segments, budget)
+
+    async def apack(self, segments: Iterable[Segment], budget: int) -> PackResult:
+        """``pack``, with the summarisation hooks awaited, at most ``Policy.summaries.concurrency`` at once.
+
+        Raises:
+            The same as ``pack``; and ``SummaryError`` for a failing hook when the policy is ``strict``.
+        """
+        if isinstance(segments, str | bytes):
+            raise TypeError("segments must be a list of ctxsched.Segment, not a single string")
+        segments = segments if isinstance(segments, list) else list(segments)
+        if self._summaries is not None:
+            runs = self._plan(segments, budget)
+            if runs:
+                outcomes = await self._summaries.arun(runs, segments)
+                return pack_summarised(self._packer, segments, budget, outcomes)
+        return self.pack(segments, budget)
+
+    def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], int]]:
+        summaries = self.policy.summaries
+        kinds = set(self.policy.summarize)
+        return plan_summaries(self._packer, segments, budget, kinds, summaries.budget, summaries.merge)
 
     def _pack_counted(self, segments: list[Segment], budget: int) -> PackResult:
         for index, segment in enumerate(segments):

@@ -70,6 +70,15 @@ pub enum Eviction {
         /// The planned size.
         tokens: usize,
     },
+    /// Replaced, with the rest of its run, by a summary.
+    Summarised {
+        /// The summary's id.
+        into: String,
+        /// The summary's tokens as placed.
+        tokens: usize,
+        /// What made it: the hook's name, or the cut of the run's text that stood in for a failed hook.
+        by: String,
+    },
 }
 
 /// Why a kept segment was cut.
@@ -140,6 +149,7 @@ impl Decision {
             Err(Eviction::AboveCap { .. }) => "above_cap",
             Err(Eviction::BoundaryRepair) => "boundary_repair",
             Err(Eviction::CutToNothing { .. }) => "cut_to_nothing",
+            Err(Eviction::Summarised { .. }) => "summarised",
         }
     }
 
@@ -165,6 +175,9 @@ impl Decision {
                 format!("above the {kind} cap of {cap} and not truncatable")
             }
             Err(Eviction::BoundaryRepair) => "evicted to repair a token merge across a separator".to_owned(),
+            Err(Eviction::Summarised { into, tokens, by }) => {
+                format!("summarised into {into} ({tokens} tokens) by {by}")
+            }
             Err(Eviction::CutToNothing { tokens }) => {
                 format!("cutting it to {tokens} tokens on a character boundary kept nothing")
             }

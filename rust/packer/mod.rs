@@ -10,6 +10,7 @@ mod explain;
 mod place;
 mod sizes;
 mod stubs;
+mod summary;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -18,6 +19,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 pub use decision::{Admission, Cut, Decision, Eviction};
+pub use summary::{Summarised, Summary, SummaryRun};
 
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;

@@ -14,6 +14,7 @@ mod responses_read;
 mod result;
 mod segment;
 mod session;
+mod summary;
 mod tokenizer;
 
 use pyo3::prelude::*;
@@ -39,6 +40,8 @@ pub mod _core {
     use super::chat::{chat_tokens, count_tools, pack_chat, PyPackedChat};
     #[pymodule_export]
     use super::packer::PyPacker;
+    #[pymodule_export]
+    use super::summary::{pack_summarised, plan_summaries};
     #[pymodule_export]
     use super::result::{PyDecision, PyEvictedSegment, PyKindUsage, PyPackResult, PyPlacedSegment};
     #[pymodule_export]

@@ -193,7 +193,7 @@ fn describe(py: Python<'_>, error: &PyErr) -> String {
 }
 
 /// The `Segment`s of a Python list, and their core copies (ids defaulted to `{kind}-{index}`).
-fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Inputs, Arc<[Segment]>)> {
+pub(super) fn core_segments(segments: &Bound<'_, PyAny>) -> PyResult<(Inputs, Arc<[Segment]>)> {
     let list = segments.cast::<PyList>().map_err(|_| PyTypeError::new_err("segments must be a list of Segment"))?;
     let mut inputs: Vec<Py<PySegment>> = Vec::with_capacity(list.len());
     let mut core: Vec<Segment> = Vec::with_capacity(list.len());

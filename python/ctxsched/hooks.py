@@ -1,0 +1,157 @@
+"""Summarisation hooks: run between the Rust core's two phases, memoised, and safe when they fail.
+
+The core plans the runs of evicted segments and the tokens each summary may take (``plan_summaries``); here
+each run's hook is called (or its summary found in the cache), checked, and turned into a ``summary``
+segment, or into a recorded failure; the core then packs again with the summaries in place
+(``pack_summarised``). A hook is never called from inside Rust.
+
+A summary is cached under the hash of its inputs' texts, its target size and the hook's identity
+(``hook.__ctxsched_id__`` if set, else its module and qualified name), so packing the same history again never
+calls the hook again for a run it has summarised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias
+
+from ctxsched._core import Segment
+from ctxsched.exceptions import SummaryError
+from ctxsched.policy import Summaries
+from ctxsched.stores import Store
+
+__all__ = ["Summarizer", "SummaryStep", "hook_name"]
+
+#: ``(segments, max_tokens) -> str``, or an ``async def`` returning one.
+Summarizer: TypeAlias = Callable[[list[Segment], int], "str | Awaitable[str]"]
+
+#: What the core's second phase takes per run: (members, max_tokens, summary or None, failure, cut on
+#: failure, hook name).
+Outcome: TypeAlias = tuple[list[int], int, Segment | None, str | None, bool, str]
+
+
+def hook_name(hook: Callable[..., Any]) -> str:
+    """The hook's identity, part of every cache key: ``__ctxsched_id__``, else module and qualified name."""
+    given = getattr(hook, "__ctxsched_id__", None)
+    if isinstance(given, str) and given:
+        return given
+    return f"{getattr(hook, '__module__', '?')}.{getattr(hook, '__qualname__', type(hook).__qualname__)}"
+
+
+class SummaryStep:
+    """Runs one hook over a pack's planned runs: from the cache, sync, or async with a concurrency limit."""
+
+    def __init__(self, hook: Summarizer, policy: Summaries, cache: Store, count: Callable[[str], int]) -> None:
+        if not callable(hook):
+            raise TypeError(f"summarizer must be callable, not {type(hook).__name__}")
+        self.hook = hook
+        self.name = hook_name(hook)
+        self.is_async = inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+            getattr(hook, "__call__", None)  # noqa: B004 - an async __call__ makes an async hook too
+        )
+        self.policy = policy
+        self.cache = cache
+        self.count = count
+
+    def run(self, runs: Sequence[tuple[list[int], int]], segments: list[Segment]) -> list[Outcome]:
+        """Each run's outcome, calling a sync hook in this thread (an async one in a new event loop)."""
+        if self.is_async:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(self.arun(runs, segments))
+            raise TypeError(f"summarizer {self.name} is async: call apack() from a running event loop")
+        return [self._outcome(members, limit, segments, self._call_sync) for members, limit in runs]
+
+    async def arun(self, runs: Sequence[tuple[list[int], int]], segments: list[Segment]) -> list[Outcome]:
+        """Each run's outcome, the hook calls running concurrently (at most ``concurrency`` at once)."""
+        limit = asyncio.Semaphore(self.policy.concurrency)
+
+        async def one(members: list[int], max_tokens: int) -> Outcome:
+            key = self._key(members, max_tokens, segments)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return self._made(members, max_tokens, segments, cached)
+            async with limit:
+                try:
+                    value = await asyncio.wait_for(self._call_async(members, max_tokens, segments), self.policy.timeout)
+                except TimeoutError:
+                    return self._failed(members, max_tokens, f"timed out after {self.policy.timeout:g} s")
+                except Exception as error:  # a hook's failure falls back; KeyboardInterrupt etc. do not
+                    return self._failed(members, max_tokens, f"raised {type(error).__name__}: {error}")
+            return self._checked(members, max_tokens, segments, key, value)
+
+        return list(await asyncio.gather(*(one(members, limit_) for members, limit_ in runs)))
+
+    def _call_sync(self, members: list[int], max_tokens: int, segments: list[Segment]) -> Any:
+        inputs = [segments[index] for index in members]
+        if self.policy.timeout is None:
+            return self.hook(inputs, max_tokens)
+        # A thread lets a slow hook be abandoned at its timeout (it cannot be stopped: it finishes unseen).
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxsched-summary")
+        try:
+            return pool.submit(self.hook, inputs, max_tokens).result(timeout=self.policy.timeout)
+        finally:
+            pool.shutdown(wait=False)
+
+    async def _call_async(self, members: list[int], max_tokens: int, segments: list[Segment]) -> Any:
+        inputs = [segments[index] for index in members]
+        if self.is_async:
+            return await self.hook(inputs, max_tokens)  # type: ignore[misc]
+        return await asyncio.to_thread(self.hook, inputs, max_tokens)
+
+    def _outcome(
+        self, members: list[int], max_tokens: int, segments: list[Segment], call: Callable[..., Any]
+    ) -> Outcome:
+        key = self._key(members, max_tokens, segments)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return self._made(members, max_tokens, segments, cached)
+        try:
+            value = call(members, max_tokens, segments)
+        except concurrent.futures.TimeoutError:
+            return self._failed(members, max_tokens, f"timed out after {self.policy.timeout:g} s")
+        except Exception as error:  # a hook's failure falls back; KeyboardInterrupt and SystemExit do not
+            return self._failed(members, max_tokens, f"raised {type(error).__name__}: {error}")
+        return self._checked(members, max_tokens, segments, key, value)
+
+    def _checked(self, members: list[int], max_tokens: int, segments: list[Segment], key: str, value: Any) -> Outcome:
+        if not isinstance(value, str):
+            return self._failed(members, max_tokens, f"returned {type(value).__name__}, not str")
+        if not value.strip():
+            return self._failed(members, max_tokens, "returned an empty summary")
+        tokens = self.count(value)
+        if tokens > max_tokens:
+            return self._failed(members, max_tokens, f"returned {tokens} tokens, above its target of {max_tokens}")
+        self.cache.put(key, value)
+        return self._made(members, max_tokens, segments, value)
+
+    def _made(self, members: list[int], max_tokens: int, segments: list[Segment], text: str) -> Outcome:
+        sources = [_id_of(segments, index) for index in members]
+        metadata = {"summarises": sources, "hook": self.name, "depth": 1, "max_tokens": max_tokens}
+        summary = Segment(text, id=f"summary-{sources[0]}", kind="summary", metadata=metadata)
+        return (members, max_tokens, summary, None, self.policy.fallback == "truncate", self.name)
+
+    def _failed(self, members: list[int], max_tokens: int, problem: str) -> Outcome:
+        if self.policy.strict:
+            raise SummaryError(f"summarizer {self.name} {problem} (summarising segments {members})")
+        instead = "a cut of the run's own text" if self.policy.fallback == "truncate" else "the run left evicted"
+        failure = f"summarizer {self.name} {problem}; {instead} instead"
+        return (members, max_tokens, None, failure, self.policy.fallback == "truncate", self.name)
+
+    def _key(self, members: list[int], max_tokens: int, segments: list[Segment]) -> str:
+        digest = hashlib.sha256(f"{self.name}\0{max_tokens}".encode())
+        for index in members:
+            text = segments[index].text.encode("utf-8", "surrogatepass")
+            digest.update(len(text).to_bytes(8, "little"))
+            digest.update(text)
+        return f"summary:{digest.hexdigest()}"
+
+
+def _id_of(segments: list[Segment], index: int) -> str:
+    segment = segments[index]
+    return segment.id if segment.id is not None else f"{segment.kind}-{index}"
