@@ -67,6 +67,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
+    if name in ("stores", "hooks"):
+        import importlib
+
+        return importlib.import_module(f"ctxsched.{name}")
     if name in _LAZY:
         import importlib
 
