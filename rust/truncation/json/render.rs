@@ -20,7 +20,7 @@ const LISTING_SLACK: usize = 64 << 20;
 /// Tokens of a cut string's own text worth showing around the marker, at the least.
 const MIN_KEPT: usize = 6;
 /// Tries at cutting a string whose escapes make it longer than its share once encoded.
-const STRING_TRIES: usize = 3;
+const STRING_TRIES: usize = 6;
 
 /// What a note is for: its regions' start, end and bytes, how many members, and whether it is short.
 type NoteKey = (usize, usize, usize, usize, bool);
@@ -300,22 +300,43 @@ impl<'a, 't> Reducer<'a, 't> {
             // marker never stands for nothing.
             target = tokens.saturating_sub(1).min(target * share / tokenizer.count(raw).max(1));
         }
-        let mut best = None;
+        // Escapes make the JSON longer than the decoded text by a ratio not known in advance: narrow the target
+        // between the largest cut that fits and the smallest that did not, keeping the best that fits.
+        let (mut best, mut last): (Option<Cut>, Option<Cut>) = (None, None);
+        let (mut fits_at, mut over_at) = (0usize, None::<usize>);
         for _ in 0..STRING_TRIES {
-            let Some(json) =
-                middle(tokenizer, decoded, target, marker).and_then(|cut| serde_json::to_string(&cut).ok())
-            else {
-                break;
-            };
+            let Some(text) = middle(tokenizer, decoded, target, marker) else { break };
+            // A target that keeps the whole text is too large: the marker must stand for something.
+            let whole = text.len() >= decoded.len();
+            let Ok(json) = serde_json::to_string(&text) else { break };
             let tokens = tokenizer.count(&json);
-            let over = tokens > share;
-            best = Some(Cut { json, tokens });
-            if !over {
+            let cut = Cut { json, tokens };
+            if tokens <= share && !whole {
+                fits_at = target;
+                if best.as_ref().is_none_or(|best| tokens > best.tokens) {
+                    best = Some(cut);
+                }
+                if tokens.saturating_mul(10) >= share.saturating_mul(9) {
+                    break;
+                }
+                // Larger only between two cuts already made: growing past the text would keep it whole.
+                let Some(over) = over_at else { break };
+                target = usize::midpoint(target, over);
+            } else {
+                over_at = Some(target);
+                if !whole {
+                    last = Some(cut);
+                }
+                target = if fits_at > 0 { usize::midpoint(fits_at, target) } else { target * share / tokens.max(1) };
+            }
+            if target <= fits_at || over_at.is_some_and(|over| target >= over) {
                 break;
             }
-            target = target * share / tokens.max(1);
         }
-        best.unwrap_or_else(|| marker_only(tokenizer, marker, decoded))
+        if let Some(best) = best {
+            return best;
+        }
+        last.unwrap_or_else(|| marker_only(tokenizer, marker, decoded))
     }
 
     /// Whether the string at `span` decodes (decoded once, and kept).
