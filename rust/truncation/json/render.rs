@@ -294,6 +294,13 @@ impl<'a, 't> Reducer<'a, 't> {
         let Some(decoded) = self.decoded.get(&span.start).and_then(Option::as_deref) else {
             return marker_only(tokenizer, marker, raw);
         };
+        // Written again without the original's escapes (`\u00e9` as `é`), the whole value may fit: it stays
+        // whole then, the same value in fewer tokens.
+        if let Ok(json) = serde_json::to_string(decoded) {
+            if let Some(tokens) = tokenizer.count_up_to(&json, share) {
+                return Cut { json, tokens };
+            }
+        }
         let mut target = share.saturating_sub(2);
         if let Some(tokens) = tokenizer.count_up_to(decoded, target) {
             // Over only because of its quotes and escapes: shorter by their share of it, so that the
@@ -319,15 +326,21 @@ impl<'a, 't> Reducer<'a, 't> {
                 if tokens.saturating_mul(10) >= share.saturating_mul(9) {
                     break;
                 }
-                // Larger only between two cuts already made: growing past the text would keep it whole.
-                let Some(over) = over_at else { break };
-                target = usize::midpoint(target, over);
+                // Larger: by the room left, or between this and the smallest that did not fit (a target that
+                // keeps the whole text counts as not fitting).
+                target = over_at.map_or_else(|| target * share / tokens.max(1), |over| usize::midpoint(target, over));
             } else {
                 over_at = Some(target);
                 if !whole {
                     last = Some(cut);
                 }
-                target = if fits_at > 0 { usize::midpoint(fits_at, target) } else { target * share / tokens.max(1) };
+                // Smaller: between the largest that fitted and this, or by the excess and a twentieth more (so
+                // that the next cut fits, and the search narrows from both sides).
+                target = if fits_at > 0 {
+                    usize::midpoint(fits_at, target)
+                } else {
+                    (target * share / tokens.max(1)).saturating_sub(target / 20)
+                };
             }
             if target <= fits_at || over_at.is_some_and(|over| target >= over) {
                 break;
