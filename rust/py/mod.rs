@@ -41,13 +41,13 @@ pub mod _core {
     #[pymodule_export]
     use super::packer::PyPacker;
     #[pymodule_export]
-    use super::summary::{pack_summarised, plan_summaries};
-    #[pymodule_export]
     use super::result::{PyDecision, PyEvictedSegment, PyKindUsage, PyPackResult, PyPlacedSegment};
     #[pymodule_export]
     use super::segment::PySegment;
     #[pymodule_export]
     use super::session::{PyCacheReport, PyChatSession};
+    #[pymodule_export]
+    use super::summary::{pack_summarised, plan_summaries};
     #[pymodule_export]
     use super::tokenizer::{count_tokens, encodings, PyTokenizer, PyTruncated};
 

@@ -82,7 +82,6 @@ pub(crate) fn pack_summarised(
     Ok(PyPackResult::new(Inputs::Segments(inputs), all.into(), summarised.packed, separator))
 }
 
-
 /// The segment of a cut that stood in for a failed hook, with the lineage a hook's summary has.
 fn stand_in(
     py: Python<'_>,
