@@ -550,8 +550,8 @@ def plan_summaries(
     kinds: set[str],
     reserve: int | float,
     merge: bool,
-) -> list[tuple[list[int], int]]:
-    """The summary step's first phase: (member indices, tokens the summary may take) per run."""
+) -> list[tuple[list[int], int, str]]:
+    """The summary step's first phase: (member indices, tokens the summary may take, a hash of their texts)."""
 
 def pack_summarised(
     packer: Packer,

@@ -5,7 +5,7 @@ each run's hook is called (or its summary found in the cache), checked, and turn
 segment, or into a recorded failure; the core then packs again with the summaries in place
 (``pack_summarised``). A hook is never called from inside Rust.
 
-A summary is cached under the hash of its inputs' texts, its target size and the hook's identity
+A summary is cached under the hash of its inputs' texts (the core's), its target size and the hook's identity
 (``hook.__ctxsched_id__`` if set, else its module and qualified name), so packing the same history again never
 calls the hook again for a run it has summarised.
 """
@@ -28,6 +28,9 @@ __all__ = ["Summarizer", "SummaryStep", "hook_name"]
 
 #: ``(segments, max_tokens) -> str``, or an ``async def`` returning one.
 Summarizer: TypeAlias = Callable[[list[Segment], int], "str | Awaitable[str]"]
+
+#: A planned run: (member indices, tokens its summary may take, the core's hash of the members' texts).
+Run: TypeAlias = tuple[list[int], int, str]
 
 #: What the core's second phase takes per run: (members, max_tokens, summary or None, failure, cut on
 #: failure, hook name).
@@ -57,7 +60,7 @@ class SummaryStep:
         self.cache = cache
         self.count = count
 
-    def run(self, runs: Sequence[tuple[list[int], int]], segments: list[Segment]) -> list[Outcome]:
+    def run(self, runs: Sequence[Run], segments: list[Segment]) -> list[Outcome]:
         """Each run's outcome, calling a sync hook in this thread (an async one in a new event loop)."""
         if self.is_async:
             try:
@@ -65,14 +68,14 @@ class SummaryStep:
             except RuntimeError:
                 return asyncio.run(self.arun(runs, segments))
             raise TypeError(f"summarizer {self.name} is async: call apack() from a running event loop")
-        return [self._outcome(members, limit, segments, self._call_sync) for members, limit in runs]
+        return [self._outcome(members, limit, segments, key, self._call_sync) for members, limit, key in runs]
 
-    async def arun(self, runs: Sequence[tuple[list[int], int]], segments: list[Segment]) -> list[Outcome]:
+    async def arun(self, runs: Sequence[Run], segments: list[Segment]) -> list[Outcome]:
         """Each run's outcome, the hook calls running concurrently (at most ``concurrency`` at once)."""
         limit = asyncio.Semaphore(self.policy.concurrency)
 
-        async def one(members: list[int], max_tokens: int) -> Outcome:
-            key = self._key(members, max_tokens, segments)
+        async def one(members: list[int], max_tokens: int, texts: str) -> Outcome:
+            key = self._key(max_tokens, texts)
             cached = self.cache.get(key)
             if cached is not None:
                 return self._made(members, max_tokens, segments, cached)
@@ -85,7 +88,7 @@ class SummaryStep:
                     return self._failed(members, max_tokens, f"raised {type(error).__name__}: {error}")
             return self._checked(members, max_tokens, segments, key, value)
 
-        return list(await asyncio.gather(*(one(members, limit_) for members, limit_ in runs)))
+        return list(await asyncio.gather(*(one(members, limit_, texts) for members, limit_, texts in runs)))
 
     def _call_sync(self, members: list[int], max_tokens: int, segments: list[Segment]) -> Any:
         inputs = [segments[index] for index in members]
@@ -105,9 +108,9 @@ class SummaryStep:
         return await asyncio.to_thread(self.hook, inputs, max_tokens)
 
     def _outcome(
-        self, members: list[int], max_tokens: int, segments: list[Segment], call: Callable[..., Any]
+        self, members: list[int], max_tokens: int, segments: list[Segment], texts: str, call: Callable[..., Any]
     ) -> Outcome:
-        key = self._key(members, max_tokens, segments)
+        key = self._key(max_tokens, texts)
         cached = self.cache.get(key)
         if cached is not None:
             return self._made(members, max_tokens, segments, cached)
@@ -143,12 +146,9 @@ class SummaryStep:
         failure = f"summarizer {self.name} {problem}; {instead} instead"
         return (members, max_tokens, None, failure, self.policy.fallback == "truncate", self.name)
 
-    def _key(self, members: list[int], max_tokens: int, segments: list[Segment]) -> str:
-        digest = hashlib.sha256(f"{self.name}\0{max_tokens}".encode())
-        for index in members:
-            text = segments[index].text.encode("utf-8", "surrogatepass")
-            digest.update(len(text).to_bytes(8, "little"))
-            digest.update(text)
+    def _key(self, max_tokens: int, texts: str) -> str:
+        """The cache key: the hook's identity, the target size and the core's hash of the run's texts."""
+        digest = hashlib.sha256(f"{self.name}\0{max_tokens}\0{texts}".encode())
         return f"summary:{digest.hexdigest()}"
 
 

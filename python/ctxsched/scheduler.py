@@ -107,7 +107,7 @@ class Scheduler:
                 return pack_summarised(self._packer, segments, budget, outcomes)
         return self.pack(segments, budget)
 
-    def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], int]]:
+    def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], int, str]]:
         summaries = self.policy.summaries
         kinds = set(self.policy.summarize)
         return plan_summaries(self._packer, segments, budget, kinds, summaries.budget, summaries.merge)

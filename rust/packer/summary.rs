@@ -27,6 +27,20 @@ pub struct SummaryRun {
     pub max_tokens: usize,
 }
 
+impl SummaryRun {
+    /// A hash of the members' texts, in order (from their content hashes): with the hook and the size, the
+    /// summary cache's key.
+    pub fn fingerprint(&self, segments: &[Segment]) -> u128 {
+        let hashes: Vec<u8> = self
+            .members
+            .iter()
+            .filter_map(|&member| segments.get(member))
+            .flat_map(|segment| segment.content_hash.to_le_bytes())
+            .collect();
+        xxhash_rust::xxh3::xxh3_128(&hashes)
+    }
+}
+
 /// What phase 2 places for a run: the hook's summary, or why there is none.
 #[derive(Debug, Clone)]
 pub struct Summary {

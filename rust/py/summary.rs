@@ -12,7 +12,8 @@ use super::segment::PySegment;
 use super::tokenizer::TokenLimit;
 use crate::packer::{Summary, SummaryRun};
 
-/// Phase 1: the runs of evicted segments to summarise, as (member indices, tokens the summary may take);
+/// Phase 1: the runs of evicted segments to summarise, as (member indices, tokens the summary may take, a
+/// hash of the members' texts);
 /// `reserve` (tokens, or a fraction of the usable budget) is what all summaries may take.
 /// Only segments whose kind is in `kinds` and that allow it (`Segment(summarize=True)`) are summarised.
 #[pyfunction]
@@ -24,7 +25,7 @@ pub(crate) fn plan_summaries(
     kinds: BTreeSet<String>,
     reserve: AmountArg,
     merge: bool,
-) -> PyResult<Vec<(Vec<usize>, usize)>> {
+) -> PyResult<Vec<(Vec<usize>, usize, String)>> {
     let usable = budget.0.saturating_sub(packer.core().policy().reserve_output);
     let reserve = reserve.0.resolve(usable);
     let (inputs, core) = core_segments(segments)?;
@@ -36,7 +37,13 @@ pub(crate) fn plan_summaries(
     let allocator = packer.core();
     let plan = || allocator.plan_summaries(&core, budget.0, &kinds, &allowed, reserve, merge);
     let runs = enter_core(py, work_bytes, plan).map_err(|error| packer.interrupted(error))?;
-    Ok(runs.into_iter().map(|run| (run.members, run.max_tokens)).collect())
+    Ok(runs
+        .into_iter()
+        .map(|run| {
+            let fingerprint = format!("{:032x}", run.fingerprint(&core));
+            (run.members, run.max_tokens, fingerprint)
+        })
+        .collect())
 }
 
 /// Phase 2: pack with each run's summary in place. `summaries` holds, per run, (members, tokens it may take,
