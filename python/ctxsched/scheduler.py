@@ -80,16 +80,12 @@ class Scheduler:
                 truncation that is neither built in nor a registered truncator.
             TypeError: ``segments`` holds something that is not a ``ctxsched.Segment``.
         """
-        if isinstance(segments, str | bytes):
-            raise TypeError("segments must be a list of ctxsched.Segment, not a single string")
-        segments = segments if isinstance(segments, list) else list(segments)
+        segments = _as_list(segments)
         if self._summaries is not None:
             runs = self._plan(segments, budget)
             if runs:
                 return pack_summarised(self._packer, segments, budget, self._summaries.run(runs, segments))
-        if self._builtin is not None:
-            return self._packer.pack(segments, budget)
-        return self._pack_counted(segments, budget)
+        return self._pack_plain(segments, budget)
 
     async def apack(self, segments: Iterable[Segment], budget: int) -> PackResult:
         """``pack``, with the summarisation hooks awaited, at most ``Policy.summaries.concurrency`` at once.
@@ -97,15 +93,18 @@ class Scheduler:
         Raises:
             The same as ``pack``; and ``SummaryError`` for a failing hook when the policy is ``strict``.
         """
-        if isinstance(segments, str | bytes):
-            raise TypeError("segments must be a list of ctxsched.Segment, not a single string")
-        segments = segments if isinstance(segments, list) else list(segments)
+        segments = _as_list(segments)
         if self._summaries is not None:
             runs = self._plan(segments, budget)
             if runs:
                 outcomes = await self._summaries.arun(runs, segments)
                 return pack_summarised(self._packer, segments, budget, outcomes)
-        return self.pack(segments, budget)
+        return self._pack_plain(segments, budget)
+
+    def _pack_plain(self, segments: list[Segment], budget: int) -> PackResult:
+        if self._builtin is not None:
+            return self._packer.pack(segments, budget)
+        return self._pack_counted(segments, budget)
 
     def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], int, str]]:
         summaries = self.policy.summaries
@@ -141,6 +140,12 @@ class Scheduler:
 
     def __repr__(self) -> str:
         return f"Scheduler(tokenizer={self.tokenizer.name!r}, policy={self.policy!r})"
+
+
+def _as_list(segments: Iterable[Segment]) -> list[Segment]:
+    if isinstance(segments, str | bytes):
+        raise TypeError("segments must be a list of ctxsched.Segment, not a single string")
+    return segments if isinstance(segments, list) else list(segments)
 
 
 def _check_truncators(policy: Policy, truncators: Mapping[str, Truncator]) -> None:
