@@ -22,6 +22,10 @@ pub use chat::{
     segments_numbered, Accounting, Answer, ChatSegments, ImageDetail, Linked, Message, Planned, Role, ToolAccounting,
     ToolCall, ToolCount, TOOL_CALL_KIND,
 };
+pub use chat::{
+    fallback_text, fit_inputs, inputs_fingerprint, message_runs, place_summaries, plan_summaries, summary_framing,
+    summary_segment, Lineage, MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER, SUMMARY_KIND,
+};
 pub use error::{Result, SchedError};
 pub use packer::{
     Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, Summarised, Summary, SummaryRun, TruncatorFailure,
@@ -29,6 +33,9 @@ pub use packer::{
 };
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
-pub use session::{Applied, CacheReport, Earlier, Marks, Session, SessionPack, Settings, FIRST_PACK};
+pub use session::{
+    Applied, CacheReport, Earlier, Held, HeldSummaries, Marks, Outcomes, Plan, Session, SessionPack, SessionRun, Settings,
+    FIRST_PACK,
+};
 pub use tokenizer::{Encoding, Keep, Tokenizer};
 pub use truncation::{Strategy, Truncated, DEFAULT_MARKER};

@@ -13,6 +13,7 @@ mod image;
 mod link;
 mod plan;
 mod segments;
+mod summary;
 mod tools;
 
 use std::sync::Arc;
@@ -22,6 +23,11 @@ pub use link::{check_growing, link, Linked};
 pub(crate) use plan::{is_infeasible, pack_segments, plan_linked};
 pub use plan::{plan, Planned};
 pub use segments::{segments, segments_numbered, ChatSegments};
+pub use segments::{summary_segment, SUMMARY_KIND};
+pub use summary::{
+    fallback_text, fit_inputs, inputs_fingerprint, message_runs, place_summaries, plan_summaries, summary_framing, Lineage,
+    MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER,
+};
 pub use tools::{count_tools, ToolAccounting, ToolCount};
 
 /// The kind of the segments that hold a message's tool calls.
@@ -62,6 +68,8 @@ pub enum Role {
     Reasoning,
     /// A Responses item of another type, kept or dropped whole.
     Item,
+    /// A summary of earlier messages that stands in their place: sent as a user message.
+    Summary,
 }
 
 impl Role {
@@ -89,6 +97,15 @@ impl Role {
             Role::Function => "function",
             Role::Reasoning => "reasoning",
             Role::Item => "item",
+            Role::Summary => "summary",
+        }
+    }
+
+    /// The role the provider is sent (and that is counted): a summary goes as a user message.
+    pub fn sent_name(self) -> &'static str {
+        match self {
+            Role::Summary => "user",
+            role => role.name(),
         }
     }
 

@@ -141,16 +141,18 @@ fn content_segment<'a>(
     accounting: Accounting,
     required: bool,
 ) -> Segment {
-    let role = message.role.name();
+    let role = message.role.sent_name();
     let kind = match message.role {
         _ if required => "instruction",
         Role::System | Role::Developer => "system",
         Role::Tool | Role::Function => "tool_result",
         Role::User | Role::Assistant | Role::Reasoning | Role::Item => "history",
+        Role::Summary => SUMMARY_KIND,
     };
-    let mut segment = Segment::new(format!("{index}:{role}"), kind, Arc::clone(&message.text));
+    let mut segment = Segment::new(format!("{index}:{}", message.role.name()), kind, Arc::clone(&message.text));
     segment.pin = if kind == "system" { Pin::Head } else { Pin::None };
-    segment.required = required;
+    // A summary stays until a later one takes it in: its sources are gone.
+    segment.required = required || message.role == Role::Summary;
     if !message.cuttable {
         segment.truncation = Some(Truncation::None);
     }
@@ -159,6 +161,15 @@ fn content_segment<'a>(
         segment.overhead += accounting.per_name + names.count(name);
     }
     segment
+}
+
+/// The kind of a summary's segment.
+pub const SUMMARY_KIND: &str = "summary";
+
+/// The segment of a summary message (numbered `number` in the conversation: its first source's).
+pub fn summary_segment(message: &Message, number: usize, tokenizer: Tokenizer, accounting: Accounting) -> Segment {
+    let mut names = Names { tokenizer, counts: FxHashMap::default() };
+    content_segment(message, number, &mut names, accounting, false)
 }
 
 fn is_role(messages: &[Message], index: usize, role: Role) -> bool {

@@ -154,7 +154,16 @@ impl Packer {
             .map(|(segment, number)| number.map_or(0, |_| self.size_up_to(segment, usize::MAX)))
             .collect();
         let runs = Runs { summary_of: &summary_of, kept: &kept_summaries, summaries, sizes: &sizes };
-        Ok(Summarised { packed: remap(segments.len(), &extras, &origin, &runs, packed), extras })
+        let mut packed = remap(segments.len(), &extras, &origin, &runs, packed);
+        // A run whose hook failed and that stays evicted: its members' decisions say why.
+        for (summary, _) in summaries.iter().zip(&kept_summaries).filter(|(_, kept)| kept.is_none()) {
+            for &member in &summary.run.members {
+                if let Some(decision) = packed.decisions.get_mut(member) {
+                    decision.fallback = decision.fallback.take().or_else(|| summary.failure.clone());
+                }
+            }
+        }
+        Ok(Summarised { packed, extras })
     }
 
     /// The segment that stands in for a run: the hook's summary, or on failure a cut of the run's text.

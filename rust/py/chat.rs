@@ -8,13 +8,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::anthropic;
+use super::chat_summary::{self, PyChatSummaries, SummaryArg};
 use super::chat_read::{as_dict, read, type_name, Format, Reader, Reading};
 use super::enter_core;
 use super::packer::PyPacker;
 use super::result::{Inputs, PyPackResult};
 use super::tokenizer::PyTokenizer;
 use crate::chat::ToolAccounting;
-use crate::chat::{count_tools as count_tool_definitions, plan, Accounting, Linked, Message, Planned};
+use crate::chat::{count_tools as count_tool_definitions, plan, plan_summaries, Accounting, Lineage, Linked, Message};
+use crate::chat::{Planned, Role};
 use crate::error::SchedError;
 use crate::packer::Packed;
 use crate::segment::Segment;
@@ -63,8 +65,8 @@ pub(crate) struct PyPackedChat {
     /// The packed messages: the caller's objects where kept whole, dict copies where changed (for
     /// Anthropic, the `{"system", "messages"}` dict).
     messages: Py<PyAny>,
-    /// For each packed message, its index in the input.
-    indices: Vec<usize>,
+    /// For each packed message, its index in the input (`None` for a summary).
+    indices: Vec<Option<usize>>,
     /// Input messages replaced by their stub.
     stubbed: Vec<usize>,
     repairs: Vec<String>,
@@ -77,7 +79,7 @@ pub(crate) struct PyPackedChat {
 }
 
 /// How to give a conversation's messages back.
-pub(super) enum Layout {
+pub(crate) enum Layout {
     Chat(Reading),
     Anthropic(anthropic::Layout),
 }
@@ -93,36 +95,51 @@ fn read_any(messages: &Bound<'_, PyAny>, format: Format, reader: &Reader) -> PyR
 }
 
 /// Pack a conversation: read it, link it, check whether it fits, pack it (with the GIL released), and
-/// build the messages to send. `reserved` tokens (tool definitions) are kept free before packing.
+/// build the messages to send. `reserved` tokens (tool definitions) are kept free before packing. With
+/// `summaries`, history that must go may be summarised: if some is, the result is a `ChatSummaries`
+/// waiting for the hooks, else the `PackedChat`.
 #[pyfunction]
-#[pyo3(signature = (messages, packer, budget, accounting, *, format = "openai", repair = false, reserved = 0))]
+#[pyo3(signature = (messages, packer, budget, accounting, *, format = "openai", repair = false, reserved = 0, summaries = None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_chat(
     py: Python<'_>,
     messages: &Bound<'_, PyAny>,
-    packer: PyRef<'_, PyPacker>,
+    packer: Bound<'_, PyPacker>,
     budget: usize,
     accounting: AccountingArg,
     format: &str,
     repair: bool,
     reserved: usize,
-) -> PyResult<PyPackedChat> {
+    summaries: Option<SummaryArg>,
+) -> PyResult<Py<PyAny>> {
     let format = Format::parse(format)?;
-    let core = packer.core();
+    let handle = packer.get();
+    let core = handle.core();
     let Some(tokenizer) = core.tokenizer() else {
         return Err(SchedError::InvalidArgument("pack_chat needs a packer with a built-in encoding".to_owned()).into());
     };
     let accounting = accounting.core();
     let reader = Reader { tokenizer, accounting };
     let (conversation, layout) = read_any(messages, format, &reader)?;
-    let conversation = &conversation;
-    let work_bytes = conversation.iter().map(|message| message.text.len()).sum::<usize>();
+    let work_bytes = conversation.iter().map(|message| message.text.len()).sum::<usize>().max(conversation.len() * 64);
     let budget = budget.saturating_sub(reserved);
-    let planned = enter_core(py, work_bytes.max(conversation.len() * 64), || {
-        plan(core, conversation, repair, tokenizer, accounting, budget)
-    })
-    .map_err(|error| packer.interrupted(error))?;
-    packed_chat(py, &layout, conversation, planned, core.policy().separator.clone())
+    if let Some(summaries) = summaries {
+        let settings = chat_summary::settings(summaries, budget.saturating_sub(core.policy().reserve_output));
+        let phase_one = enter_core(py, work_bytes, || {
+            plan_summaries(core, &conversation, repair, tokenizer, accounting, budget, &settings)
+        })
+        .map_err(|error| handle.interrupted(error))?;
+        if let Some(phase_one) = phase_one {
+            let pending =
+                PyChatSummaries::new(py, packer.clone().unbind(), conversation, layout, phase_one, budget, accounting, settings)?;
+            return Ok(Py::new(py, pending)?.into_any());
+        }
+    }
+    let conversation = &conversation;
+    let planned = enter_core(py, work_bytes, || plan(core, conversation, repair, tokenizer, accounting, budget))
+        .map_err(|error| handle.interrupted(error))?;
+    let packed = packed_chat(py, &layout, conversation, planned, core.policy().separator.clone(), &[])?;
+    Ok(Py::new(py, packed)?.into_any())
 }
 
 /// The Python result of a pack: the messages to send in the caller's format, and the decisions.
@@ -132,6 +149,7 @@ pub(super) fn packed_chat(
     conversation: &[Message],
     planned: Planned,
     separator: String,
+    lineage: &[(usize, Lineage)],
 ) -> PyResult<PyPackedChat> {
     let Planned { linked, chat, packed, note } = planned;
     let segments: Arc<[Segment]> = chat.segments.into();
@@ -144,12 +162,16 @@ pub(super) fn packed_chat(
         Layout::Anthropic(layout) => {
             let (out, indices, stubbed) =
                 anthropic::output(py, layout, conversation, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
-            (out.into_any(), indices, stubbed)
+            (out.into_any(), indices.into_iter().map(Some).collect(), stubbed)
         }
     };
-    let roles: Arc<[&'static str]> =
-        chat.owners.iter().map(|&owner| conversation.get(owner).map_or("", |message| message.role.name())).collect();
-    let result = Py::new(py, PyPackResult::new(Inputs::Chat(roles), segments, packed, separator))?;
+    let roles: Arc<[&'static str]> = chat
+        .owners
+        .iter()
+        .map(|&owner| conversation.get(owner).map_or("", |message| message.role.sent_name()))
+        .collect();
+    let metadata = super::chat_summary::lineage_metadata(py, lineage)?;
+    let result = Py::new(py, PyPackResult::new(Inputs::Chat(roles), segments, packed, separator).with(metadata))?;
     Ok(PyPackedChat {
         result,
         messages: out.unbind(),
@@ -165,9 +187,9 @@ pub(super) fn packed_chat(
 }
 
 impl PyPackedChat {
-    /// For each packed message, its index in the input.
-    pub(super) fn indices(&self) -> &[usize] {
-        &self.indices
+    /// For each packed message, its index in the input (summaries, which have none, left out).
+    pub(super) fn indices(&self) -> Vec<usize> {
+        self.indices.iter().flatten().copied().collect()
     }
 
     /// The packed messages.
@@ -177,12 +199,17 @@ impl PyPackedChat {
 
     /// The pack of messages `numbers` of a longer conversation (message `i` read is its message
     /// `numbers[i]`), named by those numbers.
-    pub(super) fn numbered(mut self, py: Python<'_>, numbers: &[usize]) -> PyResult<Self> {
+    /// A summary read in its first source's place (`summaries[i]`) is not that message: `decision` of the
+    /// number finds the source's.
+    pub(super) fn numbered(mut self, py: Python<'_>, numbers: &[usize], summaries: &[bool]) -> PyResult<Self> {
         let number = |index: &mut usize| *index = numbers.get(*index).copied().unwrap_or(*index);
-        self.indices.iter_mut().for_each(number);
+        self.indices.iter_mut().flatten().for_each(number);
         self.stubbed.iter_mut().for_each(number);
         let by_number = PyDict::new(py);
         for (position, primary) in self.primary.bind(py).try_iter()?.enumerate() {
+            if summaries.get(position).copied().unwrap_or(false) {
+                continue;
+            }
             by_number.set_item(numbers.get(position).copied().unwrap_or(position), primary?)?;
         }
         self.primary = by_number.into_any().unbind();
@@ -202,12 +229,17 @@ fn output<'py>(
     linked: &Linked,
     packed: &Packed,
     segments: &[Segment],
-) -> PyResult<(Bound<'py, PyList>, Vec<usize>, Vec<usize>)> {
+) -> PyResult<(Bound<'py, PyList>, Vec<Option<usize>>, Vec<usize>)> {
     let out = PyList::empty(py);
     let (mut indices, mut stubbed) = (Vec::new(), Vec::new());
     for &index in &packed.order {
         let Some(&owner) = owners.get(index) else { continue };
         if primary.get(owner).copied().flatten() != Some(index) {
+            continue;
+        }
+        if messages.get(owner).is_some_and(|message| message.role == Role::Summary) {
+            out.append(super::chat_summary::summary_message(py, &segments.get(index).map_or("".into(), |s| s.text.clone()), reading.responses)?)?;
+            indices.push(None);
             continue;
         }
         let action = packed.decisions.get(index).map_or("kept", |decision| decision.action());
@@ -231,7 +263,7 @@ fn output<'py>(
         if action == "stubbed" {
             stubbed.push(owner);
         }
-        indices.push(owner);
+        indices.push(Some(owner));
     }
     Ok((out, indices, stubbed))
 }

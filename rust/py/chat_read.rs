@@ -43,12 +43,14 @@ pub(crate) struct Reading {
     pub(crate) dicts: Vec<Py<PyDict>>,
     /// The key a cut content goes back under: `content`, or a Responses output's `output`.
     pub(crate) content_keys: Vec<&'static str>,
+    /// Responses items (a summary goes back as a `message` item).
+    pub(crate) responses: bool,
 }
 
 impl Reading {
     /// The objects of messages `numbers`, in that order.
     pub(crate) fn select(&self, py: Python<'_>, numbers: &[usize]) -> Self {
-        let mut selected = Self::default();
+        let mut selected = Self { responses: self.responses, ..Self::default() };
         for &number in numbers {
             let (Some(original), Some(dict), Some(key)) =
                 (self.originals.get(number), self.dicts.get(number), self.content_keys.get(number))
@@ -120,6 +122,7 @@ pub(crate) fn read<'py>(
         dicts: Vec::with_capacity(items.len()),
         content_keys: Vec::with_capacity(items.len()),
         originals: Vec::new(),
+        responses: format == Format::Responses,
     };
     for (index, item) in (first..).zip(&items) {
         let Some(dict) = as_dict(item)? else {

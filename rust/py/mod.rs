@@ -7,6 +7,7 @@ mod anthropic;
 mod breakpoints;
 mod chat;
 mod chat_read;
+mod chat_summary;
 mod convert;
 mod errors;
 mod packer;
@@ -38,6 +39,8 @@ where
 pub mod _core {
     #[pymodule_export]
     use super::chat::{chat_tokens, count_tools, pack_chat, PyPackedChat};
+    #[pymodule_export]
+    use super::chat_summary::PyChatSummaries;
     #[pymodule_export]
     use super::packer::PyPacker;
     #[pymodule_export]

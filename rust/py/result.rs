@@ -134,11 +134,18 @@ pub(crate) struct PyPackResult {
     core: Arc<[Segment]>,
     packed: Packed,
     separator: String,
+    /// A conversation's segments' metadata (a summary's lineage), by position.
+    metadata: Vec<(usize, Py<PyAny>)>,
 }
 
 impl PyPackResult {
     pub(crate) fn new(inputs: Inputs, core: Arc<[Segment]>, packed: Packed, separator: String) -> Self {
-        Self { inputs, core, packed, separator }
+        Self { inputs, core, packed, separator, metadata: Vec::new() }
+    }
+
+    /// The result with `metadata` for a conversation's segments, by position.
+    pub(crate) fn with(self, metadata: Vec<(usize, Py<PyAny>)>) -> Self {
+        Self { metadata, ..self }
     }
 
     fn decision_of(&self, index: usize) -> Option<&Decision> {
@@ -162,7 +169,10 @@ impl PyPackResult {
             Inputs::Segments(inputs) => inputs.get(index).map(|segment| segment.clone_ref(py)),
             Inputs::Chat(roles) => {
                 let (core, role) = (self.core.get(index)?, roles.get(index)?);
-                Py::new(py, PySegment::from_core(core.clone(), Some((*role).to_owned()))).ok()
+                let mut segment = PySegment::from_core(core.clone(), Some((*role).to_owned()));
+                let metadata = self.metadata.iter().find(|(at, _)| *at == index);
+                segment.metadata = metadata.map(|(_, metadata)| metadata.clone_ref(py));
+                Py::new(py, segment).ok()
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 
-use super::chat::{packed_chat, AccountingArg, Layout, PyPackedChat};
+use super::chat::{packed_chat, AccountingArg, Layout};
 use super::chat_read::{read, Format, Reader, Reading};
 use super::enter_core;
 use super::packer::PyPacker;
@@ -16,7 +16,10 @@ use super::result::PyDecision;
 use super::{anthropic, breakpoints};
 use crate::chat::Accounting;
 use crate::error::SchedError;
-use crate::session::{CacheReport, Marks, Session, Settings};
+use crate::chat::Role;
+use crate::session::{CacheReport, Marks, Plan, Session, Settings};
+use pyo3::types::PyList;
+use super::chat_summary::{self, OutcomesArg, SummaryArg};
 
 /// The caller's objects, to give back.
 enum Objects {
@@ -139,7 +142,7 @@ impl PyChatSession {
             let problem = "system= is for the Anthropic format; OpenAI formats take a system message";
             return Err(SchedError::InvalidArgument(problem.to_owned()).into());
         } else {
-            Objects::Chat(Reading::default())
+            Objects::Chat(Reading { responses: format == Format::Responses, ..Reading::default() })
         };
         let state = Mutex::new(State { session, objects });
         Ok(Self { packer, accounting, format, budget, reserved, marks, min_cache_tokens, state })
@@ -181,36 +184,63 @@ impl PyChatSession {
     }
 
     /// Pack the conversation: the messages to send and what the prompt kept of the previous one. The
-    /// session changes only once both are built.
-    fn pack(&self, py: Python<'_>) -> PyResult<(PyPackedChat, PyCacheReport)> {
+    /// session changes only once both are built. With `summaries`, a new epoch may summarise what goes:
+    /// without `outcomes` its runs come back first (a list), to be packed again with the hooks' outcomes.
+    #[pyo3(signature = (summaries = None, outcomes = None))]
+    fn pack(
+        &self,
+        py: Python<'_>,
+        summaries: Option<SummaryArg>,
+        outcomes: Option<OutcomesArg>,
+    ) -> PyResult<Py<PyAny>> {
         let packer = self.packer.get();
         let core = packer.core();
         let tokenizer = self.tokenizer()?;
+        let budget = self.budget.saturating_sub(self.reserved);
+        let summaries =
+            summaries.map(|arg| chat_summary::settings(arg, budget.saturating_sub(core.policy().reserve_output)));
+        let outcomes = match (outcomes, &summaries) {
+            (Some(given), Some(settings)) => Some(chat_summary::outcomes(given, settings.truncate)?),
+            _ => None,
+        };
         let mut state = self.state.lock_py_attached(py).map_err(|_| poisoned())?;
         let State { session, objects } = &mut *state;
         let settings = Settings {
             packer: core,
             tokenizer,
             accounting: self.accounting,
-            budget: self.budget.saturating_sub(self.reserved),
+            budget,
             marks: self.marks,
+            summaries: summaries.as_ref(),
         };
-        let planned = enter_core(py, session.work_bytes(), || session.plan(settings))
+        let planned = enter_core(py, session.work_bytes(), || session.plan(settings, outcomes.as_ref()))
             .map_err(|error| packer.interrupted(error))?;
+        let planned = match planned {
+            Plan::Ready(planned) => planned,
+            Plan::Summarise(runs) => {
+                let runs = runs
+                    .iter()
+                    .map(|run| chat_summary::for_hook(py, &run.inputs, run.run.max_tokens, run.fingerprint, run.depth))
+                    .collect::<PyResult<Vec<_>>>()?;
+                return Ok(PyList::new(py, runs)?.into_any().unbind());
+            }
+        };
+        let lineage = planned.lineage.clone();
         let (messages, numbers, planned, report, applied) = planned.into_parts();
+        let summary_positions: Vec<bool> = messages.iter().map(|message| message.role == Role::Summary).collect();
         let separator = core.policy().separator.clone();
         let (result, report, breakpoints) = match objects {
             Objects::Chat(reading) => {
                 let layout = Layout::Chat(reading.select(py, &numbers));
-                let result = packed_chat(py, &layout, &messages, planned, separator)?.numbered(py, &numbers)?;
-                (result, report, 0)
+                let result = packed_chat(py, &layout, &messages, planned, separator, &lineage)?;
+                (result.numbered(py, &numbers, &summary_positions)?, report, 0)
             }
             Objects::Anthropic(full) => {
                 let (selected, message_numbers) = full.select(py, &numbers);
                 let layout = Layout::Anthropic(selected);
-                let result = packed_chat(py, &layout, &messages, planned, separator)?;
-                let result = result.numbered(py, &message_numbers)?;
-                let (report, system) = breakpoints::anthropic_report(report, full, result.indices());
+                let result = packed_chat(py, &layout, &messages, planned, separator, &lineage)?;
+                let result = result.numbered(py, &message_numbers, &[])?;
+                let (report, system) = breakpoints::anthropic_report(report, full, &result.indices());
                 let placed = breakpoints::place(
                     result.messages().bind(py),
                     &report,
@@ -222,7 +252,8 @@ impl PyChatSession {
             }
         };
         session.apply(applied);
-        Ok((result, PyCacheReport::new(report, self.reserved, breakpoints)))
+        let report = PyCacheReport::new(report, self.reserved, breakpoints);
+        Ok((result, report).into_pyobject(py)?.into_any().unbind())
     }
 
     /// The decision about message `index` if an earlier pack evicted it, else `None`.

@@ -21,6 +21,7 @@
 
 mod choose;
 mod report;
+mod summaries;
 #[cfg(test)]
 mod tests;
 
@@ -30,9 +31,11 @@ use rustc_hash::FxHashMap;
 
 pub use report::CacheReport;
 use report::Sent;
+pub use summaries::{Held, HeldSummaries, Outcomes, SessionRun};
 
 use crate::chat::{check_growing, is_infeasible, link, pack_segments, plan_linked, segments_numbered, Message};
-use crate::chat::{Accounting, ChatSegments, Linked};
+use crate::chat::{place_summaries, Accounting, ChatSegments, Lineage, Linked, MessageRun, Placing, Role, RunOutcome};
+use crate::chat::SummarySettings;
 use crate::error::{Result, SchedError};
 use crate::packer::{Cut, Decision, Packed, Packer};
 use crate::segment::{Segment, Truncation};
@@ -108,6 +111,8 @@ pub struct Session {
     /// Leading messages of the prompt kept from before the current epoch's cut point.
     frozen_messages: usize,
     packs: u64,
+    /// The summaries standing in the prompt.
+    summaries: HeldSummaries,
 }
 
 /// The constants a pack needs besides the state.
@@ -120,6 +125,16 @@ pub struct Settings<'a> {
     /// The budget for the messages (the caller took tool definitions out of it).
     pub budget: usize,
     pub marks: Marks,
+    /// How evicted history is summarised at an epoch, if it is.
+    pub summaries: Option<&'a SummarySettings>,
+}
+
+/// What planning a pack gives: the pack, or first the runs its hooks must summarise.
+#[derive(Debug)]
+pub enum Plan {
+    Ready(Box<SessionPack>),
+    /// Plan again with the hooks' outcomes for these runs.
+    Summarise(Vec<SessionRun>),
 }
 
 /// A planned pack: the messages it read and what it decided about them, the report, and what the session
@@ -137,6 +152,8 @@ pub struct SessionPack {
     pub report: CacheReport,
     /// A fallback that was taken, said plainly.
     pub note: Option<String>,
+    /// The lineage of each summary segment in `chat.segments`, by position.
+    pub lineage: Vec<(usize, Lineage)>,
     next: Next,
 }
 
@@ -163,6 +180,7 @@ struct Next {
     epoch: u64,
     sent: Vec<Sent>,
     frozen_messages: usize,
+    summaries: HeldSummaries,
 }
 
 /// How the new prompt was reached.
@@ -181,6 +199,8 @@ struct Reached {
     step: Step,
     fixed: usize,
     packed: Packed,
+    /// At an epoch with history to summarise: the runs of the phase-1 pack, and the target to pack into.
+    summarise: Option<(Vec<MessageRun>, usize)>,
 }
 
 impl Session {
@@ -219,7 +239,7 @@ impl Session {
     /// that answers no call, or for chat a message between calls and their results).
     pub fn extend(&mut self, messages: Vec<Message>) -> Result<()> {
         // Only the prompt's messages and those not packed yet can be answered or waited for.
-        let mut check: Vec<Message> = self.live.iter().filter_map(|&index| self.messages.get(index).cloned()).collect();
+        let mut check: Vec<Message> = self.live.iter().filter_map(|number| self.read(*number)).cloned().collect();
         check.extend(self.messages.iter().skip(self.seen).cloned());
         check.extend(messages.iter().cloned());
         check_growing(&check, self.results_next)?;
@@ -228,29 +248,69 @@ impl Session {
         Ok(())
     }
 
-    /// Plan the next pack without changing the session; see the module docs.
-    pub fn plan(&self, settings: Settings<'_>) -> Result<SessionPack> {
+    /// Message `number` as the prompt has it: a summary standing is read in the place of the first message
+    /// it covers.
+    fn read(&self, number: usize) -> Option<&Message> {
+        self.summaries.get(&number).map(|held| &held.message).or(self.messages.get(number))
+    }
+
+    /// Plan the next pack without changing the session; see the module docs. At an epoch with history to
+    /// summarise, and no `outcomes` yet, the runs come back first (`Plan::Summarise`); planned again with
+    /// their outcomes, each run's summary stands in its place (a run without one falls back).
+    pub fn plan(&self, settings: Settings<'_>, outcomes: Option<&Outcomes>) -> Result<Plan> {
         let Settings { packer, tokenizer, accounting, budget, .. } = settings;
         let mut numbers = self.live.clone();
         numbers.extend(self.seen..self.messages.len());
-        let messages: Vec<Message> = numbers.iter().filter_map(|&index| self.messages.get(index).cloned()).collect();
+        let mut messages: Vec<Message> = numbers.iter().filter_map(|number| self.read(*number)).cloned().collect();
         let linked = link(&messages, false)?;
-        let chat = segments_numbered(&messages, &linked, tokenizer, accounting, true, &numbers);
-        match self.reach(settings, &chat, &numbers) {
-            Ok(reached) => {
-                let packed = self.whole(&chat, &reached, budget, packer.policy().reserve_output);
-                let mut next = self.next(&messages, &chat, &numbers, &packed, reached.step, reached.fixed);
-                if self.packs > 0 && report::extends(&self.sent, &next.sent) {
-                    // Decided again, but the prompt only grew: no new epoch as the cache sees it.
-                    next.epoch = self.epoch;
-                }
-                let reason = self.reason(&reached, &next);
-                let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
-                Ok(SessionPack { messages, numbers, linked, chat, packed, report, note: None, next })
-            }
-            Err(error) if is_infeasible(&error) => self.plan_fresh(settings),
-            Err(error) => Err(error),
+        let mut chat = segments_numbered(&messages, &linked, tokenizer, accounting, true, &numbers);
+        let mut reached = match self.reach(settings, (&messages, &numbers, &chat)) {
+            Ok(reached) => reached,
+            Err(error) if is_infeasible(&error) => return self.plan_fresh(settings).map(|pack| Plan::Ready(pack.into())),
+            Err(error) => return Err(error),
+        };
+        let mut placed = Vec::new();
+        if let (Some((runs, target)), Some(summaries)) = (reached.summarise.take(), settings.summaries) {
+            let runs = self.session_runs(settings, summaries, (&messages, &numbers), runs);
+            let Some(outcomes) = outcomes else { return Ok(Plan::Summarise(runs)) };
+            let packing = self.fixed(&chat, reached.fixed);
+            let changed = RunOutcome::Failed {
+                problem: "had no result for this run (the conversation changed while it ran)".to_owned(),
+                truncate: summaries.truncate,
+            };
+            let inputs: Vec<Vec<Segment>> =
+                runs.iter().map(|run| run.inputs.iter().map(|(segment, _)| segment.clone()).collect()).collect();
+            let placing: Vec<Placing<'_>> = runs
+                .iter()
+                .zip(&inputs)
+                .map(|(run, inputs)| Placing {
+                    run: &run.run,
+                    outcome: outcomes.get(&run.fingerprint).unwrap_or(&changed),
+                    inputs,
+                    sources: &run.sources,
+                    depth: run.depth,
+                })
+                .collect();
+            let first_summary = messages.len();
+            let (packed, lineage) =
+                place_summaries(packer, &packing, &mut messages, &mut chat, target, &placing, accounting, &summaries.hook)?;
+            numbers.extend(messages.iter().skip(first_summary).map(|message| message.number));
+            (reached.packed, placed) = (packed, lineage);
         }
+        let packed = self.whole(&chat, &reached, budget, packer.policy().reserve_output);
+        let mut next = self.next(&messages, &chat, &numbers, &packed, reached.step, reached.fixed);
+        next.summaries = self.held_after((&messages, &numbers, &chat), &packed, &placed, false);
+        self.summarised_earlier(&mut next, (&numbers, &chat), &packed, &placed);
+        if self.packs > 0 && report::extends(&self.sent, &next.sent) {
+            // Decided again, but the prompt only grew: no new epoch as the cache sees it.
+            next.epoch = self.epoch;
+        }
+        let reason = self.reason(&reached, &next);
+        let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
+        let lineage = lineage_of(&messages, &chat, &next.summaries, &numbers);
+        Ok(Plan::Ready(Box::new(SessionPack {
+            messages, numbers, linked, chat, packed, report, note: None, lineage, next,
+        })))
     }
 
     /// A stateless pack of the whole conversation, when the prompt's decisions cannot stand beside the new
@@ -270,12 +330,13 @@ impl Session {
         let reason = "a fresh pack of the whole conversation (the earlier decisions could not fit)";
         let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
         let (linked, chat, packed, note) = (planned.linked, planned.chat, planned.packed, planned.note);
-        Ok(SessionPack { messages, numbers, linked, chat, packed, report, note, next })
+        Ok(SessionPack { messages, numbers, linked, chat, packed, report, note, lineage: Vec::new(), next })
     }
 
     /// Apply a planned pack: the session is then as the pack left it.
     pub fn apply(&mut self, applied: Applied) {
-        let Next { live, standing, earlier, epoch, sent, frozen_messages } = applied.0;
+        let Next { live, standing, earlier, epoch, sent, frozen_messages, summaries } = applied.0;
+        self.summaries = summaries;
         for (index, decision) in earlier {
             if let Some(slot) = self.earlier.get_mut(index) {
                 *slot = decision;
@@ -288,8 +349,9 @@ impl Session {
     }
 
     /// Pack the segments read: appended if they fit under the high mark, else a new epoch.
-    fn reach(&self, settings: Settings<'_>, chat: &ChatSegments, numbers: &[usize]) -> Result<Reached> {
+    fn reach(&self, settings: Settings<'_>, read: (&[Message], &[usize], &ChatSegments)) -> Result<Reached> {
         let Settings { packer, budget, marks, .. } = settings;
+        let (_, numbers, chat) = read;
         let reserve = packer.policy().reserve_output;
         let usable = budget.saturating_sub(reserve);
         let high = reserve + fraction_of(marks.high, usable);
@@ -299,10 +361,13 @@ impl Session {
         let first_new = (0..count).find(|&index| is_new(index)).unwrap_or(count);
         match pack_segments(packer, &self.fixed(chat, first_new), high) {
             Ok(packed) if Self::appended(&packed, first_new, &is_new) => {
-                return Ok(Reached { step: Step::Append, fixed: first_new, packed });
+                return Ok(Reached { step: Step::Append, fixed: first_new, packed, summarise: None });
             }
             Err(error) if !is_infeasible(&error) => return Err(error),
             _ => {}
+        }
+        if let Some(reached) = self.reach_summarising(settings, read, first_new, low)? {
+            return Ok(reached);
         }
         let cut = choose::cut_point(self, settings, chat, first_new, low);
         // Less and less kept as it was: at the low mark without squeezing what must be kept, then at the
@@ -315,9 +380,10 @@ impl Session {
             }
             tried.push((cut, target));
             let squeezed = |packed: &Packed| target < budget && squeezes_mandatory(packed);
-            match packer.pack(&self.fixed(chat, cut), target, None) {
+            let fixed = self.fixed(chat, cut);
+            match packer.pack(&fixed, target, None) {
                 Ok(packed) if !squeezed(&packed) => {
-                    return Ok(Reached { step: Step::Epoch { cut }, fixed: cut, packed });
+                    return Ok(Reached { step: Step::Epoch { cut }, fixed: cut, packed, summarise: None });
                 }
                 Ok(_) => {}
                 Err(error) if is_infeasible(&error) => failure = Some(error),
@@ -326,6 +392,35 @@ impl Session {
         }
         // The whole budget was tried last, and a pack there is never refused: it failed.
         Err(failure.unwrap_or_else(|| SchedError::InvalidArgument("no pack of the session was tried".to_owned())))
+    }
+
+    /// A new epoch with the summaries' room kept back below the low mark (a cut point that frees it too),
+    /// if that leaves history to summarise.
+    fn reach_summarising(
+        &self,
+        settings: Settings<'_>,
+        read: (&[Message], &[usize], &ChatSegments),
+        first_new: usize,
+        low: usize,
+    ) -> Result<Option<Reached>> {
+        let Some(summaries) = settings.summaries else { return Ok(None) };
+        let (_, _, chat) = read;
+        let target = low.saturating_sub(summaries.reserve);
+        let late = choose::cut_point(self, settings, chat, first_new, target);
+        for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
+            match settings.packer.pack(&self.fixed(chat, cut), target, None) {
+                Ok(packed) if !squeezes_mandatory(&packed) => {
+                    let runs = self.runs_of(settings, read, &packed, cut);
+                    if !runs.is_empty() {
+                        let summarise = Some((runs, low));
+                        return Ok(Some(Reached { step: Step::Epoch { cut }, fixed: cut, packed, summarise }));
+                    }
+                }
+                Err(error) if !is_infeasible(&error) => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     /// Whether segment `index` belongs to a message appended since the last pack.
@@ -364,6 +459,10 @@ impl Session {
             else {
                 continue;
             };
+            if decision.outcome.is_err() {
+                // Taken into a new summary at this epoch.
+                continue;
+            }
             *decision = Decision { index: position, ..standing.decision.clone() };
             *text = standing.text.as_ref().map(|(text, _)| text.to_string());
         }
@@ -403,18 +502,44 @@ impl Session {
                 if live.last() != Some(&message) {
                     live.push(message);
                 }
+            } else if is_summary(messages, chat, decision.index) {
+                // A summary taken into a new one: its sources' decisions say so.
             } else if earlier.last().is_none_or(|(last, _)| *last != message) {
                 let (id, kind) = (Arc::clone(&segment.id), Arc::clone(&segment.kind));
                 earlier.push((message, Some(Earlier { id, kind, decision: decision.clone(), epoch })));
             }
         }
+        // A summary placed now was appended last; the prompt reads in the conversation's order.
+        live.sort_unstable();
+        live.dedup();
         let sent = report::sent(chat, messages, numbers, packed);
         let frozen_messages = match step {
             Step::Append => self.frozen_messages,
             Step::Fresh => 0,
             Step::Epoch { .. } => fixed_messages(chat, numbers, &sent, fixed),
         };
-        Next { live, standing, earlier, epoch, sent, frozen_messages }
+        Next { live, standing, earlier, epoch, sent, frozen_messages, summaries: HeldSummaries::new() }
+    }
+
+    /// The messages a summary placed now covers that this pack did not read (an earlier summary's
+    /// sources): their decisions now name the new summary.
+    fn summarised_earlier(&self, next: &mut Next, read: (&[usize], &ChatSegments), packed: &Packed, placed: &[(usize, Lineage)]) {
+        let (numbers, chat) = read;
+        for (position, lineage) in placed {
+            let (Some(summary), Some(decision)) = (chat.segments.get(*position), packed.decisions.get(*position)) else {
+                continue;
+            };
+            for &source in lineage.messages.iter().filter(|source| !numbers.contains(source)) {
+                let Some(old) = self.earlier(source) else { continue };
+                let outcome = Err(crate::packer::Eviction::Summarised {
+                    into: summary.id.to_string(),
+                    tokens: decision.tokens_after,
+                    by: lineage.hook.to_string(),
+                });
+                let decision = Decision { outcome, ..old.decision.clone() };
+                next.earlier.push((source, Some(Earlier { decision, epoch: next.epoch, ..old.clone() })));
+            }
+        }
     }
 
     /// Why the prompt changed, if it did.
@@ -429,6 +554,28 @@ impl Session {
             Step::Fresh => "a fresh pack",
         }
     }
+}
+
+/// Whether segment `position` is a summary's.
+fn is_summary(messages: &[Message], chat: &ChatSegments, position: usize) -> bool {
+    let owner = chat.owners.get(position).and_then(|&owner| messages.get(owner));
+    owner.is_some_and(|message| message.role == Role::Summary)
+}
+
+/// The lineage of each summary segment read or placed, by position.
+fn lineage_of(
+    messages: &[Message],
+    chat: &ChatSegments,
+    held: &HeldSummaries,
+    numbers: &[usize],
+) -> Vec<(usize, Lineage)> {
+    (0..chat.segments.len())
+        .filter(|&position| is_summary(messages, chat, position))
+        .filter_map(|position| {
+            let number = chat.owners.get(position).and_then(|&owner| numbers.get(owner))?;
+            held.get(number).map(|held| (position, held.lineage.clone()))
+        })
+        .collect()
 }
 
 /// Whether a pack had to cut what must be kept (it was packed into less than the whole budget).

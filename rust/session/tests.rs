@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::chat::{Answer, Role, ToolCall};
+use crate::chat::{Answer, Role, ToolCall, SUMMARY_HEADER};
 use crate::policy::{Amount, Policy};
 use crate::tokenizer::Encoding;
 use crate::truncation::Strategy;
@@ -39,7 +39,14 @@ fn packer() -> Packer {
 }
 
 fn settings(packer: &Packer, budget: usize) -> Settings<'_> {
-    Settings { packer, tokenizer: Tokenizer::new(Encoding::O200kBase), accounting: ACCOUNTING, budget, marks: MARKS }
+    Settings {
+        packer,
+        tokenizer: Tokenizer::new(Encoding::O200kBase),
+        accounting: ACCOUNTING,
+        budget,
+        marks: MARKS,
+        summaries: None,
+    }
 }
 
 /// An assistant turn that calls `bash` with id `id`, and its result of `lines` numbered lines.
@@ -74,9 +81,28 @@ struct Pack {
 }
 
 fn pack(session: &mut Session, settings: Settings<'_>) -> Result<Pack> {
-    let (_, numbers, planned, report, applied) = session.plan(settings)?.into_parts();
+    pack_summarising(session, settings, &|_| RunOutcome::Text("unused".into())).map(|(pack, _)| pack)
+}
+
+/// A pack whose runs (if any) are summarised by `hook`; also the runs it was asked for.
+fn pack_summarising(
+    session: &mut Session,
+    settings: Settings<'_>,
+    hook: &dyn Fn(&SessionRun) -> RunOutcome,
+) -> Result<(Pack, Vec<SessionRun>)> {
+    let (planned, runs) = match session.plan(settings, None)? {
+        Plan::Ready(planned) => (planned, Vec::new()),
+        Plan::Summarise(runs) => {
+            let outcomes: Outcomes = runs.iter().map(|run| (run.fingerprint, hook(run))).collect();
+            match session.plan(settings, Some(&outcomes))? {
+                Plan::Ready(planned) => (planned, runs),
+                Plan::Summarise(_) => panic!("asked for summaries twice"),
+            }
+        }
+    };
+    let (_, numbers, planned, report, applied) = planned.into_parts();
     session.apply(applied);
-    Ok(Pack { numbers, chat: planned.chat, packed: planned.packed, report })
+    Ok((Pack { numbers, chat: planned.chat, packed: planned.packed, report }, runs))
 }
 
 /// The placed segments' (id, text as placed), in order.
@@ -232,4 +258,100 @@ fn in_chat_nothing_but_results_may_follow_calls() {
     let Ok(()) = items.extend(numbered(0, [start(), calls, vec![Message::new(Role::User, "Hello?")]].concat())) else {
         panic!("valid for Responses")
     };
+}
+
+fn summary_settings(input_tokens: usize) -> SummarySettings {
+    SummarySettings {
+        kinds: ["history", "tool_result"].into_iter().map(str::to_owned).collect(),
+        reserve: 200,
+        merge: true,
+        input_tokens,
+        hook: "test".to_owned(),
+        truncate: true,
+    }
+}
+
+/// What the hook was given, as the summary's text: the conversation numbers of its sources and its depth.
+fn summarise(run: &SessionRun) -> RunOutcome {
+    RunOutcome::Text(format!("covers {:?} at depth {}", run.sources, run.depth).into())
+}
+
+#[test]
+fn summaries_change_only_at_epochs_grow_and_never_pass_depth_two() {
+    let packer = packer();
+    let budget = 1500;
+    for input_tokens in [100_000, 300] {
+        let summaries = summary_settings(input_tokens);
+        let mut settings = settings(&packer, budget);
+        settings.summaries = Some(&summaries);
+        let mut session = Session::new(true);
+        let Ok(()) = session.extend(start()) else { panic!("valid") };
+        let (mut previous, mut calls, mut depths) = (Vec::new(), 0, Vec::new());
+        for number in 0..40 {
+            let first = session.messages().len();
+            let Ok(()) = session.extend(numbered(first, turn("call_1", number, 8))) else { panic!("valid") };
+            let Ok((pack, runs)) = pack_summarising(&mut session, settings, &summarise) else { panic!("fits") };
+            assert!(pack.packed.tokens <= budget - ACCOUNTING.reply_priming, "{}", pack.packed.tokens);
+            calls += runs.len();
+            assert!(runs.is_empty() || pack.report.first_change.is_some(), "a summary made within an epoch");
+            for run in &runs {
+                assert!(run.depth <= 2, "depth {}", run.depth);
+                depths.push(run.depth);
+                assert!(run.sources.windows(2).all(|pair| pair.first() < pair.get(1)), "{:?}", run.sources);
+            }
+            let now = prompt(&pack);
+            if runs.is_empty() && pack.report.first_change.is_none() {
+                assert_eq!(now.get(..previous.len()), Some(previous.as_slice()), "turn {number}");
+            }
+            // Every summary placed stands for messages no longer sent, and says which.
+            let summaries: Vec<&(String, String)> = now.iter().filter(|(id, _)| id.ends_with(":summary")).collect();
+            for (id, text) in &summaries {
+                assert!(text.starts_with(SUMMARY_HEADER), "{text}");
+                let number: usize = id.split(':').next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+                let Some(held) = session.held(number) else { panic!("{id} is not held") };
+                assert_eq!(held.lineage.messages.first(), Some(&number));
+                for source in &held.lineage.messages {
+                    assert!(!pack.numbers.contains(source) || *source == number || !now.iter().any(|(sent, _)| sent.starts_with(&format!("{source}:"))));
+                    let decision = session.earlier(*source).map(|earlier| earlier.decision.rule());
+                    assert_eq!(decision, Some("summarised"), "message {source} of {id}: {:?}", session.earlier(*source));
+                }
+            }
+            previous = now;
+        }
+        assert!(calls >= 2, "40 turns at 1,500 tokens summarise at several epochs: {calls} runs");
+        if input_tokens < 1000 {
+            assert!(depths.contains(&2), "a small input budget makes a depth-2 summary: {depths:?}");
+        } else {
+            assert!(depths.iter().all(|&depth| depth == 1), "{depths:?}");
+        }
+    }
+}
+
+#[test]
+fn a_failed_hook_falls_back_to_a_cut_or_leaves_the_run_evicted() {
+    let packer = packer();
+    for truncate in [true, false] {
+        let mut summaries = summary_settings(100_000);
+        summaries.truncate = truncate;
+        let mut settings = settings(&packer, 1500);
+        settings.summaries = Some(&summaries);
+        let mut session = Session::new(true);
+        let Ok(()) = session.extend(start()) else { panic!("valid") };
+        let failed = |_: &SessionRun| RunOutcome::Failed { problem: "raised".to_owned(), truncate };
+        let mut seen_runs = 0;
+        for number in 0..20 {
+            let first = session.messages().len();
+            let Ok(()) = session.extend(numbered(first, turn("c", number, 8))) else { panic!("valid") };
+            let Ok((pack, runs)) = pack_summarising(&mut session, settings, &failed) else { panic!("fits") };
+            assert!(pack.packed.tokens <= 1500 - ACCOUNTING.reply_priming);
+            seen_runs += runs.len();
+            let placed = prompt(&pack).iter().filter(|(id, _)| id.ends_with(":summary")).count();
+            if !runs.is_empty() {
+                assert_eq!(placed > 0, truncate, "a cut stands in only with truncate");
+                let fallback = pack.packed.decisions.iter().filter_map(|decision| decision.fallback.as_deref());
+                assert!(fallback.clone().any(|text| text.contains("raised")), "the failure is recorded");
+            }
+        }
+        assert!(seen_runs > 0);
+    }
 }

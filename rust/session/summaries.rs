@@ -1,0 +1,163 @@
+//! Summaries in a session: made only at an epoch, kept as sent within it, and taken into a new one when
+//! more history next to them must go.
+//!
+//! A summary message takes the number of the first message it covers, and is read in that message's place
+//! while it stands. A new summary covers the sources of any summary in its run: made from the originals
+//! when they fit the hook's input budget, else from the earlier summary (depth 1) and the new originals
+//! (depth 2), else from the originals cut to fit (depth 1). No summary is ever made from a depth-2 one.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::{Session, Settings};
+use crate::chat::{fit_inputs, inputs_fingerprint, link, segments_numbered, summary_framing, Lineage, Message};
+use crate::chat::{message_runs, ChatSegments, MessageRun, Role, RunOutcome, SummarySettings, SUMMARY_HEADER};
+use crate::packer::Packed;
+use crate::segment::Segment;
+
+/// A summary that stands in the prompt.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// Its message, read in place of the first message it covers.
+    pub message: Message,
+    pub lineage: Lineage,
+}
+
+/// The summaries standing, by the number of the first message each covers.
+pub type HeldSummaries = BTreeMap<usize, Held>;
+
+/// The hooks' results, by the fingerprint of their inputs.
+pub type Outcomes = FxHashMap<u128, RunOutcome>;
+
+/// A run to summarise at this epoch, with what its hook is given.
+#[derive(Debug, Clone)]
+pub struct SessionRun {
+    pub run: MessageRun,
+    /// The conversation's messages it covers, in order (an earlier summary's sources included).
+    pub sources: Vec<usize>,
+    /// The hook's inputs, each with its role.
+    pub inputs: Vec<(Segment, &'static str)>,
+    pub depth: u8,
+    /// The inputs' key (their texts, roles and the depth).
+    pub fingerprint: u128,
+}
+
+impl Session {
+    /// The summary standing for message `number`, if one does.
+    pub fn held(&self, number: usize) -> Option<&Held> {
+        self.summaries.get(&number)
+    }
+
+    /// The runs of a phase-1 pack, from segment position `from` on.
+    pub(super) fn runs_of(
+        &self,
+        settings: Settings<'_>,
+        read: (&[Message], &[usize], &ChatSegments),
+        packed: &Packed,
+        from: usize,
+    ) -> Vec<MessageRun> {
+        let Some(summaries) = settings.summaries else { return Vec::new() };
+        let framing = summary_framing(settings.tokenizer, settings.accounting);
+        let (messages, _, chat) = read;
+        message_runs(settings.packer, messages, chat, packed, summaries, framing, from)
+    }
+
+    /// What each run's hook is given (see the module docs).
+    pub(super) fn session_runs(
+        &self,
+        settings: Settings<'_>,
+        summaries: &SummarySettings,
+        read: (&[Message], &[usize]),
+        runs: Vec<MessageRun>,
+    ) -> Vec<SessionRun> {
+        let (messages, numbers) = read;
+        let marker = &settings.packer.policy().elision_marker;
+        let tokenizer = settings.tokenizer;
+        runs.into_iter()
+            .map(|run| {
+                let (mut sources, mut fresh, mut earlier) = (Vec::new(), Vec::new(), Vec::new());
+                for &index in &run.messages {
+                    let Some(&number) = numbers.get(index) else { continue };
+                    let held = messages.get(index).filter(|m| m.role == Role::Summary).and(self.summaries.get(&number));
+                    match held {
+                        Some(held) => {
+                            sources.extend(held.lineage.messages.iter().copied());
+                            earlier.push(held);
+                        }
+                        None => {
+                            sources.push(number);
+                            fresh.push(number);
+                        }
+                    }
+                }
+                sources.sort_unstable();
+                sources.dedup();
+                let originals = self.originals(settings, &sources);
+                let size: usize = originals.iter().map(|(segment, _)| tokenizer.count(&segment.text)).sum();
+                let deepest = earlier.iter().map(|held| held.lineage.depth).max().unwrap_or(0);
+                let (inputs, depth) = if size <= summaries.input_tokens || earlier.is_empty() || deepest >= 2 {
+                    (originals, 1)
+                } else {
+                    let mut inputs: Vec<(Segment, &'static str)> = earlier.iter().map(|held| as_input(held)).collect();
+                    inputs.extend(self.originals(settings, &fresh));
+                    (inputs, deepest + 1)
+                };
+                let (segments, roles): (Vec<Segment>, Vec<&'static str>) = inputs.into_iter().unzip();
+                let inputs: Vec<(Segment, &'static str)> =
+                    fit_inputs(segments, summaries.input_tokens, tokenizer, marker).into_iter().zip(roles).collect();
+                let fingerprint = inputs_fingerprint(&inputs, depth);
+                SessionRun { run, sources, inputs, depth, fingerprint }
+            })
+            .collect()
+    }
+
+    /// The segments of the conversation's messages `numbers` (whole, as the chat policy makes them), each
+    /// with its role.
+    fn originals(&self, settings: Settings<'_>, numbers: &[usize]) -> Vec<(Segment, &'static str)> {
+        let messages: Vec<Message> = numbers.iter().filter_map(|&number| self.messages.get(number).cloned()).collect();
+        // They were evicted whole, a turn with its results; a repair only guards against the unexpected.
+        let Ok(linked) = link(&messages, true) else { return Vec::new() };
+        let chat = segments_numbered(&messages, &linked, settings.tokenizer, settings.accounting, false, numbers);
+        let role = |owner: usize| messages.get(owner).map_or("user", |message| message.role.name());
+        chat.segments.into_iter().zip(chat.owners).map(|(segment, owner)| (segment, role(owner))).collect()
+    }
+
+    /// The summaries standing after a pack: those it read and kept, and those it placed.
+    pub(super) fn held_after(
+        &self,
+        read: (&[Message], &[usize], &ChatSegments),
+        packed: &Packed,
+        placed: &[(usize, Lineage)],
+        fresh: bool,
+    ) -> HeldSummaries {
+        let (messages, numbers, chat) = read;
+        let kept = |position: usize| packed.decisions.get(position).is_some_and(|decision| decision.outcome.is_ok());
+        let mut held = HeldSummaries::new();
+        if fresh {
+            return held;
+        }
+        for (index, message) in messages.iter().enumerate().filter(|(_, message)| message.role == Role::Summary) {
+            let (Some(&number), Some(position)) = (numbers.get(index), chat.primary.get(index).copied().flatten())
+            else {
+                continue;
+            };
+            let lineage = placed.iter().find(|(at, _)| *at == position).map(|(_, lineage)| lineage.clone());
+            let Some(lineage) = lineage.or_else(|| self.summaries.get(&number).map(|held| held.lineage.clone()))
+            else {
+                continue;
+            };
+            if kept(position) {
+                held.insert(number, Held { message: message.clone(), lineage });
+            }
+        }
+        held
+    }
+}
+
+/// A standing summary as a hook's input: its text without the header, as a user message.
+fn as_input(held: &Held) -> (Segment, &'static str) {
+    let text = held.message.text.strip_prefix(SUMMARY_HEADER).unwrap_or(&held.message.text);
+    let id = format!("{}:{}", held.message.number, Role::Summary.name());
+    (Segment::new(id, crate::chat::SUMMARY_KIND, text), Role::Summary.sent_name())
+}
