@@ -6,6 +6,7 @@ from typing import Any, Literal, Protocol, TypeAlias, final
 __all__ = [
     "CacheReport",
     "ChatSession",
+    "ChatSummaries",
     "Decision",
     "EvictedSegment",
     "KindUsage",
@@ -444,6 +445,22 @@ class _Accounting(Protocol):
     @property
     def unknown_part_tokens(self) -> int: ...
 
+#: (kinds, room for all summaries, merge runs, input tokens per hook call, hook name, cut on failure).
+_SummaryArguments: TypeAlias = tuple[set[str], float | int, bool, int, str, bool]
+#: (the hook's inputs, tokens its summary may take, the inputs' key, depth).
+_SummaryRun: TypeAlias = tuple[list[Segment], int, str, int]
+#: (the summary's text, or None and what went wrong).
+_Outcome: TypeAlias = tuple[str | None, str | None]
+
+@final
+class ChatSummaries:
+    """A conversation packed with room kept for summaries, waiting for its hooks."""
+
+    @property
+    def runs(self) -> list[_SummaryRun]: ...
+    def finish(self, given: dict[str, _Outcome]) -> PackedChat:
+        """Pack again with each run's summary in its place; a run without one falls back."""
+
 @final
 class PackedChat:
     """A packed conversation, as ``pack_chat`` returns it (``ctxsched.PackedMessages`` wraps it)."""
@@ -455,8 +472,8 @@ class PackedChat:
         """The packed messages: the caller's objects where kept whole, dict copies where changed."""
 
     @property
-    def indices(self) -> list[int]:
-        """For each packed message, its index in the input."""
+    def indices(self) -> list[int | None]:
+        """For each packed message, its index in the input (``None`` for a summary)."""
 
     @property
     def stubbed(self) -> list[int]: ...
@@ -528,8 +545,13 @@ class ChatSession:
     def extend(self, messages: object) -> None:
         """Read and append messages; nothing is appended if one is malformed (``MessageFormatError``)."""
 
-    def pack(self) -> tuple[PackedChat, CacheReport]:
-        """Pack the conversation; on error the session is as it was."""
+    def pack(
+        self, summaries: _SummaryArguments | None = None, outcomes: dict[str, _Outcome] | None = None
+    ) -> tuple[PackedChat, CacheReport] | list[_SummaryRun]:
+        """Pack the conversation; on error the session is as it was.
+
+        With ``summaries`` and no ``outcomes``, a new epoch with history to summarise gives its runs first.
+        """
 
     def earlier(self, index: int) -> Decision | None:
         """The decision about message ``index`` if an earlier pack evicted it."""
@@ -557,9 +579,11 @@ def pack_summarised(
     packer: Packer,
     segments: list[Segment],
     budget: int,
-    summaries: list[tuple[list[int], int, Segment | None, str | None, bool, str]],
+    runs: list[tuple[list[int], int, str | None, str | None]],
+    truncate: bool,
+    hook: str,
 ) -> PackResult:
-    """The summary step's second phase: pack with each run's summary in place of its first member."""
+    """The summary step's second phase: pack with each run's summary (or its fallback) in place of its first member."""
 
 def pack_chat(
     messages: object,
@@ -570,8 +594,12 @@ def pack_chat(
     format: str = "openai",
     repair: bool = False,
     reserved: int = 0,
-) -> PackedChat:
+    summaries: _SummaryArguments | None = None,
+) -> PackedChat | ChatSummaries:
     """Read, link and pack a conversation in one call; ``reserved`` tokens (tool definitions) are kept free.
+
+    With ``summaries``, history that must go may be summarised: then a ``ChatSummaries`` comes back, waiting
+    for the hooks' outcomes.
 
     Raises:
         MessageFormatError: a malformed message, named by its index.

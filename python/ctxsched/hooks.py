@@ -29,12 +29,12 @@ __all__ = ["Summarizer", "SummaryStep", "hook_name"]
 #: ``(segments, max_tokens) -> str``, or an ``async def`` returning one.
 Summarizer: TypeAlias = Callable[[list[Segment], int], "str | Awaitable[str]"]
 
-#: A planned run: (member indices, tokens its summary may take, the core's hash of the members' texts).
-Run: TypeAlias = tuple[list[int], int, str]
+#: A planned run, as the core gives it: (the hook's inputs, tokens its summary may take, the core's key of the
+#: inputs, the summary's depth).
+Run: TypeAlias = tuple[list[Segment], int, str, int]
 
-#: What the core's second phase takes per run: (members, max_tokens, summary or None, failure, cut on
-#: failure, hook name).
-Outcome: TypeAlias = tuple[list[int], int, Segment | None, str | None, bool, str]
+#: What the core's second phase takes per run key: (the summary's text, or ``None`` and what went wrong).
+Outcome: TypeAlias = tuple[str | None, str | None]
 
 
 def hook_name(hook: Callable[..., Any]) -> str:
@@ -60,38 +60,43 @@ class SummaryStep:
         self.cache = cache
         self.count = count
 
-    def run(self, runs: Sequence[Run], segments: list[Segment]) -> list[Outcome]:
-        """Each run's outcome, calling a sync hook in this thread (an async one in a new event loop)."""
+    def arguments(self, kinds: Sequence[str]) -> tuple[set[str], float | int, bool, int, str, bool]:
+        """What the core's summary step takes: kinds, room, merge, input budget, hook name, cut on failure."""
+        policy = self.policy
+        return set(kinds), policy.budget, policy.merge, policy.input_tokens, self.name, policy.fallback == "truncate"
+
+    def run(self, runs: Sequence[Run]) -> dict[str, Outcome]:
+        """Each run's outcome by its key, calling a sync hook in this thread (an async one in a new event loop)."""
         if self.is_async:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return asyncio.run(self.arun(runs, segments))
+                return asyncio.run(self.arun(runs))
             raise TypeError(f"summarizer {self.name} is async: call apack() from a running event loop")
-        return [self._outcome(members, limit, segments, key, self._call_sync) for members, limit, key in runs]
+        return {key: self._outcome(inputs, limit, key) for inputs, limit, key, _ in runs}
 
-    async def arun(self, runs: Sequence[Run], segments: list[Segment]) -> list[Outcome]:
-        """Each run's outcome, the hook calls running concurrently (at most ``concurrency`` at once)."""
+    async def arun(self, runs: Sequence[Run]) -> dict[str, Outcome]:
+        """Each run's outcome by its key, the hook calls running concurrently (at most ``concurrency`` at once)."""
         limit = asyncio.Semaphore(self.policy.concurrency)
 
-        async def one(members: list[int], max_tokens: int, texts: str) -> Outcome:
+        async def one(inputs: list[Segment], max_tokens: int, texts: str) -> Outcome:
             key = self._key(max_tokens, texts)
             cached = self.cache.get(key)
             if cached is not None:
-                return self._made(members, max_tokens, segments, cached)
+                return (cached, None)
             async with limit:
                 try:
-                    value = await asyncio.wait_for(self._call_async(members, max_tokens, segments), self.policy.timeout)
+                    value = await asyncio.wait_for(self._call_async(inputs, max_tokens), self.policy.timeout)
                 except TimeoutError:
-                    return self._failed(members, max_tokens, f"timed out after {self.policy.timeout:g} s")
+                    return self._failed(inputs, f"timed out after {self.policy.timeout:g} s")
                 except Exception as error:  # a hook's failure falls back; KeyboardInterrupt etc. do not
-                    return self._failed(members, max_tokens, f"raised {type(error).__name__}: {error}")
-            return self._checked(members, max_tokens, segments, key, value)
+                    return self._failed(inputs, f"raised {type(error).__name__}: {error}")
+            return self._checked(inputs, max_tokens, key, value)
 
-        return list(await asyncio.gather(*(one(members, limit_, texts) for members, limit_, texts in runs)))
+        results = await asyncio.gather(*(one(inputs, limit_, key) for inputs, limit_, key, _ in runs))
+        return {key: result for (_, _, key, _), result in zip(runs, results, strict=True)}
 
-    def _call_sync(self, members: list[int], max_tokens: int, segments: list[Segment]) -> Any:
-        inputs = [segments[index] for index in members]
+    def _call_sync(self, inputs: list[Segment], max_tokens: int) -> Any:
         if self.policy.timeout is None:
             return self.hook(inputs, max_tokens)
         # A thread lets a slow hook be abandoned at its timeout (it cannot be stopped: it finishes unseen).
@@ -101,57 +106,43 @@ class SummaryStep:
         finally:
             pool.shutdown(wait=False)
 
-    async def _call_async(self, members: list[int], max_tokens: int, segments: list[Segment]) -> Any:
-        inputs = [segments[index] for index in members]
+    async def _call_async(self, inputs: list[Segment], max_tokens: int) -> Any:
         if self.is_async:
             return await self.hook(inputs, max_tokens)  # type: ignore[misc]
         return await asyncio.to_thread(self.hook, inputs, max_tokens)
 
-    def _outcome(
-        self, members: list[int], max_tokens: int, segments: list[Segment], texts: str, call: Callable[..., Any]
-    ) -> Outcome:
+    def _outcome(self, inputs: list[Segment], max_tokens: int, texts: str) -> Outcome:
         key = self._key(max_tokens, texts)
         cached = self.cache.get(key)
         if cached is not None:
-            return self._made(members, max_tokens, segments, cached)
+            return (cached, None)
         try:
-            value = call(members, max_tokens, segments)
+            value = self._call_sync(inputs, max_tokens)
         except concurrent.futures.TimeoutError:
-            return self._failed(members, max_tokens, f"timed out after {self.policy.timeout:g} s")
+            return self._failed(inputs, f"timed out after {self.policy.timeout:g} s")
         except Exception as error:  # a hook's failure falls back; KeyboardInterrupt and SystemExit do not
-            return self._failed(members, max_tokens, f"raised {type(error).__name__}: {error}")
-        return self._checked(members, max_tokens, segments, key, value)
+            return self._failed(inputs, f"raised {type(error).__name__}: {error}")
+        return self._checked(inputs, max_tokens, key, value)
 
-    def _checked(self, members: list[int], max_tokens: int, segments: list[Segment], key: str, value: Any) -> Outcome:
+    def _checked(self, inputs: list[Segment], max_tokens: int, key: str, value: Any) -> Outcome:
         if not isinstance(value, str):
-            return self._failed(members, max_tokens, f"returned {type(value).__name__}, not str")
+            return self._failed(inputs, f"returned {type(value).__name__}, not str")
         if not value.strip():
-            return self._failed(members, max_tokens, "returned an empty summary")
+            return self._failed(inputs, "returned an empty summary")
         tokens = self.count(value)
         if tokens > max_tokens:
-            return self._failed(members, max_tokens, f"returned {tokens} tokens, above its target of {max_tokens}")
+            return self._failed(inputs, f"returned {tokens} tokens, above its target of {max_tokens}")
         self.cache.put(key, value)
-        return self._made(members, max_tokens, segments, value)
+        return (value, None)
 
-    def _made(self, members: list[int], max_tokens: int, segments: list[Segment], text: str) -> Outcome:
-        sources = [_id_of(segments, index) for index in members]
-        metadata = {"summarises": sources, "hook": self.name, "depth": 1, "max_tokens": max_tokens}
-        summary = Segment(text, id=f"summary-{sources[0]}", kind="summary", metadata=metadata)
-        return (members, max_tokens, summary, None, self.policy.fallback == "truncate", self.name)
-
-    def _failed(self, members: list[int], max_tokens: int, problem: str) -> Outcome:
+    def _failed(self, inputs: list[Segment], problem: str) -> Outcome:
         if self.policy.strict:
-            raise SummaryError(f"summarizer {self.name} {problem} (summarising segments {members})")
+            ids = [segment.id for segment in inputs]
+            raise SummaryError(f"summarizer {self.name} {problem} (summarising {ids})")
         instead = "a cut of the run's own text" if self.policy.fallback == "truncate" else "the run left evicted"
-        failure = f"summarizer {self.name} {problem}; {instead} instead"
-        return (members, max_tokens, None, failure, self.policy.fallback == "truncate", self.name)
+        return (None, f"summarizer {self.name} {problem}; {instead} instead")
 
     def _key(self, max_tokens: int, texts: str) -> str:
-        """The cache key: the hook's identity, the target size and the core's hash of the run's texts."""
+        """The cache key: the hook's identity, the target size and the core's key of the run's inputs."""
         digest = hashlib.sha256(f"{self.name}\0{max_tokens}\0{texts}".encode())
         return f"summary:{digest.hexdigest()}"
-
-
-def _id_of(segments: list[Segment], index: int) -> str:
-    segment = segments[index]
-    return segment.id if segment.id is not None else f"{segment.kind}-{index}"

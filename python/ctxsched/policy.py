@@ -104,7 +104,9 @@ class Summaries(BaseModel):
     returns something that is not a ``str``, an empty string or text over its target, ``fallback`` decides:
     ``"truncate"`` puts a cut of the run's own text in its place, ``"evict"`` leaves it evicted; ``strict``
     raises ``SummaryError`` instead. ``timeout`` is in seconds per hook call; ``concurrency`` bounds the calls
-    ``apack`` runs at once.
+    ``apack`` runs at once. ``input_tokens`` is the most a hook is given at once: a session's growing summary is
+    made from the originals when they fit it, else from the earlier summary and the new originals (never from a
+    summary of a summary), and inputs still too long are cut in the middle.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -115,6 +117,7 @@ class Summaries(BaseModel):
     strict: bool = False
     timeout: float | None = Field(default=30.0, gt=0.0)
     concurrency: int = Field(default=4, ge=1)
+    input_tokens: int = Field(default=32_000, ge=1)
 
 
 class Policy(BaseModel):

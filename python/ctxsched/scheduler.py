@@ -8,7 +8,7 @@ from typing import Any
 from ctxsched._core import Packer, PackResult, Segment, Tokenizer, pack_summarised, plan_summaries
 from ctxsched.counting import TokenizerLike, as_token_counter
 from ctxsched.exceptions import BudgetError, PolicyError
-from ctxsched.hooks import Summarizer, SummaryStep
+from ctxsched.hooks import Outcome, Run, Summarizer, SummaryStep
 from ctxsched.policy import BUILTIN_TRUNCATION, Policy
 from ctxsched.stores import MemoryStore, Store
 
@@ -84,7 +84,7 @@ class Scheduler:
         if self._summaries is not None:
             runs = self._plan(segments, budget)
             if runs:
-                return pack_summarised(self._packer, segments, budget, self._summaries.run(runs, segments))
+                return self._finish(segments, budget, runs, self._summaries.run([run for _, run in runs]))
         return self._pack_plain(segments, budget)
 
     async def apack(self, segments: Iterable[Segment], budget: int) -> PackResult:
@@ -97,8 +97,7 @@ class Scheduler:
         if self._summaries is not None:
             runs = self._plan(segments, budget)
             if runs:
-                outcomes = await self._summaries.arun(runs, segments)
-                return pack_summarised(self._packer, segments, budget, outcomes)
+                return self._finish(segments, budget, runs, await self._summaries.arun([run for _, run in runs]))
         return self._pack_plain(segments, budget)
 
     def _pack_plain(self, segments: list[Segment], budget: int) -> PackResult:
@@ -106,10 +105,20 @@ class Scheduler:
             return self._packer.pack(segments, budget)
         return self._pack_counted(segments, budget)
 
-    def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], int, str]]:
+    def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], Run]]:
+        """The core's runs, each as its members and what the hook is given."""
         summaries = self.policy.summaries
         kinds = set(self.policy.summarize)
-        return plan_summaries(self._packer, segments, budget, kinds, summaries.budget, summaries.merge)
+        planned = plan_summaries(self._packer, segments, budget, kinds, summaries.budget, summaries.merge)
+        return [(members, ([segments[i] for i in members], limit, key, 1)) for members, limit, key in planned]
+
+    def _finish(
+        self, segments: list[Segment], budget: int, runs: list[tuple[list[int], Run]], outcomes: dict[str, Outcome]
+    ) -> PackResult:
+        assert self._summaries is not None
+        given = [(members, run[1], *outcomes.get(run[2], (None, "gave no result"))) for members, run in runs]
+        truncate = self.policy.summaries.fallback == "truncate"
+        return pack_summarised(self._packer, segments, budget, given, truncate, self._summaries.name)
 
     def _pack_counted(self, segments: list[Segment], budget: int) -> PackResult:
         for index, segment in enumerate(segments):

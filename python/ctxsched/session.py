@@ -8,7 +8,11 @@ so the stubs and cuts of old tool results move and the cache misses. A ``Session
 - a pack that would pass the high watermark starts a new epoch: evictions, stubs and cuts bring the prompt
   down to the low watermark in one step, from a cut point as late as it can be (the history just before the
   recent window goes, the oldest stays where the cache has it);
-- new messages are read and counted once; only the prompt's messages and the new ones are packed.
+- new messages are read and counted once; only the prompt's messages and the new ones are packed;
+- with a ``summarizer``, what a new epoch evicts is summarised into one user message where it was; the summary
+  is then kept as sent until a later epoch must free more next to it, when a new summary covers both (made from
+  the originals while they fit ``Policy.summaries.input_tokens``, else from the earlier summary and the new
+  originals: never a summary of a summary of a summary). So the hook runs once per epoch at most.
 """
 
 from __future__ import annotations
@@ -19,9 +23,18 @@ from typing import Any
 
 from ctxsched._core import ChatSession, Tokenizer
 from ctxsched.formats.anthropic import AnthropicAccounting
-from ctxsched.formats.chat import _DEFAULT_POLICY, PackedMessages, check_room, packer_for
+from ctxsched.formats.chat import (
+    _DEFAULT_POLICY,
+    CHAT_SUMMARY_KINDS,
+    PackedMessages,
+    check_room,
+    packer_for,
+    summary_step,
+)
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
+from ctxsched.hooks import Summarizer
 from ctxsched.policy import Policy
+from ctxsched.stores import Store
 
 __all__ = ["Session"]
 
@@ -46,6 +59,10 @@ class Session:
         anthropic: the Anthropic format's stand-in encoding and safety margin (``AnthropicAccounting``).
         min_cache_tokens: Anthropic: the shortest prefix worth a ``cache_control`` mark (1,024 for most models;
             2,048 for Haiku).
+        summarizer: a summarisation hook (``ctxsched.hooks``), run at new epochs for the evicted history of the
+            kinds in ``Policy.summarize`` (``["history", "tool_result"]`` when that is empty). Not for the
+            Anthropic format yet.
+        store: where summaries are memoised (``ctxsched.stores``): a ``SQLiteStore`` keeps them across restarts.
 
     Raises:
         BudgetError: the output reserve, the reply priming and the tool definitions leave no room.
@@ -65,6 +82,8 @@ class Session:
         system: Any = None,
         anthropic: AnthropicAccounting | None = None,
         min_cache_tokens: int = 1024,
+        summarizer: Summarizer | None = None,
+        store: Store | None = None,
     ) -> None:
         if format not in _FORMATS:
             raise ValueError(f"a Session's format must be one of {', '.join(map(repr, _FORMATS))}, not {format!r}")
@@ -100,6 +119,9 @@ class Session:
             self.tools_tokens += anthropic.tool_system_prompt_tokens
             self.tools = [*self.tools, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
         check_room(packed_into, self.policy, self.accounting, self.tools_tokens, self.tools)
+        self._summaries = summary_step(summarizer, store, self.policy, encoding, format)
+        kinds = self.policy.summarize or CHAT_SUMMARY_KINDS
+        self._summary_arguments = self._summaries.arguments(kinds) if self._summaries is not None else None
         marks = self.policy.watermarks
         packer = packer_for(encoding, self.policy, self.accounting)
         self._core = ChatSession(
@@ -141,7 +163,25 @@ class Session:
                 session is left as it was.
             BudgetError: the system messages, the task and the last user message do not fit, even cut.
         """
-        packed, cache = self._core.pack()
+        if self._summaries is None:
+            return self._packed(*self._core.pack())
+        arguments = self._summary_arguments
+        planned = self._core.pack(arguments)
+        if isinstance(planned, list):
+            planned = self._core.pack(arguments, self._summaries.run(planned))
+        return self._packed(*planned)
+
+    async def apack(self) -> PackedMessages:
+        """``pack``, with the summarisation hooks awaited (at most ``Policy.summaries.concurrency`` at once)."""
+        if self._summaries is None:
+            return self._packed(*self._core.pack())
+        arguments = self._summary_arguments
+        planned = self._core.pack(arguments)
+        if isinstance(planned, list):
+            planned = self._core.pack(arguments, await self._summaries.arun(planned))
+        return self._packed(*planned)
+
+    def _packed(self, packed: Any, cache: Any) -> PackedMessages:
         return PackedMessages(
             packed.messages,
             packed.result.tokens + self.accounting.reply_priming + self.tools_tokens,

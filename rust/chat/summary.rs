@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{link, plan_linked, segments, summary_segment, Accounting, ChatSegments, Message, Planned, Role};
 use crate::error::Result;
-use crate::packer::{Packed, Packer, Summary, SummaryRun};
+use crate::packer::{Packed, Packer, Summary, SummaryRun, MIN_SUMMARY_TOKENS};
 use crate::segment::Segment;
 use crate::tokenizer::Tokenizer;
 use crate::truncation::Strategy;
@@ -19,8 +19,6 @@ use crate::truncation::Strategy;
 /// What a summary message says before the hook's text, so the model does not take it for the user's words.
 pub const SUMMARY_HEADER: &str = "[Summary of earlier messages, removed to fit the context window]\n";
 
-/// A summary shorter than this many tokens is not worth a message: the run stays evicted.
-const MIN_SUMMARY_TOKENS: usize = 16;
 
 /// How a conversation's evicted messages are summarised.
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 pub use decision::{Admission, Cut, Decision, Eviction};
 pub use summary::{Summarised, Summary, SummaryRun};
+pub(crate) use summary::{MIN_SUMMARY_TOKENS, SUMMARY_PREFIX};
 
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;

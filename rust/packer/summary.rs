@@ -16,7 +16,10 @@ use crate::segment::{Segment, Truncation};
 use crate::truncation::Strategy;
 
 /// A run shorter than this many tokens of summary is not worth a summary: it stays evicted.
-const MIN_SUMMARY_TOKENS: usize = 16;
+pub(crate) const MIN_SUMMARY_TOKENS: usize = 16;
+
+/// A summary segment's id is this and its first member's id.
+pub(crate) const SUMMARY_PREFIX: &str = "summary-";
 
 /// A run of evicted segments to summarise together, and the tokens its summary may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +186,8 @@ impl Packer {
         let joined = texts.join("\n");
         let cut = tokenizer.cut(&joined, summary.run.max_tokens, Strategy::Middle, &self.policy.elision_marker);
         let first = summary.run.members.first().and_then(|&member| segments.get(member))?;
-        let mut segment = Segment::new(format!("summary-{}", first.id), "summary", Arc::<str>::from(&*cut.text));
+        let mut segment =
+            Segment::new(format!("{SUMMARY_PREFIX}{}", first.id), crate::chat::SUMMARY_KIND, Arc::<str>::from(&*cut.text));
         segment.required = true;
         segment.truncation = Some(Truncation::None);
         Some(segment)

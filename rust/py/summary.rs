@@ -10,7 +10,8 @@ use super::packer::{core_segments, PyPacker};
 use super::result::{Inputs, PyPackResult};
 use super::segment::PySegment;
 use super::tokenizer::TokenLimit;
-use crate::packer::{Summary, SummaryRun};
+use crate::packer::{Summary, SummaryRun, SUMMARY_PREFIX};
+use crate::segment::Segment;
 
 /// Phase 1: the runs of evicted segments to summarise, as (member indices, tokens the summary may take, a
 /// hash of the members' texts);
@@ -46,9 +47,9 @@ pub(crate) fn plan_summaries(
         .collect())
 }
 
-/// Phase 2: pack with each run's summary in place. `summaries` holds, per run, (members, tokens it may take,
-/// the summary `Segment` or `None` when the hook failed, what went wrong, whether to cut the run's own text
-/// instead of leaving it evicted, the hook's name).
+/// Phase 2: pack with each run's summary in place. `runs` holds, per run, (members, tokens it may take,
+/// the hook's text or `None` when it failed, what went wrong); `truncate`: a failed run's own text, cut,
+/// stands in (else it stays evicted); `hook` names the hook. Each summary `Segment` records its lineage.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 pub(crate) fn pack_summarised(
@@ -56,48 +57,43 @@ pub(crate) fn pack_summarised(
     packer: PyRef<'_, PyPacker>,
     segments: &Bound<'_, PyAny>,
     budget: TokenLimit,
-    summaries: Vec<(Vec<usize>, usize, Option<Py<PySegment>>, Option<String>, bool, String)>,
+    runs: Vec<(Vec<usize>, usize, Option<String>, Option<String>)>,
+    truncate: bool,
+    hook: String,
 ) -> PyResult<PyPackResult> {
     let (inputs, core) = core_segments(segments)?;
     let Inputs::Segments(mut inputs) = inputs else {
         return Err(pyo3::exceptions::PyTypeError::new_err("segments must be a list of Segment"));
     };
-    let mut given = Vec::with_capacity(summaries.len());
-    let mut plans = Vec::with_capacity(summaries.len());
-    for (members, max_tokens, segment, failure, truncate_on_failure, hook) in summaries {
-        let run = SummaryRun { members, max_tokens };
-        let core_segment = segment.as_ref().map(|segment| segment.get().core.clone());
-        plans.push(Summary { run, segment: core_segment, failure, truncate_on_failure, hook });
-        given.push(segment);
-    }
+    let plans: Vec<Summary> = runs
+        .into_iter()
+        .map(|(members, max_tokens, text, failure)| {
+            let first = members.first().and_then(|&member| core.get(member));
+            let segment = text.zip(first).map(|(text, first)| {
+                Segment::new(format!("{SUMMARY_PREFIX}{}", first.id), crate::chat::SUMMARY_KIND, text)
+            });
+            let run = SummaryRun { members, max_tokens };
+            Summary { run, segment, failure, truncate_on_failure: truncate, hook: hook.clone() }
+        })
+        .collect();
     let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
     let allocator = packer.core();
     let summarised = enter_core(py, work_bytes, || allocator.pack_summarised(&core, budget.0, &plans))
         .map_err(|error| packer.interrupted(error))?;
-    // The summaries placed, as segments: the hook's own `Segment`, or one for the cut that stood in.
-    let mut by_id = given.into_iter().flatten();
-    let mut all: Vec<crate::segment::Segment> = core.to_vec();
+    let mut all: Vec<Segment> = core.to_vec();
     for extra in &summarised.extras {
-        let own = by_id.by_ref().find(|segment| segment.get().core.id == extra.id);
-        inputs.push(match own {
-            Some(own) => own,
-            None => Py::new(py, stand_in(py, extra, &core, &plans)?)?,
-        });
+        inputs.push(Py::new(py, summary_segment(py, extra, &core, &plans)?)?);
         all.push(extra.clone());
     }
     let separator = packer.core().policy().separator.clone();
     Ok(PyPackResult::new(Inputs::Segments(inputs), all.into(), summarised.packed, separator))
 }
 
-/// The segment of a cut that stood in for a failed hook, with the lineage a hook's summary has.
-fn stand_in(
-    py: Python<'_>,
-    extra: &crate::segment::Segment,
-    core: &[crate::segment::Segment],
-    plans: &[Summary],
-) -> PyResult<PySegment> {
+/// A placed summary as a `Segment`, with its lineage: the ids it replaces, the hook, depth 1, its size,
+/// and what went wrong when a cut of the run's own text stands in.
+fn summary_segment(py: Python<'_>, extra: &Segment, core: &[Segment], plans: &[Summary]) -> PyResult<PySegment> {
     let first_id = |plan: &&Summary| plan.run.members.first().and_then(|&member| core.get(member)).map(|s| &s.id);
-    let plan = plans.iter().find(|plan| first_id(plan).is_some_and(|id| format!("summary-{id}") == *extra.id));
+    let plan = plans.iter().find(|plan| first_id(plan).is_some_and(|id| format!("{SUMMARY_PREFIX}{id}") == *extra.id));
     let metadata = pyo3::types::PyDict::new(py);
     if let Some(plan) = plan {
         let sources: Vec<&str> =

@@ -404,9 +404,12 @@ impl Session {
         low: usize,
     ) -> Result<Option<Reached>> {
         let Some(summaries) = settings.summaries else { return Ok(None) };
-        let (_, _, chat) = read;
         let target = low.saturating_sub(summaries.reserve);
+        let (messages, _, chat) = read;
         let late = choose::cut_point(self, settings, chat, first_new, target);
+        // From the latest summary on, so that what goes now joins it: one summary that grows, not many.
+        let latest = (0..first_new).rev().find(|&position| is_summary(messages, chat, position));
+        let late = latest.map_or(late, |latest| late.min(latest));
         for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
             match settings.packer.pack(&self.fixed(chat, cut), target, None) {
                 Ok(packed) if !squeezes_mandatory(&packed) => {

@@ -29,16 +29,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ctxsched._core import CacheReport, Decision, Packer, PackResult, Tokenizer, pack_chat
-from ctxsched.exceptions import BudgetError
+from ctxsched._core import CacheReport, ChatSummaries, Decision, Packer, PackResult, Tokenizer, pack_chat
+from ctxsched.exceptions import BudgetError, PolicyError
 from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
+from ctxsched.hooks import Summarizer, SummaryStep
 from ctxsched.policy import Policy
+from ctxsched.stores import MemoryStore, Store
 
-__all__ = ["PackedMessages", "chat_policy", "check_room", "pack_messages"]
+__all__ = ["PackedMessages", "chat_policy", "check_room", "pack_messages", "summary_step"]
 
 FORMATS = ("openai", "responses", "anthropic")
 _PACKERS: dict[str, Packer] = {}
+#: What a conversation's summaries cover when ``Policy.summarize`` names nothing.
+CHAT_SUMMARY_KINDS = ("history", "tool_result")
+# Summaries memoised across calls when no cache is given.
+_SUMMARIES = MemoryStore()
 _PACKER_CACHE_SIZE = 8
 
 
@@ -68,7 +74,8 @@ class PackedMessages:
             arguments, a segment of kind ``tool_call``); ``decision(index)`` finds a message's.
         repairs: what was repaired in the input (with ``repair=True``), one sentence each.
         stubbed: indices of the input messages replaced by a stub.
-        indices: for each message of ``messages``, its index in the input (OpenAI and Responses formats).
+        indices: for each message of ``messages``, its index in the input (OpenAI and Responses formats;
+            ``None`` for a summary, which stands for the messages its segment's metadata names).
         note: how the count was made when it is not exact (the Anthropic format's stand-in encoding), and any
             fallback the packer took.
         cache: for a ``Session``'s pack, what the prompt kept of the previous one (``CacheReport``);
@@ -83,7 +90,7 @@ class PackedMessages:
     result: PackResult
     repairs: list[str] = field(default_factory=list)
     stubbed: list[int] = field(default_factory=list)
-    indices: list[int] = field(default_factory=list)
+    indices: list[int | None] = field(default_factory=list)
     note: str | None = None
     tools: list[tuple[str, int]] = field(default_factory=list)
     tools_tokens: int = 0
@@ -135,6 +142,8 @@ def pack_messages(
     anthropic: AnthropicAccounting | None = None,
     tool_accounting: ToolAccounting | None = None,
     repair: bool = False,
+    summarizer: Summarizer | None = None,
+    summary_cache: Store | None = None,
 ) -> PackedMessages:
     """Pack a chat conversation into ``budget`` tokens; see the module docstring for the default policy.
 
@@ -152,6 +161,10 @@ def pack_messages(
         tool_accounting: the recipe's constants for tool definitions (``ToolAccounting``).
         repair: repair what can be repaired (a tool result with no call is dropped; a tool call with no result
             is removed from its message) and record it, instead of raising.
+        summarizer: a summarisation hook (``ctxsched.hooks``): a run of whole messages that must go, of the
+            kinds in ``Policy.summarize``, becomes one user message with its summary, where the run was. Not
+            for the Anthropic format yet.
+        summary_cache: where summaries are memoised (a ``MemoryStore`` shared by all calls by default).
 
     Raises:
         MessageFormatError: a malformed message (the error names it), unless ``repair`` can fix it.
@@ -166,12 +179,26 @@ def pack_messages(
         policy if isinstance(policy, Policy) else _DEFAULT_POLICY if policy is None else Policy.model_validate(policy)
     )
     accounting = accounting or ChatAccounting()
+    step = summary_step(summarizer, summary_cache, policy, encoding, format)
     if format == "anthropic":
         anthropic = anthropic or AnthropicAccounting()
         return _pack_anthropic(messages, budget, policy, accounting, anthropic, tools, tool_accounting, repair)
     tokenizer = Tokenizer(encoding)
     reserved, named = tool_tokens(tools, tokenizer, tool_accounting)
-    return _pack(messages, budget, encoding, policy, format, accounting, repair, reserved, named)
+    return _pack(messages, budget, encoding, policy, format, accounting, repair, reserved, named, step)
+
+
+def summary_step(
+    summarizer: Summarizer | None, cache: Store | None, policy: Policy, encoding: str, format: str
+) -> SummaryStep | None:
+    """The summary step of a conversation's packs, if there is a hook."""
+    if summarizer is None:
+        return None
+    if format == "anthropic":
+        raise PolicyError("summaries are not supported for the Anthropic format yet: use format='openai'")
+    return SummaryStep(
+        summarizer, policy.summaries, cache if cache is not None else _SUMMARIES, Tokenizer(encoding).count
+    )
 
 
 def _pack(
@@ -184,10 +211,17 @@ def _pack(
     repair: bool,
     reserved: int,
     tools: list[tuple[str, int]],
+    step: SummaryStep | None = None,
 ) -> PackedMessages:
     check_room(budget, policy, accounting, reserved, tools)
     packer = packer_for(encoding, policy, accounting)
-    packed = pack_chat(messages, packer, budget, accounting, format=format, repair=repair, reserved=reserved)
+    summaries = step.arguments(policy.summarize or CHAT_SUMMARY_KINDS) if step is not None else None
+    packed = pack_chat(
+        messages, packer, budget, accounting, format=format, repair=repair, reserved=reserved, summaries=summaries
+    )
+    if isinstance(packed, ChatSummaries):
+        assert step is not None
+        packed = packed.finish(step.run(packed.runs))
     return PackedMessages(
         packed.messages,
         packed.result.tokens + accounting.reply_priming + reserved,

@@ -30,7 +30,7 @@ def pack_messages_with_result(
 ) -> tuple[list[BaseMessage], PackedMessages]:
     """The packed messages and the full ``PackedMessages`` (tokens, decisions, ``explain()``)."""
     try:
-        from langchain_core.messages import BaseMessage, convert_to_openai_messages
+        from langchain_core.messages import BaseMessage, HumanMessage, convert_to_openai_messages
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
             "the LangChain integration needs langchain-core: pip install 'ctxsched[langchain]'"
@@ -43,6 +43,9 @@ def pack_messages_with_result(
     packed = pack_openai_messages(converted, budget, encoding, policy, accounting=accounting)
     out: list[BaseMessage] = []
     for index, message in zip(packed.indices, packed.messages, strict=True):
+        if index is None:  # a summary of messages that had to go
+            out.append(HumanMessage(content=message["content"]))
+            continue
         original = messages[index]
         if message is converted[index]:
             out.append(original)
