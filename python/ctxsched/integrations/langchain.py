@@ -42,12 +42,12 @@ def pack_messages_with_result(
     converted = convert_to_openai_messages(messages)
     packed = pack_openai_messages(converted, budget, encoding, policy, accounting=accounting)
     out: list[BaseMessage] = []
-    for index, message in zip(packed.indices, packed.messages, strict=True):
-        if index is None:  # a summary of messages that had to go
+    for source, message in zip(packed.indices, packed.messages, strict=True):
+        if source is None:  # a summary of messages that had to go
             out.append(HumanMessage(content=message["content"]))
             continue
-        original = messages[index]
-        if message is converted[index]:
+        original = messages[source]
+        if message is converted[source]:
             out.append(original)
         else:
             out.append(original.model_copy(update={"content": message["content"]}))
