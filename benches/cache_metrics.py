@@ -120,7 +120,7 @@ class CacheFigures:
         """A new transcript: nothing is cached."""
         self._previous, self._previous_length = [], 0
 
-    def call(self, conversation: list[Message], out: list[Message], indices: list[int] | None) -> None:
+    def call(self, conversation: list[Message], out: list[Message], indices: list[int | None] | None) -> None:
         """One prompt sent: ``out`` packed from ``conversation``; ``indices`` the input index of each output
         message, when the packer says."""
         rendered = [self.renderer.message(message) for message in out]
@@ -129,7 +129,8 @@ class CacheFigures:
         if indices is None:
             flags = new_flags(out, conversation[self._previous_length :])
         else:
-            flags = [index >= self._previous_length for index in indices]
+            # A summary (index None) is the packer's text, not the conversation's: not counted as new.
+            flags = [index is not None and index >= self._previous_length for index in indices]
         self.new_tokens += sum(len(message) for message, new in zip(rendered, flags, strict=True) if new)
         self.misses += len(tokens) - hits
         self.reuse.append(hits / len(tokens) if tokens else 0.0)

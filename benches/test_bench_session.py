@@ -40,20 +40,39 @@ PLOT = Path(__file__).resolve().parent / "results" / "session_time_per_turn.png"
 
 Message = dict[str, Any]
 #: Packs ``transcript[:turn]``: the prompt, and the input index of each of its messages when the packer says.
-Step = Callable[[list[Message], int], tuple[list[Message], list[int] | None]]
+Step = Callable[[list[Message], int], tuple[list[Message], list[int | None] | None]]
 #: A packer for one budget: each call starts a transcript (a new session) and returns its step.
 Start = Callable[[], Step]
 
 
-def _session(budget: int) -> Start:
+#: Calls of the fake summariser, by budget.
+HOOK_CALLS: dict[int, int] = {}
+
+
+def fake_summariser(budget: int) -> Callable[[list[cs.Segment], int], str]:
+    """A deterministic summariser that returns at once (what is measured is ctxsched's work): the first words
+    of each input, within its target."""
+    encoding = reference("o200k_base")
+
+    def summarise(segments: list[cs.Segment], max_tokens: int) -> str:
+        HOOK_CALLS[budget] = HOOK_CALLS.get(budget, 0) + 1
+        gist = " | ".join(" ".join(segment.text.split()[:8]) for segment in segments)
+        return encoding.decode(encoding.encode_ordinary(f"{len(segments)} earlier messages: {gist}")[:max_tokens])
+
+    return summarise
+
+
+def _session(budget: int, summaries: bool = False) -> Start:
     if not hasattr(cs, "Session"):
         pytest.skip("ctxsched.Session is not in this build")
+    HOOK_CALLS[budget] = 0
 
     def start() -> Step:
-        session = cs.Session(budget)
+        hook = fake_summariser(budget) if summaries else None
+        session = cs.Session(budget, summarizer=hook, store=cs.stores.MemoryStore())
         seen = 0
 
-        def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int] | None]:
+        def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int | None] | None]:
             nonlocal seen
             session.extend(messages[seen:turn])
             seen = turn
@@ -68,7 +87,7 @@ def _session(budget: int) -> Start:
 def _stateless(budget: int) -> Start:
     chat._PACKERS.clear()  # no counts remembered from an earlier run
 
-    def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int] | None]:
+    def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int | None] | None]:
         packed = cs.pack_messages(messages[:turn], budget)
         return packed.messages, list(packed.indices)
 
@@ -135,7 +154,7 @@ def _peer(factory: Callable[[], Callable[[list[Message], int], list[Message]]]) 
     def make(budget: int) -> Start:
         pack = factory()
 
-        def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int] | None]:
+        def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int | None] | None]:
             try:
                 return pack(messages[:turn], budget), None
             except Exception as error:
@@ -148,6 +167,7 @@ def _peer(factory: Callable[[], Callable[[list[Message], int], list[Message]]]) 
 
 IMPLEMENTATIONS: dict[str, Callable[[int], Start]] = {
     "session": _session,
+    "session_summaries": lambda budget: _session(budget, summaries=True),
     "stateless": _stateless,
     "langchain": _peer(_langchain),
     "llamaindex": _peer(_llamaindex),
@@ -155,6 +175,8 @@ IMPLEMENTATIONS: dict[str, Callable[[int], Start]] = {
 }
 #: (implementation, budget) -> (messages in the conversation, ms for the pack), for the plot.
 TIMES: dict[tuple[str, int], list[tuple[int, float]]] = {}
+#: (implementation, budget) -> mean ms per turn, for the summary step's extra time.
+MEAN_MS: dict[tuple[str, int], float] = {}
 
 
 def _turns(messages: list[Message]) -> list[int]:
@@ -189,7 +211,7 @@ def _plot() -> None:
 def test_session_loop(benchmark: BenchmarkFixture, implementation: str, budget: int) -> None:
     start = IMPLEMENTATIONS[implementation](budget)
     transcripts = [(messages, _turns(messages)) for messages in CONVERSATIONS[:TRANSCRIPTS]]
-    outputs: list[list[tuple[list[Message], list[int] | None]]] = []
+    outputs: list[list[tuple[list[Message], list[int | None] | None]]] = []
     seconds: list[float] = []
 
     def run() -> None:
@@ -234,9 +256,16 @@ def test_session_loop(benchmark: BenchmarkFixture, implementation: str, budget: 
         ms_per_turn_mean=round(statistics.mean(milliseconds), 3),
         ms_per_turn_median=round(statistics.median(milliseconds), 3),
     )
+    if implementation == "session_summaries":
+        benchmark.extra_info["hook_calls_per_turn"] = round(HOOK_CALLS[budget] / len(seconds), 4)
+    if implementation.startswith("session"):
+        MEAN_MS[implementation, budget] = statistics.mean(milliseconds)
+        if ("session", budget) in MEAN_MS and implementation == "session_summaries":
+            extra = MEAN_MS[implementation, budget] - MEAN_MS["session", budget]
+            benchmark.extra_info["summary_step_ms_per_turn"] = round(extra, 3)
     if implementation in PLOTTED:
         lengths = [turn for _, turns in transcripts for turn in turns]
         TIMES[implementation, budget] = list(zip(lengths, milliseconds, strict=True))
         _plot()
-    if implementation in ("session", "stateless"):
+    if implementation in ("session", "session_summaries", "stateless"):
         assert not found, found

@@ -34,8 +34,8 @@ pub use packer::{
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Pin, Segment, Truncation};
 pub use session::{
-    Applied, CacheReport, Earlier, Held, HeldSummaries, Marks, Outcomes, Plan, Session, SessionPack, SessionRun, Settings,
-    FIRST_PACK,
+    Applied, CacheReport, Earlier, Held, HeldSummaries, Marks, Outcomes, Plan, Session, SessionPack, SessionRun,
+    Settings, FIRST_PACK,
 };
 pub use tokenizer::{Encoding, Keep, Tokenizer};
 pub use truncation::{Strategy, Truncated, DEFAULT_MARKER};

@@ -16,6 +16,7 @@ from tests.test_messages import latest_turn, reference_count
 
 Message = dict[str, Any]
 
+SUMMARY_HEADER = "[Summary of earlier messages"  # what a summary message starts with (its framing)
 PRIMING = 3  # the reply priming, once per prompt (DESIGN.md's accounting)
 DEFAULT_MARKS = cs.Watermarks()  # the policy's defaults (a tunable: read, not assumed)
 FIRST_PACK = "the first pack"
@@ -74,14 +75,20 @@ def check_prompt(
     assert packed.tokens <= budget
     assert packed.tokens == cs.count_messages(out, tools=tools)
     assert packed.tokens == reference_count(out) + reference_tools(tools or [])
-    # Conservation: each input message is sent once, or evicted.
-    assert len(indices) == len(out) == len(set(indices))
-    placed = set(indices)
+    # Conservation: each input message is sent once, or evicted (a summary, index None, stands for some).
+    sent = [index for index in indices if index is not None]
+    assert len(indices) == len(out)
+    assert len(sent) == len(set(sent))
+    placed = set(sent)
     for index in range(len(conversation)):
         evicted = packed.decision(index).action == "evicted"
         assert (index in placed) != evicted, (index, packed.decision(index))
     # Each message sent is the input's, or a copy whose content alone was cut or stubbed.
     for message, index in zip(out, indices, strict=True):
+        if index is None:
+            assert message["role"] == "user", message
+            assert message["content"].startswith(SUMMARY_HEADER), message
+            continue
         original = conversation[index]
         action = packed.decision(index).action
         if message == original:
@@ -97,20 +104,25 @@ def check_prompt(
     while head < len(out) and is_system(out[head]):
         head += 1
     assert not any(is_system(message) for message in out[head:]), "a system message outside the head"
+    assert None not in indices[:head], "a summary among the system messages"
     assert indices[:head] == sorted(indices[:head])
-    assert indices[head:] == sorted(indices[head:])
+    body = [index for index in indices[head:] if index is not None]
+    assert body == sorted(body)
     # Tool pairs: each result follows the very call it answers, still unanswered; each call has its results.
     answers = answered_calls(conversation)
     sent_before: set[int] = set()
     open_calls: Counter[str] = Counter()
-    for message, index in zip(out, indices, strict=True):
+    for position, (message, index) in enumerate(zip(out, indices, strict=True)):
+        if message["role"] != "tool" and +open_calls:
+            raise AssertionError(f"message {position} comes between calls and their results: {dict(+open_calls)}")
         if message["role"] == "tool":
             assert answers[index] in sent_before, f"message {index}: a tool result without its call"
             assert open_calls[message["tool_call_id"]] > 0, f"message {index}: answers a call already answered"
             open_calls[message["tool_call_id"]] -= 1
         for call in message.get("tool_calls") or []:
             open_calls[call["id"]] += 1
-        sent_before.add(index)
+        if index is not None:
+            sent_before.add(index)
     assert not +open_calls, f"tool calls without their results: {dict(+open_calls)}"
     assert all(r in placed for r, a in answers.items() if a in placed), "a call sent without one of its results"
     # The system messages, the task and the last user message are there; so is the latest turn with calls,
@@ -130,6 +142,14 @@ def mandatory_messages(conversation: list[Message]) -> list[Message]:
     users = [i for i, m in enumerate(conversation) if m["role"] == "user"]
     kept = {i for i, m in enumerate(conversation) if is_system(m)} | set(users[:1] + users[-1:])
     return [conversation[i] for i in sorted(kept | set(latest_turn(conversation)))]
+
+
+def mandatory_tokens(conversation: list[Message], packed: cs.PackedMessages, tools: list[Message] | None) -> int:
+    """The tokens of the mandatory messages, the tools, and the summaries sent (kept until a later one takes
+    them in)."""
+    summaries = [m for m, index in zip(packed.messages, packed.indices, strict=True) if index is None]
+    mandatory = mandatory_messages(conversation) + summaries
+    return reference_count(mandatory) + reference_tools(tools or [])
 
 
 def common_prefix(before: list[Message], after: list[Message]) -> int:
@@ -180,14 +200,15 @@ def check_cache(
             # that decided again but only grew the prompt stays in its epoch, as the cache sees no change.)
             assert report.first_change is None, report
             assert out[: len(previous.messages)] == previous.messages
-            tail = indices[len(previous.messages) :]
+            # (A new message that does not fit may come as a summary: appended too.)
+            tail = [index for index in indices[len(previous.messages) :] if index is not None]
             assert set(tail) <= set(new), "within an epoch only new messages are appended"
             assert not new_systems, "a new system message goes to the head: not an append"
             if budget is not None and packed.tokens > window(budget, tools, high):
                 # Over the high mark only if the mandatory messages alone are over the low one.
-                assert reference_count(mandatory_messages(conversation)) + reference_tools(tools or []) > window(
-                    budget, tools, low
-                ), "within an epoch the prompt stays under the high mark"
+                assert mandatory_tokens(conversation, packed, tools) > window(budget, tools, low), (
+                    "within an epoch the prompt stays under the high mark"
+                )
         else:
             # A new epoch is a change (a prompt that only grew stays in its epoch), said with its reason.
             assert report.first_change is not None, report
@@ -200,7 +221,7 @@ def check_cache(
             assert report.frozen_messages <= common
             if budget is not None and report.reason in (NEW_EPOCH, NEW_PIN):
                 # Down to the low mark in one step, unless the mandatory messages alone are over it.
-                mandatory = reference_count(mandatory_messages(conversation)) + reference_tools(tools or [])
+                mandatory = mandatory_tokens(conversation, packed, tools)
                 assert packed.tokens <= window(budget, tools, low) or mandatory > window(budget, tools, low), (
                     f"a new epoch at {packed.tokens} tokens, over the low mark {window(budget, tools, low)}"
                 )

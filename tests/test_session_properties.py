@@ -66,9 +66,15 @@ class SessionMachine(RuleBasedStateMachine):
             high, low, recent = watermarks
             policy = with_watermarks(high, low, recent)
         self.policy = policy
-        self.session = cs.Session(budget, policy=policy, tools=self.tools)
+        self.session = self.new_session()
         first = [] if system is None else [self.message("system", system)]
         self.add([*first, self.message("user", task)], one_by_one=False)
+
+    def new_session(self) -> cs.Session:
+        return cs.Session(self.budget, policy=self.policy, tools=self.tools)
+
+    def checked(self, packed: cs.PackedMessages) -> None:
+        """More checks of a pack, for machines built on this one."""
 
     def message(self, role: str, tokens: int) -> Message:
         # A tag makes every message distinct, so that list comparisons are comparisons of positions.
@@ -131,6 +137,7 @@ class SessionMachine(RuleBasedStateMachine):
         check_cache(self.conversation, packed, self.previous, self.tools, self.high, self.budget, self.low)
         assert self.session.epoch == packed.cache.epoch
         assert self.session.pending == 0
+        self.checked(packed)
         self.steps.append(("pack", [], False))
         self.packs.append(snapshot(packed))
         event(f"pack: {packed.cache.reason}")
@@ -149,7 +156,7 @@ class SessionMachine(RuleBasedStateMachine):
             return
         if self.session.pending or not self.packs:
             self.pack()
-        twin = cs.Session(self.budget, policy=self.policy, tools=self.tools)
+        twin = self.new_session()
         packs = iter(self.packs)
         for step, messages, one_by_one in self.steps:
             if step == "add":

@@ -72,7 +72,9 @@ class SummaryStep:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return asyncio.run(self.arun(runs))
-            raise TypeError(f"summarizer {self.name} is async: call apack() from a running event loop")
+            raise TypeError(
+                f"summarizer {self.name} is async: from a running event loop use Scheduler.apack or Session.apack"
+            )
         return {key: self._outcome(inputs, limit, key) for inputs, limit, key, _ in runs}
 
     async def arun(self, runs: Sequence[Run]) -> dict[str, Outcome]:

@@ -25,8 +25,8 @@ pub use plan::{plan, Planned};
 pub use segments::{segments, segments_numbered, ChatSegments};
 pub use segments::{summary_segment, SUMMARY_KIND};
 pub use summary::{
-    fallback_text, fit_inputs, inputs_fingerprint, message_runs, place_summaries, plan_summaries, summary_framing, Lineage,
-    MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER,
+    fallback_text, fit_inputs, inputs_fingerprint, message_runs, place_summaries, plan_summaries, summary_framing,
+    Lineage, MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER,
 };
 pub use tools::{count_tools, ToolAccounting, ToolCount};
 

@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{link, plan_linked, segments, summary_segment, Accounting, ChatSegments, Message, Planned, Role};
+use super::{
+    link, plan_linked, segments, summary_segment, Accounting, ChatSegments, Message, Planned, Role, TOOL_CALL_KIND,
+};
 use crate::error::Result;
 use crate::packer::{Packed, Packer, Summary, SummaryRun, MIN_SUMMARY_TOKENS};
 use crate::segment::Segment;
@@ -18,7 +20,6 @@ use crate::truncation::Strategy;
 
 /// What a summary message says before the hook's text, so the model does not take it for the user's words.
 pub const SUMMARY_HEADER: &str = "[Summary of earlier messages, removed to fit the context window]\n";
-
 
 /// How a conversation's evicted messages are summarised.
 #[derive(Debug, Clone)]
@@ -81,8 +82,11 @@ pub fn message_runs(
         let evicted = |at: &usize| packed.decisions.get(*at).is_some_and(|decision| decision.outcome.is_err());
         let kind = chat.primary.get(index).copied().flatten().and_then(|at| chat.segments.get(at));
         let is_summary = message.role == Role::Summary;
-        let joins = first >= from
-            && (is_summary || positions.iter().all(evicted) && kind.is_some_and(|s| settings.kinds.contains(&*s.kind)));
+        // A Responses call item is its turn's history.
+        let asked =
+            |kind: &str| settings.kinds.contains(kind) || kind == TOOL_CALL_KIND && settings.kinds.contains("history");
+        let joins =
+            first >= from && (is_summary || positions.iter().all(evicted) && kind.is_some_and(|s| asked(&s.kind)));
         if !joins {
             previous = None;
             continue;
@@ -101,7 +105,9 @@ pub fn message_runs(
                 *total += size;
                 *new |= !is_summary;
             }
-            _ => runs.push((MessageRun { messages: vec![index], segments: positions, max_tokens: 0 }, size, !is_summary)),
+            _ => {
+                runs.push((MessageRun { messages: vec![index], segments: positions, max_tokens: 0 }, size, !is_summary))
+            }
         }
         previous = Some(index);
     }

@@ -186,8 +186,11 @@ impl Packer {
         let joined = texts.join("\n");
         let cut = tokenizer.cut(&joined, summary.run.max_tokens, Strategy::Middle, &self.policy.elision_marker);
         let first = summary.run.members.first().and_then(|&member| segments.get(member))?;
-        let mut segment =
-            Segment::new(format!("{SUMMARY_PREFIX}{}", first.id), crate::chat::SUMMARY_KIND, Arc::<str>::from(&*cut.text));
+        let mut segment = Segment::new(
+            format!("{SUMMARY_PREFIX}{}", first.id),
+            crate::chat::SUMMARY_KIND,
+            Arc::<str>::from(&*cut.text),
+        );
         segment.required = true;
         segment.truncation = Some(Truncation::None);
         Some(segment)

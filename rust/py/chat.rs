@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::anthropic;
-use super::chat_summary::{self, PyChatSummaries, SummaryArg};
 use super::chat_read::{as_dict, read, type_name, Format, Reader, Reading};
+use super::chat_summary::{self, PyChatSummaries, SummaryArg};
 use super::enter_core;
 use super::packer::PyPacker;
 use super::result::{Inputs, PyPackResult};
@@ -130,8 +130,16 @@ pub(crate) fn pack_chat(
         })
         .map_err(|error| handle.interrupted(error))?;
         if let Some(phase_one) = phase_one {
-            let pending =
-                PyChatSummaries::new(py, packer.clone().unbind(), conversation, layout, phase_one, budget, accounting, settings)?;
+            let pending = PyChatSummaries::new(
+                py,
+                packer.clone().unbind(),
+                conversation,
+                layout,
+                phase_one,
+                budget,
+                accounting,
+                settings,
+            )?;
             return Ok(Py::new(py, pending)?.into_any());
         }
     }
@@ -238,7 +246,11 @@ fn output<'py>(
             continue;
         }
         if messages.get(owner).is_some_and(|message| message.role == Role::Summary) {
-            out.append(super::chat_summary::summary_message(py, &segments.get(index).map_or("".into(), |s| s.text.clone()), reading.responses)?)?;
+            out.append(super::chat_summary::summary_message(
+                py,
+                &segments.get(index).map_or("".into(), |s| s.text.clone()),
+                reading.responses,
+            )?)?;
             indices.push(None);
             continue;
         }

@@ -10,16 +10,16 @@ use pyo3::sync::MutexExt;
 
 use super::chat::{packed_chat, AccountingArg, Layout};
 use super::chat_read::{read, Format, Reader, Reading};
+use super::chat_summary::{self, OutcomesArg, SummaryArg};
 use super::enter_core;
 use super::packer::PyPacker;
 use super::result::PyDecision;
 use super::{anthropic, breakpoints};
 use crate::chat::Accounting;
-use crate::error::SchedError;
 use crate::chat::Role;
+use crate::error::SchedError;
 use crate::session::{CacheReport, Marks, Plan, Session, Settings};
 use pyo3::types::PyList;
-use super::chat_summary::{self, OutcomesArg, SummaryArg};
 
 /// The caller's objects, to give back.
 enum Objects {

@@ -33,9 +33,9 @@ pub use report::CacheReport;
 use report::Sent;
 pub use summaries::{Held, HeldSummaries, Outcomes, SessionRun};
 
+use crate::chat::SummarySettings;
 use crate::chat::{check_growing, is_infeasible, link, pack_segments, plan_linked, segments_numbered, Message};
 use crate::chat::{place_summaries, Accounting, ChatSegments, Lineage, Linked, MessageRun, Placing, Role, RunOutcome};
-use crate::chat::SummarySettings;
 use crate::error::{Result, SchedError};
 use crate::packer::{Cut, Decision, Packed, Packer};
 use crate::segment::{Segment, Truncation};
@@ -266,7 +266,9 @@ impl Session {
         let mut chat = segments_numbered(&messages, &linked, tokenizer, accounting, true, &numbers);
         let mut reached = match self.reach(settings, (&messages, &numbers, &chat)) {
             Ok(reached) => reached,
-            Err(error) if is_infeasible(&error) => return self.plan_fresh(settings).map(|pack| Plan::Ready(pack.into())),
+            Err(error) if is_infeasible(&error) => {
+                return self.plan_fresh(settings).map(|pack| Plan::Ready(pack.into()))
+            }
             Err(error) => return Err(error),
         };
         let mut placed = Vec::new();
@@ -292,8 +294,16 @@ impl Session {
                 })
                 .collect();
             let first_summary = messages.len();
-            let (packed, lineage) =
-                place_summaries(packer, &packing, &mut messages, &mut chat, target, &placing, accounting, &summaries.hook)?;
+            let (packed, lineage) = place_summaries(
+                packer,
+                &packing,
+                &mut messages,
+                &mut chat,
+                target,
+                &placing,
+                accounting,
+                &summaries.hook,
+            )?;
             numbers.extend(messages.iter().skip(first_summary).map(|message| message.number));
             (reached.packed, placed) = (packed, lineage);
         }
@@ -309,7 +319,15 @@ impl Session {
         let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
         let lineage = lineage_of(&messages, &chat, &next.summaries, &numbers);
         Ok(Plan::Ready(Box::new(SessionPack {
-            messages, numbers, linked, chat, packed, report, note: None, lineage, next,
+            messages,
+            numbers,
+            linked,
+            chat,
+            packed,
+            report,
+            note: None,
+            lineage,
+            next,
         })))
     }
 
@@ -526,10 +544,17 @@ impl Session {
 
     /// The messages a summary placed now covers that this pack did not read (an earlier summary's
     /// sources): their decisions now name the new summary.
-    fn summarised_earlier(&self, next: &mut Next, read: (&[usize], &ChatSegments), packed: &Packed, placed: &[(usize, Lineage)]) {
+    fn summarised_earlier(
+        &self,
+        next: &mut Next,
+        read: (&[usize], &ChatSegments),
+        packed: &Packed,
+        placed: &[(usize, Lineage)],
+    ) {
         let (numbers, chat) = read;
         for (position, lineage) in placed {
-            let (Some(summary), Some(decision)) = (chat.segments.get(*position), packed.decisions.get(*position)) else {
+            let (Some(summary), Some(decision)) = (chat.segments.get(*position), packed.decisions.get(*position))
+            else {
                 continue;
             };
             for &source in lineage.messages.iter().filter(|source| !numbers.contains(source)) {

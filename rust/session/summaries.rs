@@ -143,8 +143,7 @@ impl Session {
                 continue;
             };
             let lineage = placed.iter().find(|(at, _)| *at == position).map(|(_, lineage)| lineage.clone());
-            let Some(lineage) = lineage.or_else(|| self.summaries.get(&number).map(|held| held.lineage.clone()))
-            else {
+            let Some(lineage) = lineage.or_else(|| self.summaries.get(&number).map(|held| held.lineage.clone())) else {
                 continue;
             };
             if kept(position) {

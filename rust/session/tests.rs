@@ -311,9 +311,18 @@ fn summaries_change_only_at_epochs_grow_and_never_pass_depth_two() {
                 let Some(held) = session.held(number) else { panic!("{id} is not held") };
                 assert_eq!(held.lineage.messages.first(), Some(&number));
                 for source in &held.lineage.messages {
-                    assert!(!pack.numbers.contains(source) || *source == number || !now.iter().any(|(sent, _)| sent.starts_with(&format!("{source}:"))));
+                    assert!(
+                        !pack.numbers.contains(source)
+                            || *source == number
+                            || !now.iter().any(|(sent, _)| sent.starts_with(&format!("{source}:")))
+                    );
                     let decision = session.earlier(*source).map(|earlier| earlier.decision.rule());
-                    assert_eq!(decision, Some("summarised"), "message {source} of {id}: {:?}", session.earlier(*source));
+                    assert_eq!(
+                        decision,
+                        Some("summarised"),
+                        "message {source} of {id}: {:?}",
+                        session.earlier(*source)
+                    );
                 }
             }
             previous = now;
