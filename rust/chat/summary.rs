@@ -69,7 +69,7 @@ pub fn message_runs(
     packer: &Packer,
     messages: &[Message],
     chat: &ChatSegments,
-    packed: &Packed,
+    phase_one: &Packed,
     settings: &SummarySettings,
     framing: usize,
     from: usize,
@@ -79,7 +79,7 @@ pub fn message_runs(
     for (index, message) in messages.iter().enumerate() {
         let positions: Vec<usize> = (0..chat.owners.len()).filter(|&at| chat.owners.get(at) == Some(&index)).collect();
         let Some(&first) = positions.first() else { continue };
-        let evicted = |at: &usize| packed.decisions.get(*at).is_some_and(|decision| decision.outcome.is_err());
+        let evicted = |at: &usize| phase_one.decisions.get(*at).is_some_and(|decision| decision.outcome.is_err());
         let kind = chat.primary.get(index).copied().flatten().and_then(|at| chat.segments.get(at));
         let is_summary = message.role == Role::Summary;
         // A Responses call item is its turn's history.
@@ -92,7 +92,7 @@ pub fn message_runs(
             continue;
         }
         // An evicted segment may not have been counted whole: count it now.
-        let size_of = |at: &usize| match (packed.decisions.get(*at), chat.segments.get(*at)) {
+        let size_of = |at: &usize| match (phase_one.decisions.get(*at), chat.segments.get(*at)) {
             (Some(decision), _) if decision.outcome.is_ok() => decision.tokens_after,
             (_, Some(segment)) => packer.size_up_to(segment, usize::MAX),
             _ => 0,
@@ -106,7 +106,11 @@ pub fn message_runs(
                 *new |= !is_summary;
             }
             _ => {
-                runs.push((MessageRun { messages: vec![index], segments: positions, max_tokens: 0 }, size, !is_summary))
+                runs.push((
+                    MessageRun { messages: vec![index], segments: positions, max_tokens: 0 },
+                    size,
+                    !is_summary,
+                ));
             }
         }
         previous = Some(index);

@@ -146,8 +146,8 @@ pub(crate) fn pack_chat(
     let conversation = &conversation;
     let planned = enter_core(py, work_bytes, || plan(core, conversation, repair, tokenizer, accounting, budget))
         .map_err(|error| handle.interrupted(error))?;
-    let packed = packed_chat(py, &layout, conversation, planned, core.policy().separator.clone(), &[])?;
-    Ok(Py::new(py, packed)?.into_any())
+    let result = packed_chat(py, &layout, conversation, planned, core.policy().separator.clone(), &[])?;
+    Ok(Py::new(py, result)?.into_any())
 }
 
 /// The Python result of a pack: the messages to send in the caller's format, and the decisions.
@@ -237,7 +237,7 @@ fn output<'py>(
     linked: &Linked,
     packed: &Packed,
     segments: &[Segment],
-) -> PyResult<(Bound<'py, PyList>, Vec<Option<usize>>, Vec<usize>)> {
+) -> PyResult<Output<'py>> {
     let out = PyList::empty(py);
     let (mut indices, mut stubbed) = (Vec::new(), Vec::new());
     for &index in &packed.order {
@@ -279,6 +279,9 @@ fn output<'py>(
     }
     Ok((out, indices, stubbed))
 }
+
+/// The messages to send, each one's input index (`None` for a summary), and the stubbed.
+type Output<'py> = (Bound<'py, PyList>, Vec<Option<usize>>, Vec<usize>);
 
 /// Set `container[key]` to `text`: the whole value, or the text of its part numbered `part` (a copy of the
 /// list with a copy of that part).

@@ -196,11 +196,11 @@ impl PyChatSummaries {
         let Planned { linked, mut chat, note, .. } = planned;
         let packing = chat.segments.clone();
         let work_bytes = packing.iter().map(|segment| segment.text.len()).sum::<usize>();
-        let (packed, lineage) = super::enter_core(py, work_bytes, || {
+        let (pack, lineage) = super::enter_core(py, work_bytes, || {
             place_summaries(core, &packing, &mut conversation, &mut chat, budget, &placing, accounting, &settings.hook)
         })
         .map_err(|error| packer.interrupted(error))?;
-        let planned = Planned { linked, chat, packed, note };
+        let planned = Planned { linked, chat, packed: pack, note };
         packed_chat(py, &layout, &conversation, planned, core.policy().separator.clone(), &lineage)
     }
 }

@@ -31,11 +31,12 @@ use rustc_hash::FxHashMap;
 
 pub use report::CacheReport;
 use report::Sent;
+use summaries::{is_summary, lineage_of, place};
 pub use summaries::{Held, HeldSummaries, Outcomes, SessionRun};
 
 use crate::chat::SummarySettings;
 use crate::chat::{check_growing, is_infeasible, link, pack_segments, plan_linked, segments_numbered, Message};
-use crate::chat::{place_summaries, Accounting, ChatSegments, Lineage, Linked, MessageRun, Placing, Role, RunOutcome};
+use crate::chat::{Accounting, ChatSegments, Lineage, Linked, MessageRun};
 use crate::error::{Result, SchedError};
 use crate::packer::{Cut, Decision, Packed, Packer};
 use crate::segment::{Segment, Truncation};
@@ -276,36 +277,8 @@ impl Session {
             let runs = self.session_runs(settings, summaries, (&messages, &numbers), runs);
             let Some(outcomes) = outcomes else { return Ok(Plan::Summarise(runs)) };
             let packing = self.fixed(&chat, reached.fixed);
-            let changed = RunOutcome::Failed {
-                problem: "had no result for this run (the conversation changed while it ran)".to_owned(),
-                truncate: summaries.truncate,
-            };
-            let inputs: Vec<Vec<Segment>> =
-                runs.iter().map(|run| run.inputs.iter().map(|(segment, _)| segment.clone()).collect()).collect();
-            let placing: Vec<Placing<'_>> = runs
-                .iter()
-                .zip(&inputs)
-                .map(|(run, inputs)| Placing {
-                    run: &run.run,
-                    outcome: outcomes.get(&run.fingerprint).unwrap_or(&changed),
-                    inputs,
-                    sources: &run.sources,
-                    depth: run.depth,
-                })
-                .collect();
-            let first_summary = messages.len();
-            let (packed, lineage) = place_summaries(
-                packer,
-                &packing,
-                &mut messages,
-                &mut chat,
-                target,
-                &placing,
-                accounting,
-                &summaries.hook,
-            )?;
-            numbers.extend(messages.iter().skip(first_summary).map(|message| message.number));
-            (reached.packed, placed) = (packed, lineage);
+            let read = (&mut messages, &mut numbers, &mut chat);
+            (reached.packed, placed) = place(settings, summaries, read, &packing, (&runs, outcomes), target)?;
         }
         let packed = self.whole(&chat, &reached, budget, packer.policy().reserve_output);
         let mut next = self.next(&messages, &chat, &numbers, &packed, reached.step, reached.fixed);
@@ -412,38 +385,6 @@ impl Session {
         Err(failure.unwrap_or_else(|| SchedError::InvalidArgument("no pack of the session was tried".to_owned())))
     }
 
-    /// A new epoch with the summaries' room kept back below the low mark (a cut point that frees it too),
-    /// if that leaves history to summarise.
-    fn reach_summarising(
-        &self,
-        settings: Settings<'_>,
-        read: (&[Message], &[usize], &ChatSegments),
-        first_new: usize,
-        low: usize,
-    ) -> Result<Option<Reached>> {
-        let Some(summaries) = settings.summaries else { return Ok(None) };
-        let target = low.saturating_sub(summaries.reserve);
-        let (messages, _, chat) = read;
-        let late = choose::cut_point(self, settings, chat, first_new, target);
-        // From the latest summary on, so that what goes now joins it: one summary that grows, not many.
-        let latest = (0..first_new).rev().find(|&position| is_summary(messages, chat, position));
-        let late = latest.map_or(late, |latest| late.min(latest));
-        for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
-            match settings.packer.pack(&self.fixed(chat, cut), target, None) {
-                Ok(packed) if !squeezes_mandatory(&packed) => {
-                    let runs = self.runs_of(settings, read, &packed, cut);
-                    if !runs.is_empty() {
-                        let summarise = Some((runs, low));
-                        return Ok(Some(Reached { step: Step::Epoch { cut }, fixed: cut, packed, summarise }));
-                    }
-                }
-                Err(error) if !is_infeasible(&error) => return Err(error),
-                _ => {}
-            }
-        }
-        Ok(None)
-    }
-
     /// Whether segment `index` belongs to a message appended since the last pack.
     fn is_new(&self, chat: &ChatSegments, numbers: &[usize], index: usize) -> bool {
         let owner = chat.owners.get(index).and_then(|&owner| numbers.get(owner));
@@ -542,34 +483,6 @@ impl Session {
         Next { live, standing, earlier, epoch, sent, frozen_messages, summaries: HeldSummaries::new() }
     }
 
-    /// The messages a summary placed now covers that this pack did not read (an earlier summary's
-    /// sources): their decisions now name the new summary.
-    fn summarised_earlier(
-        &self,
-        next: &mut Next,
-        read: (&[usize], &ChatSegments),
-        packed: &Packed,
-        placed: &[(usize, Lineage)],
-    ) {
-        let (numbers, chat) = read;
-        for (position, lineage) in placed {
-            let (Some(summary), Some(decision)) = (chat.segments.get(*position), packed.decisions.get(*position))
-            else {
-                continue;
-            };
-            for &source in lineage.messages.iter().filter(|source| !numbers.contains(source)) {
-                let Some(old) = self.earlier(source) else { continue };
-                let outcome = Err(crate::packer::Eviction::Summarised {
-                    into: summary.id.to_string(),
-                    tokens: decision.tokens_after,
-                    by: lineage.hook.to_string(),
-                });
-                let decision = Decision { outcome, ..old.decision.clone() };
-                next.earlier.push((source, Some(Earlier { decision, epoch: next.epoch, ..old.clone() })));
-            }
-        }
-    }
-
     /// Why the prompt changed, if it did.
     fn reason(&self, reached: &Reached, next: &Next) -> &'static str {
         // A new message placed before an older one: a new system message, pinned to the head.
@@ -582,28 +495,6 @@ impl Session {
             Step::Fresh => "a fresh pack",
         }
     }
-}
-
-/// Whether segment `position` is a summary's.
-fn is_summary(messages: &[Message], chat: &ChatSegments, position: usize) -> bool {
-    let owner = chat.owners.get(position).and_then(|&owner| messages.get(owner));
-    owner.is_some_and(|message| message.role == Role::Summary)
-}
-
-/// The lineage of each summary segment read or placed, by position.
-fn lineage_of(
-    messages: &[Message],
-    chat: &ChatSegments,
-    held: &HeldSummaries,
-    numbers: &[usize],
-) -> Vec<(usize, Lineage)> {
-    (0..chat.segments.len())
-        .filter(|&position| is_summary(messages, chat, position))
-        .filter_map(|position| {
-            let number = chat.owners.get(position).and_then(|&owner| numbers.get(owner))?;
-            held.get(number).map(|held| (position, held.lineage.clone()))
-        })
-        .collect()
 }
 
 /// Whether a pack had to cut what must be kept (it was packed into less than the whole budget).

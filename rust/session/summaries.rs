@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+use super::{choose, is_infeasible, squeezes_mandatory, Earlier, Next, Reached, Step};
 use super::{Session, Settings};
 use crate::chat::{fit_inputs, inputs_fingerprint, link, segments_numbered, summary_framing, Lineage, Message};
 use crate::chat::{message_runs, ChatSegments, MessageRun, Role, RunOutcome, SummarySettings, SUMMARY_HEADER};
-use crate::packer::Packed;
+use crate::chat::{place_summaries, Placing};
+use crate::error::Result;
+use crate::packer::{Decision, Eviction, Packed};
 use crate::segment::Segment;
 
 /// A summary that stands in the prompt.
@@ -51,7 +54,6 @@ impl Session {
 
     /// The runs of a phase-1 pack, from segment position `from` on.
     pub(super) fn runs_of(
-        &self,
         settings: Settings<'_>,
         read: (&[Message], &[usize], &ChatSegments),
         packed: &Packed,
@@ -80,15 +82,12 @@ impl Session {
                 for &index in &run.messages {
                     let Some(&number) = numbers.get(index) else { continue };
                     let held = messages.get(index).filter(|m| m.role == Role::Summary).and(self.summaries.get(&number));
-                    match held {
-                        Some(held) => {
-                            sources.extend(held.lineage.messages.iter().copied());
-                            earlier.push(held);
-                        }
-                        None => {
-                            sources.push(number);
-                            fresh.push(number);
-                        }
+                    if let Some(held) = held {
+                        sources.extend(held.lineage.messages.iter().copied());
+                        earlier.push(held);
+                    } else {
+                        sources.push(number);
+                        fresh.push(number);
                     }
                 }
                 sources.sort_unstable();
@@ -152,6 +151,125 @@ impl Session {
         }
         held
     }
+}
+
+/// Phase 2 at an epoch: the runs' summaries (by their inputs' key in `outcomes`; a run without one falls back)
+/// packed in their places into `target`. The summary messages are appended to the messages read.
+pub(super) fn place(
+    settings: Settings<'_>,
+    summaries: &SummarySettings,
+    read: (&mut Vec<Message>, &mut Vec<usize>, &mut ChatSegments),
+    packing: &[Segment],
+    (runs, outcomes): (&[SessionRun], &Outcomes),
+    target: usize,
+) -> Result<(Packed, Vec<(usize, Lineage)>)> {
+    let (messages, numbers, chat) = read;
+    let changed = RunOutcome::Failed {
+        problem: "had no result for this run (the conversation changed while it ran)".to_owned(),
+        truncate: summaries.truncate,
+    };
+    let inputs: Vec<Vec<Segment>> =
+        runs.iter().map(|run| run.inputs.iter().map(|(segment, _)| segment.clone()).collect()).collect();
+    let placing: Vec<Placing<'_>> = runs
+        .iter()
+        .zip(&inputs)
+        .map(|(run, inputs)| Placing {
+            run: &run.run,
+            outcome: outcomes.get(&run.fingerprint).unwrap_or(&changed),
+            inputs,
+            sources: &run.sources,
+            depth: run.depth,
+        })
+        .collect();
+    let first_summary = messages.len();
+    let (packer, accounting, hook) = (settings.packer, settings.accounting, &summaries.hook);
+    let placed = place_summaries(packer, packing, messages, chat, target, &placing, accounting, hook)?;
+    numbers.extend(messages.iter().skip(first_summary).map(|message| message.number));
+    Ok(placed)
+}
+
+impl Session {
+    /// A new epoch with the summaries' room kept back below the low mark (a cut point that frees it too),
+    /// if that leaves history to summarise.
+    pub(super) fn reach_summarising(
+        &self,
+        settings: Settings<'_>,
+        read: (&[Message], &[usize], &ChatSegments),
+        first_new: usize,
+        low: usize,
+    ) -> Result<Option<Reached>> {
+        let Some(summaries) = settings.summaries else { return Ok(None) };
+        let target = low.saturating_sub(summaries.reserve);
+        let (messages, _, chat) = read;
+        let late = choose::cut_point(self, settings, chat, first_new, target);
+        // From the latest summary on, so that what goes now joins it: one summary that grows, not many.
+        let latest = (0..first_new).rev().find(|&position| is_summary(messages, chat, position));
+        let late = latest.map_or(late, |latest| late.min(latest));
+        for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
+            match settings.packer.pack(&self.fixed(chat, cut), target, None) {
+                Ok(packed) if !squeezes_mandatory(&packed) => {
+                    let runs = Self::runs_of(settings, read, &packed, cut);
+                    if !runs.is_empty() {
+                        let summarise = Some((runs, low));
+                        return Ok(Some(Reached { step: Step::Epoch { cut }, fixed: cut, packed, summarise }));
+                    }
+                }
+                Err(error) if !is_infeasible(&error) => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The messages a summary placed now covers that this pack did not read (an earlier summary's
+    /// sources): their decisions now name the new summary.
+    pub(super) fn summarised_earlier(
+        &self,
+        next: &mut Next,
+        read: (&[usize], &ChatSegments),
+        packed: &Packed,
+        placed: &[(usize, Lineage)],
+    ) {
+        let (numbers, chat) = read;
+        for (position, lineage) in placed {
+            let (Some(summary), Some(decision)) = (chat.segments.get(*position), packed.decisions.get(*position))
+            else {
+                continue;
+            };
+            for &source in lineage.messages.iter().filter(|source| !numbers.contains(source)) {
+                let Some(old) = self.earlier(source) else { continue };
+                let outcome = Err(Eviction::Summarised {
+                    into: summary.id.to_string(),
+                    tokens: decision.tokens_after,
+                    by: lineage.hook.to_string(),
+                });
+                let decision = Decision { outcome, ..old.decision.clone() };
+                next.earlier.push((source, Some(Earlier { decision, epoch: next.epoch, ..old.clone() })));
+            }
+        }
+    }
+}
+
+/// Whether segment `position` is a summary's.
+pub(super) fn is_summary(messages: &[Message], chat: &ChatSegments, position: usize) -> bool {
+    let owner = chat.owners.get(position).and_then(|&owner| messages.get(owner));
+    owner.is_some_and(|message| message.role == Role::Summary)
+}
+
+/// The lineage of each summary segment read or placed, by position.
+pub(super) fn lineage_of(
+    messages: &[Message],
+    chat: &ChatSegments,
+    held: &HeldSummaries,
+    numbers: &[usize],
+) -> Vec<(usize, Lineage)> {
+    (0..chat.segments.len())
+        .filter(|&position| is_summary(messages, chat, position))
+        .filter_map(|position| {
+            let number = chat.owners.get(position).and_then(|&owner| numbers.get(owner))?;
+            held.get(number).map(|held| (position, held.lineage.clone()))
+        })
+        .collect()
 }
 
 /// A standing summary as a hook's input: its text without the header, as a user message.

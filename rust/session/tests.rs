@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::chat::{Answer, Role, ToolCall, SUMMARY_HEADER};
+use crate::chat::{Answer, Role, RunOutcome, ToolCall, SUMMARY_HEADER};
 use crate::policy::{Amount, Policy};
 use crate::tokenizer::Encoding;
 use crate::truncation::Strategy;
