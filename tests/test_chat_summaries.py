@@ -3,6 +3,7 @@ tool pairs valid around it, memoised, within the budget. Deterministic fake summ
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 import ctxsched as cs
 from ctxsched.stores import MemoryStore
 from tests.session_checks import SUMMARY_HEADER, check_prompt
+from tests.test_anthropic import check_valid
+from tests.test_anthropic import conversation as anthropic_conversation
 from tests.test_session_summaries import Summariser, check_lineage, task, tool_turn
 
 
@@ -86,7 +89,7 @@ def test_a_failing_hook_falls_back_and_the_decisions_say_so(fallback: str) -> No
         cs.pack_messages(messages, 2000, policy=strict, summarizer=lambda s, n: 1 / 0)
 
 
-def test_responses_items_get_a_message_item_and_anthropic_is_refused() -> None:
+def test_responses_items_get_a_message_item() -> None:
     items: list[dict[str, Any]] = [{"role": "user", "content": "Fix the build."}]
     for number in range(80):
         items.append({"type": "function_call", "call_id": f"c{number}", "name": "bash", "arguments": "{}"})
@@ -97,10 +100,6 @@ def test_responses_items_get_a_message_item_and_anthropic_is_refused() -> None:
     assert packed.messages[position]["type"] == "message"
     assert packed.messages[position]["role"] == "user"
     assert packed.tokens <= 2000
-    with pytest.raises(cs.PolicyError, match="Anthropic"):
-        cs.pack_messages(
-            {"messages": [{"role": "user", "content": "hi"}]}, 100, format="anthropic", summarizer=Summariser()
-        )
 
 
 @settings(max_examples=40, deadline=None)
@@ -129,3 +128,46 @@ def test_budget_conservation_and_tool_pairs_hold_with_summaries(
         # Each summary covers one message (a turn's call with its result is two messages, each summarised).
         for placed in (s for s in packed.result.segments if s.kind == "summary"):
             assert len(placed.segment.metadata["messages"]) == 1
+
+
+def anthropic_summaries(packed: cs.PackedMessages) -> list[str]:
+    texts = []
+    for message in packed.messages["messages"]:
+        blocks = message["content"] if isinstance(message["content"], list) else []
+        texts += [b["text"] for b in blocks if b.get("type") == "text" and b["text"].startswith(SUMMARY_HEADER)]
+    return texts
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(20, 400), min_size=1, max_size=60), budget=st.integers(1500, 6000))
+def test_anthropic_conversations_get_a_summary_block_and_stay_valid(sizes: list[int], budget: int) -> None:
+    original = anthropic_conversation(sizes)
+    hook = Summariser()
+    packed = cs.pack_messages(original, budget, format="anthropic", summarizer=hook, summary_cache=MemoryStore())
+    check_valid(original, packed, task_whole=False)
+    placed = [s for s in packed.result.segments if s.kind == "summary"]
+    assert len(anthropic_summaries(packed)) == len(placed)
+    for summary in placed:
+        for message in summary.segment.metadata["messages"]:
+            assert packed.decision(message).rule == "summarised"
+    if sum(sizes) > 3 * budget:
+        assert placed, "a long conversation summarises what goes"
+
+
+def test_an_anthropic_session_summarises_at_epochs_and_stays_valid() -> None:
+    original = anthropic_conversation([300] * 60)
+    session = cs.Session(4000, format="anthropic", system=original["system"], summarizer=Summariser())
+    session.extend(original["messages"][:1])
+    seen = []
+    for turn in range(60):
+        session.extend(original["messages"][1 + 2 * turn : 3 + 2 * turn])
+        packed = session.pack()
+        request = {**packed.messages, "model": original["model"]}
+        check_valid(
+            {**original, "messages": original["messages"][: 3 + 2 * turn]},
+            replace(packed, messages=request),
+            task_whole=False,
+        )
+        assert packed.cache is not None
+        seen.append(len(anthropic_summaries(packed)))
+    assert max(seen) == 1, "one summary, grown"

@@ -265,11 +265,6 @@ def test_async_hooks_in_apack_and_sync_hooks_in_threads() -> None:
     assert any(summaries_in(packed) for packed in asyncio.run(loop(threaded)))
 
 
-def test_the_anthropic_format_says_summaries_are_not_supported_yet() -> None:
-    with pytest.raises(cs.PolicyError, match="Anthropic"):
-        cs.Session(1500, format="anthropic", summarizer=Summariser())
-
-
 def test_explain_says_what_was_summarised_into_what_and_by_which_hook() -> None:
     session = cs.Session(1500, summarizer=Summariser(), store=MemoryStore())
     session.extend(task())

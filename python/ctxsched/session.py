@@ -60,8 +60,7 @@ class Session:
         min_cache_tokens: Anthropic: the shortest prefix worth a ``cache_control`` mark (1,024 for most models;
             2,048 for Haiku).
         summarizer: a summarisation hook (``ctxsched.hooks``), run at new epochs for the evicted history of the
-            kinds in ``Policy.summarize`` (``["history", "tool_result"]`` when that is empty). Not for the
-            Anthropic format yet.
+            kinds in ``Policy.summarize`` (``["history", "tool_result"]`` when that is empty).
         store: where summaries are memoised (``ctxsched.stores``): a ``SQLiteStore`` keeps them across restarts.
 
     Raises:
@@ -119,7 +118,7 @@ class Session:
             self.tools_tokens += anthropic.tool_system_prompt_tokens
             self.tools = [*self.tools, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
         check_room(packed_into, self.policy, self.accounting, self.tools_tokens, self.tools)
-        self._summaries = summary_step(summarizer, store, self.policy, encoding, format)
+        self._summaries = summary_step(summarizer, store, self.policy, encoding)
         kinds = self.policy.summarize or CHAT_SUMMARY_KINDS
         self._summary_arguments = self._summaries.arguments(kinds) if self._summaries is not None else None
         marks = self.policy.watermarks

@@ -112,16 +112,15 @@ impl Layout {
     /// The layout of units `units` only (a session's pack reads the prompt's and the new ones), its messages
     /// renumbered from 0; and for each of its messages, its number in this layout.
     pub(crate) fn select(&self, py: Python<'_>, units: &[usize]) -> (Self, Vec<usize>) {
-        let mut numbers: Vec<usize> = Vec::new();
+        // In the conversation's order, whatever the order of `units` (a summary placed now comes last).
+        let mut numbers: Vec<usize> =
+            units.iter().filter_map(|&unit| self.origins.get(unit)).filter_map(|origin| origin.message).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
         let mut origins = Vec::with_capacity(units.len());
         for origin in units.iter().filter_map(|&unit| self.origins.get(unit)) {
             let mut origin = origin.clone();
-            if let Some(message) = origin.message {
-                if numbers.last() != Some(&message) {
-                    numbers.push(message);
-                }
-                origin.message = Some(numbers.len() - 1);
-            }
+            origin.message = origin.message.and_then(|message| numbers.binary_search(&message).ok());
             origins.push(origin);
         }
         let originals = numbers.iter().filter_map(|&message| self.originals.get(message)).map(|o| o.clone_ref(py));
@@ -154,9 +153,13 @@ impl Layout {
 
     /// For each message, the segment of its last unit (its text and tool uses; for a message of tool
     /// results only, its last result), from the segment of each unit.
-    pub(crate) fn by_message(&self, primary: &[Option<usize>]) -> Vec<Option<usize>> {
+    /// A summary's unit (`summaries[unit]`) is not its message's.
+    pub(crate) fn by_message(&self, primary: &[Option<usize>], summaries: &[bool]) -> Vec<Option<usize>> {
         let mut by_message = vec![None; self.originals.len()];
         for (unit, origin) in self.origins.iter().enumerate() {
+            if summaries.get(unit).copied().unwrap_or(false) {
+                continue;
+            }
             if let Some(slot) = origin.message.and_then(|message| by_message.get_mut(message)) {
                 *slot = primary.get(unit).copied().flatten();
             }
@@ -409,10 +412,18 @@ pub(crate) fn output<'py>(
     let result = layout.conversation.bind(py).copy()?;
     // For each kept message, its kept blocks (`None`: a string content), each with its unit if it changed.
     let mut kept: BTreeMap<usize, BTreeMap<Option<usize>, Option<usize>>> = BTreeMap::new();
+    // Summaries, each after the blocks of the first message it covers.
+    let mut summaries: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     let mut stubbed = Vec::new();
     for &index in &packed.order {
         let Some(&unit) = owners.get(index) else { continue };
         if primary.get(unit).copied().flatten() != Some(index) {
+            continue;
+        }
+        if let Some(summary) = units.get(unit).filter(|unit| unit.role == Role::Summary) {
+            let message = layout.message_of(unit).unwrap_or(summary.number);
+            let text = segments.get(index).map_or("", |segment| &*segment.text);
+            summaries.entry(message).or_default().push(text);
             continue;
         }
         let Some(origin) = layout.origins.get(unit) else { continue };
@@ -445,24 +456,49 @@ pub(crate) fn output<'py>(
     }
     let mut rebuilt: Vec<(Bound<'py, PyAny>, Arc<str>)> = Vec::new();
     let mut indices = Vec::new();
-    for (message, blocks) in kept {
-        let (Some(original), Some(plain)) = (layout.originals.get(message), layout.plain.get(message)) else {
-            continue;
-        };
-        let (original, plain) = (original.bind(py), plain.bind(py));
-        let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text).unwrap_or_else(|| Arc::from(""));
-        let out = rebuild(py, original, plain, &blocks, (layout, units), linked, packed, segments, primary)?;
-        match rebuilt.last_mut() {
-            Some((previous, previous_role)) if *previous_role == role => *previous = merge(py, previous, &out)?,
-            _ => {
-                rebuilt.push((out, role));
-                indices.push(message);
+    let mut messages: Vec<usize> = kept.keys().chain(summaries.keys()).copied().collect();
+    messages.sort_unstable();
+    messages.dedup();
+    for message in messages {
+        let mut sent = Vec::new();
+        if let Some(blocks) = kept.get(&message) {
+            let (Some(original), Some(plain)) = (layout.originals.get(message), layout.plain.get(message)) else {
+                continue;
+            };
+            let (original, plain) = (original.bind(py), plain.bind(py));
+            let role = plain.get_item(intern!(py, "role"))?.as_ref().and_then(text).unwrap_or_else(|| Arc::from(""));
+            sent.push((
+                rebuild(py, original, plain, blocks, (layout, units), linked, packed, segments, primary)?,
+                role,
+            ));
+        }
+        for text in summaries.get(&message).into_iter().flatten() {
+            sent.push((summary_message(py, text)?, Arc::from(Role::Summary.sent_name())));
+        }
+        for (out, role) in sent {
+            match rebuilt.last_mut() {
+                Some((previous, previous_role)) if *previous_role == role => *previous = merge(py, previous, &out)?,
+                _ => {
+                    rebuilt.push((out, role));
+                    indices.push(message);
+                }
             }
         }
     }
     let messages = PyList::new(py, rebuilt.into_iter().map(|(message, _)| message))?;
     result.set_item(intern!(py, "messages"), messages)?;
     Ok((result, indices, stubbed))
+}
+
+/// A summary as an Anthropic user message with one text block.
+fn summary_message<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let block = PyDict::new(py);
+    block.set_item("type", "text")?;
+    block.set_item("text", text)?;
+    let message = PyDict::new(py);
+    message.set_item("role", Role::Summary.sent_name())?;
+    message.set_item("content", PyList::new(py, [block])?)?;
+    Ok(message.into_any())
 }
 
 /// One message with only its kept blocks, cut results cut and removed tool uses gone; the caller's object

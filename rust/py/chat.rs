@@ -187,11 +187,19 @@ pub(super) fn packed_chat(
         stubbed,
         repairs: linked.repairs,
         primary: match layout {
-            Layout::Anthropic(layout) => PyList::new(py, layout.by_message(&chat.primary))?.into_any().unbind(),
+            Layout::Anthropic(layout) => {
+                let summaries: Vec<bool> = chat_units_summaries(conversation);
+                PyList::new(py, layout.by_message(&chat.primary, &summaries))?.into_any().unbind()
+            }
             Layout::Chat(_) => PyList::new(py, chat.primary)?.into_any().unbind(),
         },
         note,
     })
+}
+
+/// For each unit read, whether it is a summary.
+fn chat_units_summaries(conversation: &[Message]) -> Vec<bool> {
+    conversation.iter().map(|message| message.role == Role::Summary).collect()
 }
 
 impl PyPackedChat {

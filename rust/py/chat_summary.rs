@@ -152,7 +152,10 @@ impl PyChatSummaries {
             let paired: Vec<(Segment, &'static str)> = inputs.iter().cloned().zip(roles).collect();
             let key = inputs_fingerprint(&paired, 1);
             for_python.push(for_hook(py, &paired, run.max_tokens, key, 1)?);
-            let sources = run.messages.iter().filter_map(|&index| conversation.get(index)).map(|m| m.number).collect();
+            // Anthropic units of one message share its number.
+            let mut sources: Vec<usize> =
+                run.messages.iter().filter_map(|&index| conversation.get(index)).map(|m| m.number).collect();
+            sources.dedup();
             stateless.push(StatelessRun { run, inputs, sources, key });
         }
         let pending = Pending { conversation, layout, planned, runs: stateless, budget, accounting, settings };

@@ -238,6 +238,15 @@ impl PyChatSession {
             Objects::Anthropic(full) => {
                 let (selected, message_numbers) = full.select(py, &numbers);
                 let layout = Layout::Anthropic(selected);
+                // The lineage in Anthropic messages, not units.
+                let lineage: Vec<_> = lineage
+                    .into_iter()
+                    .map(|(at, mut lineage)| {
+                        lineage.messages = lineage.messages.iter().filter_map(|&unit| full.message_of(unit)).collect();
+                        lineage.messages.dedup();
+                        (at, lineage)
+                    })
+                    .collect();
                 let result = packed_chat(py, &layout, &messages, planned, separator, &lineage)?;
                 let result = result.numbered(py, &message_numbers, &[])?;
                 let (report, system) = breakpoints::anthropic_report(report, full, &result.indices());

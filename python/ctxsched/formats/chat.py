@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ctxsched._core import CacheReport, ChatSummaries, Decision, Packer, PackResult, Tokenizer, pack_chat
-from ctxsched.exceptions import BudgetError, PolicyError
+from ctxsched.exceptions import BudgetError
 from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
 from ctxsched.hooks import Summarizer, SummaryStep
@@ -162,8 +162,7 @@ def pack_messages(
         repair: repair what can be repaired (a tool result with no call is dropped; a tool call with no result
             is removed from its message) and record it, instead of raising.
         summarizer: a summarisation hook (``ctxsched.hooks``): a run of whole messages that must go, of the
-            kinds in ``Policy.summarize``, becomes one user message with its summary, where the run was. Not
-            for the Anthropic format yet.
+            kinds in ``Policy.summarize``, becomes one user message with its summary, where the run was.
         summary_cache: where summaries are memoised (a ``MemoryStore`` shared by all calls by default).
 
     Raises:
@@ -179,23 +178,22 @@ def pack_messages(
         policy if isinstance(policy, Policy) else _DEFAULT_POLICY if policy is None else Policy.model_validate(policy)
     )
     accounting = accounting or ChatAccounting()
-    step = summary_step(summarizer, summary_cache, policy, encoding, format)
     if format == "anthropic":
         anthropic = anthropic or AnthropicAccounting()
-        return _pack_anthropic(messages, budget, policy, accounting, anthropic, tools, tool_accounting, repair)
+        step = summary_step(summarizer, summary_cache, policy, anthropic.stand_in)
+        return _pack_anthropic(messages, budget, policy, accounting, anthropic, tools, tool_accounting, repair, step)
+    step = summary_step(summarizer, summary_cache, policy, encoding)
     tokenizer = Tokenizer(encoding)
     reserved, named = tool_tokens(tools, tokenizer, tool_accounting)
     return _pack(messages, budget, encoding, policy, format, accounting, repair, reserved, named, step)
 
 
 def summary_step(
-    summarizer: Summarizer | None, cache: Store | None, policy: Policy, encoding: str, format: str
+    summarizer: Summarizer | None, cache: Store | None, policy: Policy, encoding: str
 ) -> SummaryStep | None:
     """The summary step of a conversation's packs, if there is a hook."""
     if summarizer is None:
         return None
-    if format == "anthropic":
-        raise PolicyError("summaries are not supported for the Anthropic format yet: use format='openai'")
     return SummaryStep(
         summarizer, policy.summaries, cache if cache is not None else _SUMMARIES, Tokenizer(encoding).count
     )
@@ -264,6 +262,7 @@ def _pack_anthropic(
     tools: Sequence[Any] | None,
     tool_accounting: ToolAccounting | None,
     repair: bool,
+    step: SummaryStep | None,
 ) -> PackedMessages:
     effective = int(budget / (1 + anthropic.margin))
     reserved, named = tool_tokens(tools, Tokenizer(anthropic.stand_in), tool_accounting)
@@ -271,7 +270,9 @@ def _pack_anthropic(
         reserved += anthropic.tool_system_prompt_tokens
         named = [*named, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
     costs = anthropic.chat_accounting(accounting)
-    packed = _pack(conversation, effective, anthropic.stand_in, policy, "anthropic", costs, repair, reserved, named)
+    packed = _pack(
+        conversation, effective, anthropic.stand_in, policy, "anthropic", costs, repair, reserved, named, step
+    )
     note = (
         f"counted with {anthropic.stand_in} standing in for Claude's tokenizer (not public), and packed into "
         f"{effective} of the {budget} tokens: a {anthropic.margin:.0%} safety margin"
