@@ -24,7 +24,8 @@ pub use chat::{
 };
 pub use chat::{
     fallback_text, fit_inputs, inputs_fingerprint, message_runs, place_summaries, plan_summaries, summary_framing,
-    summary_segment, Lineage, MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER, SUMMARY_KIND,
+    summary_id, summary_segment, Lineage, MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER,
+    SUMMARY_KIND,
 };
 pub use error::{Result, SchedError};
 pub use packer::{

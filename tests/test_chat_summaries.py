@@ -109,13 +109,15 @@ def test_responses_items_get_a_message_item() -> None:
     budget=st.integers(200, 4000),
     merge=st.booleans(),
     room=st.sampled_from([0.05, 0.2, 0.5, 300]),
+    kinds=st.sampled_from([[], ["history"], ["tool_result"]]),
 )
 def test_budget_conservation_and_tool_pairs_hold_with_summaries(
-    turns: int, lines: int, budget: int, merge: bool, room: float
+    turns: int, lines: int, budget: int, merge: bool, room: float, kinds: list[str]
 ) -> None:
     messages = conversation(turns, lines)
     summaries = {"merge": merge, "budget": room}
-    policy = cs.Policy.model_validate({**cs.chat_policy().model_dump(), "summaries": summaries})
+    # Summarising only a turn's call or only its results must not break the pair: the turn stays evicted.
+    policy = cs.Policy.model_validate({**cs.chat_policy().model_dump(), "summaries": summaries, "summarize": kinds})
     try:
         packed = cs.pack_messages(messages, budget, policy=policy, summarizer=Summariser(), summary_cache=MemoryStore())
     except cs.BudgetError:
@@ -139,18 +141,25 @@ def anthropic_summaries(packed: cs.PackedMessages) -> list[str]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.integers(20, 400), min_size=1, max_size=60), budget=st.integers(1500, 6000))
-def test_anthropic_conversations_get_a_summary_block_and_stay_valid(sizes: list[int], budget: int) -> None:
+@given(
+    sizes=st.lists(st.integers(20, 400), min_size=1, max_size=60),
+    budget=st.integers(1500, 6000),
+    merge=st.booleans(),
+)
+def test_anthropic_conversations_get_a_summary_block_and_stay_valid(sizes: list[int], budget: int, merge: bool) -> None:
     original = anthropic_conversation(sizes)
     hook = Summariser()
-    packed = cs.pack_messages(original, budget, format="anthropic", summarizer=hook, summary_cache=MemoryStore())
+    policy = cs.Policy.model_validate({**cs.chat_policy().model_dump(), "summaries": {"merge": merge}})
+    packed = cs.pack_messages(
+        original, budget, format="anthropic", policy=policy, summarizer=hook, summary_cache=MemoryStore()
+    )
     check_valid(original, packed, task_whole=False)
     placed = [s for s in packed.result.segments if s.kind == "summary"]
     assert len(anthropic_summaries(packed)) == len(placed)
     for summary in placed:
         for message in summary.segment.metadata["messages"]:
             assert packed.decision(message).rule == "summarised"
-    if sum(sizes) > 3 * budget:
+    if merge and sum(sizes) > 3 * budget:
         assert placed, "a long conversation summarises what goes"
 
 

@@ -63,7 +63,7 @@ class SummaryStep:
     def arguments(self, kinds: Sequence[str]) -> tuple[set[str], float | int, bool, int, str, bool]:
         """What the core's summary step takes: kinds, room, merge, input budget, hook name, cut on failure."""
         policy = self.policy
-        return set(kinds), policy.budget, policy.merge, policy.input_tokens, self.name, policy.fallback == "truncate"
+        return set(kinds), policy.budget, policy.merge, policy.input_tokens, self.name, policy.truncates
 
     def run(self, runs: Sequence[Run]) -> dict[str, Outcome]:
         """Each run's outcome by its key, calling a sync hook in this thread (an async one in a new event loop)."""
@@ -141,7 +141,7 @@ class SummaryStep:
         if self.policy.strict:
             ids = [segment.id for segment in inputs]
             raise SummaryError(f"summarizer {self.name} {problem} (summarising {ids})")
-        instead = "a cut of the run's own text" if self.policy.fallback == "truncate" else "the run left evicted"
+        instead = "a cut of the run's own text" if self.policy.truncates else "the run left evicted"
         return (None, f"summarizer {self.name} {problem}; {instead} instead")
 
     def _key(self, max_tokens: int, texts: str) -> str:

@@ -119,6 +119,11 @@ class Summaries(BaseModel):
     concurrency: int = Field(default=4, ge=1)
     input_tokens: int = Field(default=32_000, ge=1)
 
+    @property
+    def truncates(self) -> bool:
+        """Whether a failed hook's run is replaced by a cut of its own text (else it stays evicted)."""
+        return self.fallback == "truncate"
+
 
 class Policy(BaseModel):
     """How the scheduler shares the budget between kinds of segments.

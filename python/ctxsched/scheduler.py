@@ -117,7 +117,7 @@ class Scheduler:
     ) -> PackResult:
         assert self._summaries is not None
         given = [(members, run[1], *outcomes.get(run[2], (None, "gave no result"))) for members, run in runs]
-        truncate = self.policy.summaries.fallback == "truncate"
+        truncate = self.policy.summaries.truncates
         return pack_summarised(self._packer, segments, budget, given, truncate, self._summaries.name)
 
     def _pack_counted(self, segments: list[Segment], budget: int) -> PackResult:

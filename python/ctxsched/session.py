@@ -25,10 +25,10 @@ from ctxsched._core import ChatSession, Tokenizer
 from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.chat import (
     _DEFAULT_POLICY,
-    CHAT_SUMMARY_KINDS,
     PackedMessages,
     check_room,
     packer_for,
+    summary_arguments,
     summary_step,
 )
 from ctxsched.formats.openai import ChatAccounting, ToolAccounting, tool_tokens
@@ -119,8 +119,7 @@ class Session:
             self.tools = [*self.tools, ("tool use system prompt", anthropic.tool_system_prompt_tokens)]
         check_room(packed_into, self.policy, self.accounting, self.tools_tokens, self.tools)
         self._summaries = summary_step(summarizer, store, self.policy, encoding)
-        kinds = self.policy.summarize or CHAT_SUMMARY_KINDS
-        self._summary_arguments = self._summaries.arguments(kinds) if self._summaries is not None else None
+        self._summary_arguments = summary_arguments(self._summaries, self.policy) if self._summaries else None
         marks = self.policy.watermarks
         packer = packer_for(encoding, self.policy, self.accounting)
         self._core = ChatSession(

@@ -23,7 +23,7 @@ pub use link::{check_growing, link, Linked};
 pub(crate) use plan::{is_infeasible, pack_segments, plan_linked};
 pub use plan::{plan, Planned};
 pub use segments::{segments, segments_numbered, ChatSegments};
-pub use segments::{summary_segment, SUMMARY_KIND};
+pub use segments::{summary_id, summary_segment, SUMMARY_KIND};
 pub use summary::{
     fallback_text, fit_inputs, inputs_fingerprint, message_runs, place_summaries, plan_summaries, summary_framing,
     Lineage, MessageRun, Placing, RunOutcome, SummarySettings, SUMMARY_HEADER,

@@ -166,6 +166,11 @@ fn content_segment<'a>(
 /// The kind of a summary's segment.
 pub const SUMMARY_KIND: &str = "summary";
 
+/// The id of the summary message numbered `number` (its first source's number).
+pub fn summary_id(number: usize) -> String {
+    format!("{number}:{}", Role::Summary.name())
+}
+
 /// The segment of a summary message (numbered `number` in the conversation: its first source's).
 pub fn summary_segment(message: &Message, number: usize, tokenizer: Tokenizer, accounting: Accounting) -> Segment {
     let mut names = Names { tokenizer, counts: FxHashMap::default() };

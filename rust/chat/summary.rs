@@ -10,10 +10,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{
-    link, plan_linked, segments, summary_segment, Accounting, ChatSegments, Message, Planned, Role, TOOL_CALL_KIND,
+    link, plan_linked, segments, summary_id, summary_segment, Accounting, ChatSegments, Message, Planned, Role,
+    TOOL_CALL_KIND,
 };
-use crate::error::Result;
-use crate::packer::{Packed, Packer, Summary, SummaryRun, MIN_SUMMARY_TOKENS};
+use crate::error::{Result, SchedError};
+use rustc_hash::FxHashSet;
+
+use crate::packer::{share_of, Packed, Packer, Summary, SummaryRun, MIN_SUMMARY_TOKENS};
 use crate::segment::Segment;
 use crate::tokenizer::Tokenizer;
 use crate::truncation::Strategy;
@@ -74,23 +77,21 @@ pub fn message_runs(
     framing: usize,
     from: usize,
 ) -> Vec<MessageRun> {
+    let joins = joining(messages, chat, phase_one, settings, from);
+    let mut positions: Vec<Vec<usize>> = vec![Vec::new(); messages.len()];
+    for (at, &owner) in chat.owners.iter().enumerate() {
+        if let Some(list) = positions.get_mut(owner) {
+            list.push(at);
+        }
+    }
     let mut runs: Vec<(MessageRun, usize, bool)> = Vec::new();
     let mut previous: Option<usize> = None;
     for (index, message) in messages.iter().enumerate() {
-        let positions: Vec<usize> = (0..chat.owners.len()).filter(|&at| chat.owners.get(at) == Some(&index)).collect();
-        let Some(&first) = positions.first() else { continue };
-        let evicted = |at: &usize| phase_one.decisions.get(*at).is_some_and(|decision| decision.outcome.is_err());
-        let kind = chat.primary.get(index).copied().flatten().and_then(|at| chat.segments.get(at));
-        let is_summary = message.role == Role::Summary;
-        // A Responses call item is its turn's history.
-        let asked =
-            |kind: &str| settings.kinds.contains(kind) || kind == TOOL_CALL_KIND && settings.kinds.contains("history");
-        let joins =
-            first >= from && (is_summary || positions.iter().all(evicted) && kind.is_some_and(|s| asked(&s.kind)));
-        if !joins {
+        let (Some(true), Some(positions)) = (joins.get(index).copied(), positions.get(index)) else {
             previous = None;
             continue;
-        }
+        };
+        let is_summary = message.role == Role::Summary;
         // An evicted segment may not have been counted whole: count it now.
         let size_of = |at: &usize| match (phase_one.decisions.get(*at), chat.segments.get(*at)) {
             (Some(decision), _) if decision.outcome.is_ok() => decision.tokens_after,
@@ -98,19 +99,17 @@ pub fn message_runs(
             _ => 0,
         };
         let size: usize = positions.iter().map(size_of).sum();
+        let follows = previous.is_some_and(|previous| previous + 1 == index);
         match runs.last_mut() {
-            Some((run, total, new)) if previous == Some(index - 1) && (settings.merge || is_summary || !*new) => {
+            Some((run, total, new)) if follows && (settings.merge || is_summary || !*new) => {
                 run.messages.push(index);
                 run.segments.extend(positions);
                 *total += size;
                 *new |= !is_summary;
             }
             _ => {
-                runs.push((
-                    MessageRun { messages: vec![index], segments: positions, max_tokens: 0 },
-                    size,
-                    !is_summary,
-                ));
+                let run = MessageRun { messages: vec![index], segments: positions.clone(), max_tokens: 0 };
+                runs.push((run, size, !is_summary));
             }
         }
         previous = Some(index);
@@ -118,15 +117,55 @@ pub fn message_runs(
     // A summary alone, with nothing new beside it, stays as it is.
     runs.retain(|(_, _, new)| *new);
     let total: usize = runs.iter().map(|(_, size, _)| size).sum();
-    let reserve = settings.reserve;
-    let share = |size: usize| -> usize {
-        let share = u128::from(reserve as u64) * u128::from(size as u64) / u128::from(total.max(1) as u64);
-        usize::try_from(share).unwrap_or(reserve)
-    };
+    let share = |size: usize| share_of(settings.reserve, size, total);
     runs.into_iter()
         .map(|(run, size, _)| MessageRun { max_tokens: share(size).saturating_sub(framing).min(size), ..run })
         .filter(|run| run.max_tokens >= MIN_SUMMARY_TOKENS)
         .collect()
+}
+
+/// Which messages may join a run: evicted whole, of a kind that may be summarised, from position `from` on;
+/// or a summary. A group (a turn and its results) joins whole or not at all, so that no call comes back
+/// without its results, nor a result without its call.
+fn joining(
+    messages: &[Message],
+    chat: &ChatSegments,
+    phase_one: &Packed,
+    settings: &SummarySettings,
+    from: usize,
+) -> Vec<bool> {
+    // A Responses call item is its turn's history.
+    let asked =
+        |kind: &str| settings.kinds.contains(kind) || kind == TOOL_CALL_KIND && settings.kinds.contains("history");
+    let mut joins: Vec<bool> = messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| {
+            let kind = chat.primary.get(index).copied().flatten().and_then(|at| chat.segments.get(at));
+            message.role == Role::Summary || kind.is_some_and(|segment| asked(&segment.kind))
+        })
+        .collect();
+    for (at, &owner) in chat.owners.iter().enumerate() {
+        let evicted = phase_one.decisions.get(at).is_some_and(|decision| decision.outcome.is_err());
+        let is_summary = messages.get(owner).is_some_and(|message| message.role == Role::Summary);
+        if let Some(slot) = joins.get_mut(owner) {
+            *slot &= at >= from && (evicted || is_summary);
+        }
+    }
+    let mut broken: FxHashSet<&str> = FxHashSet::default();
+    for (segment, &owner) in chat.segments.iter().zip(&chat.owners) {
+        if let Some(group) = segment.group.as_deref().filter(|_| !joins.get(owner).copied().unwrap_or(false)) {
+            broken.insert(group);
+        }
+    }
+    for (segment, &owner) in chat.segments.iter().zip(&chat.owners) {
+        if segment.group.as_deref().is_some_and(|group| broken.contains(group)) {
+            if let Some(slot) = joins.get_mut(owner) {
+                *slot = false;
+            }
+        }
+    }
+    joins
 }
 
 /// A stateless conversation's phase 1: linked, made into segments and packed with `settings.reserve` kept
@@ -152,6 +191,10 @@ pub fn plan_summaries(
     else {
         return Ok(None);
     };
+    if planned.note.is_some() {
+        // The room kept back would cost the latest turn its place: no summaries this time.
+        return Ok(None);
+    }
     let framing = summary_framing(tokenizer, accounting);
     let runs = message_runs(packer, messages, &planned.chat, &planned.packed, settings, framing, 0);
     Ok((!runs.is_empty()).then_some((planned, runs)))
@@ -176,6 +219,8 @@ pub struct Lineage {
     pub max_tokens: usize,
     /// What went wrong with the hook, when a cut of the inputs stands in.
     pub fallback: Option<String>,
+    /// The tokens of the originals it covers (what a later summary of them would read).
+    pub source_tokens: usize,
 }
 
 /// What phase 2 is given per run: the run, its outcome, its inputs (for a cut on failure), the messages
@@ -186,6 +231,7 @@ pub struct Placing<'a> {
     pub inputs: &'a [Segment],
     pub sources: &'a [usize],
     pub depth: u8,
+    pub source_tokens: usize,
 }
 
 /// Phase 2: pack `packing` (`chat`'s segments, as the caller would pack them) with each run's summary message
@@ -230,6 +276,7 @@ pub fn place_summaries(
                 hook: Arc::from(hook),
                 max_tokens: place.run.max_tokens,
                 fallback: fallback.clone(),
+                source_tokens: place.source_tokens,
             };
             made.push((message, lineage));
             segment
@@ -240,8 +287,9 @@ pub fn place_summaries(
     let summarised = packer.pack_summarised(packing, budget, &summaries)?;
     let mut placed = Vec::new();
     for extra in summarised.extras {
-        let id = |message: &Message| format!("{}:{}", message.number, Role::Summary.name());
-        let Some(found) = made.iter().position(|(message, _)| *extra.id == *id(message)) else { continue };
+        let Some(found) = made.iter().position(|(message, _)| *extra.id == *summary_id(message.number)) else {
+            return Err(SchedError::InvalidArgument(format!("summary {} was placed without its message", extra.id)));
+        };
         let (message, lineage) = made.swap_remove(found);
         placed.push((chat.segments.len(), lineage));
         chat.primary.push(Some(chat.segments.len()));
@@ -272,9 +320,10 @@ pub fn fit_inputs(mut inputs: Vec<Segment>, limit: usize, tokenizer: Tokenizer, 
     inputs
 }
 
-/// The key of a hook's inputs: their texts and roles in order, and the summary's depth.
-pub fn inputs_fingerprint(inputs: &[(Segment, &str)], depth: u8) -> u128 {
+/// The key of a hook's inputs: their texts and roles in order, the summary's depth and its target size.
+pub fn inputs_fingerprint(inputs: &[(Segment, &str)], depth: u8, max_tokens: usize) -> u128 {
     let mut bytes: Vec<u8> = vec![depth];
+    bytes.extend((max_tokens as u64).to_le_bytes());
     for (segment, role) in inputs {
         bytes.extend(segment.content_hash.to_le_bytes());
         bytes.extend(role.as_bytes());

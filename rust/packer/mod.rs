@@ -19,8 +19,8 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 pub use decision::{Admission, Cut, Decision, Eviction};
+pub(crate) use summary::{share_of, MIN_SUMMARY_TOKENS, SUMMARY_PREFIX};
 pub use summary::{Summarised, Summary, SummaryRun};
-pub(crate) use summary::{MIN_SUMMARY_TOKENS, SUMMARY_PREFIX};
 
 use crate::error::{Result, SchedError};
 use crate::policy::Policy;

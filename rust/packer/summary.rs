@@ -21,6 +21,12 @@ pub(crate) const MIN_SUMMARY_TOKENS: usize = 16;
 /// A summary segment's id is this and its first member's id.
 pub(crate) const SUMMARY_PREFIX: &str = "summary-";
 
+/// A run's share of the summaries' room: `reserve * size / total`, in integers.
+pub(crate) fn share_of(reserve: usize, size: usize, total: usize) -> usize {
+    let share = u128::from(reserve as u64) * u128::from(size as u64) / u128::from(total.max(1) as u64);
+    usize::try_from(share).unwrap_or(reserve)
+}
+
 /// A run of evicted segments to summarise together, and the tokens its summary may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryRun {
@@ -93,11 +99,7 @@ impl Packer {
         }
         let separator = self.separator_tokens;
         let total: usize = runs.iter().map(|(_, size)| size).sum();
-        let share = |size: usize| -> usize {
-            // reserve * size / total, in integers (no overflow: both below 2^40 tokens).
-            let share = u128::from(reserve as u64) * u128::from(size as u64) / u128::from(total.max(1) as u64);
-            usize::try_from(share).unwrap_or(reserve)
-        };
+        let share = |size: usize| share_of(reserve, size, total);
         Ok(runs
             .into_iter()
             .map(|(members, size)| SummaryRun { members, max_tokens: share(size).saturating_sub(separator).min(size) })

@@ -421,7 +421,8 @@ pub(crate) fn output<'py>(
             continue;
         }
         if let Some(summary) = units.get(unit).filter(|unit| unit.role == Role::Summary) {
-            let message = layout.message_of(unit).unwrap_or(summary.number);
+            // A session's summary is read where its first message was; a new one is numbered by its first unit.
+            let Some(message) = layout.message_of(unit).or_else(|| layout.message_of(summary.number)) else { continue };
             let text = segments.get(index).map_or("", |segment| &*segment.text);
             summaries.entry(message).or_default().push(text);
             continue;

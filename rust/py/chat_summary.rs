@@ -100,6 +100,7 @@ struct StatelessRun {
     inputs: Vec<Segment>,
     sources: Vec<usize>,
     key: u128,
+    source_tokens: usize,
 }
 
 /// What phase 2 of a stateless pack needs.
@@ -150,13 +151,17 @@ impl PyChatSummaries {
             let segments = run.segments.iter().filter_map(|&position| planned.chat.segments.get(position).cloned());
             let inputs = fit_inputs(segments.collect(), settings.input_tokens, tokenizer, &marker);
             let paired: Vec<(Segment, &'static str)> = inputs.iter().cloned().zip(roles).collect();
-            let key = inputs_fingerprint(&paired, 1);
+            let key = inputs_fingerprint(&paired, 1, run.max_tokens);
             for_python.push(for_hook(py, &paired, run.max_tokens, key, 1)?);
-            // Anthropic units of one message share its number.
-            let mut sources: Vec<usize> =
-                run.messages.iter().filter_map(|&index| conversation.get(index)).map(|m| m.number).collect();
-            sources.dedup();
-            stateless.push(StatelessRun { run, inputs, sources, key });
+            let source_tokens = run
+                .segments
+                .iter()
+                .filter_map(|&position| planned.chat.segments.get(position))
+                .map(|segment| tokenizer.count(&segment.text))
+                .sum();
+            // By the messages read (an Anthropic message's units each have their own); see `finish`.
+            let sources = run.messages.clone();
+            stateless.push(StatelessRun { run, inputs, sources, key, source_tokens });
         }
         let pending = Pending { conversation, layout, planned, runs: stateless, budget, accounting, settings };
         Ok(Self { packer, runs: for_python, pending: Mutex::new(Some(pending)) })
@@ -178,11 +183,13 @@ impl PyChatSummaries {
 
     /// Pack again with each run's summary (by its key) in its place; a run without one falls back.
     fn finish(&self, py: Python<'_>, given: OutcomesArg) -> PyResult<PyPackedChat> {
-        let taken = self.pending.lock_py_attached(py).map_err(|_| finished())?.take();
-        let Some(Pending { mut conversation, layout, planned, runs, budget, accounting, settings }) = taken else {
+        let mut pending = self.pending.lock_py_attached(py).map_err(|_| finished())?;
+        let truncate = pending.as_ref().ok_or_else(finished)?.settings.truncate;
+        let outcomes = outcomes(given, truncate)?;
+        let Some(Pending { mut conversation, layout, planned, runs, budget, accounting, settings }) = pending.take()
+        else {
             return Err(finished());
         };
-        let outcomes = outcomes(given, settings.truncate)?;
         let missing = RunOutcome::Failed { problem: "gave no result".to_owned(), truncate: settings.truncate };
         let placing: Vec<Placing<'_>> = runs
             .iter()
@@ -192,17 +199,34 @@ impl PyChatSummaries {
                 inputs: &run.inputs,
                 sources: &run.sources,
                 depth: 1,
+                source_tokens: run.source_tokens,
             })
             .collect();
         let packer = self.packer.get();
         let core = packer.core();
-        let Planned { linked, mut chat, note, .. } = planned;
+        let Planned { linked, mut chat, note, packed: phase_one } = planned;
         let packing = chat.segments.clone();
         let work_bytes = packing.iter().map(|segment| segment.text.len()).sum::<usize>();
-        let (pack, lineage) = super::enter_core(py, work_bytes, || {
+        let placed = super::enter_core(py, work_bytes, || {
             place_summaries(core, &packing, &mut conversation, &mut chat, budget, &placing, accounting, &settings.hook)
-        })
-        .map_err(|error| packer.interrupted(error))?;
+        });
+        let (pack, mut lineage) = match placed {
+            Ok(placed) => placed,
+            Err(error) => {
+                // Nothing was changed: the summaries can be finished again.
+                drop(placing);
+                let planned = Planned { linked, chat, packed: phase_one, note };
+                *pending = Some(Pending { conversation, layout, planned, runs, budget, accounting, settings });
+                return Err(packer.interrupted(error));
+            }
+        };
+        drop(pending);
+        // The lineage by the caller's messages (an Anthropic message's units share its number).
+        for (_, lineage) in &mut lineage {
+            lineage.messages =
+                lineage.messages.iter().filter_map(|&unit| conversation.get(unit)).map(|m| m.number).collect();
+            lineage.messages.dedup();
+        }
         let planned = Planned { linked, chat, packed: pack, note };
         packed_chat(py, &layout, &conversation, planned, core.policy().separator.clone(), &lineage)
     }

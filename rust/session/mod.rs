@@ -283,14 +283,14 @@ impl Session {
         let packed = self.whole(&chat, &reached, budget, packer.policy().reserve_output);
         let mut next = self.next(&messages, &chat, &numbers, &packed, reached.step, reached.fixed);
         next.summaries = self.held_after((&messages, &numbers, &chat), &packed, &placed, false);
-        self.summarised_earlier(&mut next, (&numbers, &chat), &packed, &placed);
+        self.summarised_earlier(&mut next, (&messages, &numbers, &chat), &packed, &placed);
         if self.packs > 0 && report::extends(&self.sent, &next.sent) {
             // Decided again, but the prompt only grew: no new epoch as the cache sees it.
             next.epoch = self.epoch;
         }
         let reason = self.reason(&reached, &next);
         let report = report::compare(&self.sent, &next.sent, reason, next.epoch, next.frozen_messages);
-        let lineage = lineage_of(&messages, &chat, &next.summaries, &numbers);
+        let lineage = lineage_of((&messages, &numbers, &chat), &packed, &next.summaries);
         Ok(Plan::Ready(Box::new(SessionPack {
             messages,
             numbers,

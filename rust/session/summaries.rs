@@ -30,6 +30,9 @@ pub struct Held {
 /// The summaries standing, by the number of the first message each covers.
 pub type HeldSummaries = BTreeMap<usize, Held>;
 
+/// A hook's input: a segment, its role, and the conversation's message it is of.
+type Input = (Segment, &'static str, usize);
+
 /// The hooks' results, by the fingerprint of their inputs.
 pub type Outcomes = FxHashMap<u128, RunOutcome>;
 
@@ -42,8 +45,10 @@ pub struct SessionRun {
     /// The hook's inputs, each with its role.
     pub inputs: Vec<(Segment, &'static str)>,
     pub depth: u8,
-    /// The inputs' key (their texts, roles and the depth).
+    /// The inputs' key (their texts, roles, the depth and the target size).
     pub fingerprint: u128,
+    /// The tokens of the originals it covers.
+    pub source_tokens: usize,
 }
 
 impl Session {
@@ -92,34 +97,54 @@ impl Session {
                 }
                 sources.sort_unstable();
                 sources.dedup();
-                let originals = self.originals(settings, &sources);
-                let size: usize = originals.iter().map(|(segment, _)| tokenizer.count(&segment.text)).sum();
-                let deepest = earlier.iter().map(|held| held.lineage.depth).max().unwrap_or(0);
-                let (inputs, depth) = if size <= summaries.input_tokens || earlier.is_empty() || deepest >= 2 {
-                    (originals, 1)
-                } else {
-                    let mut inputs: Vec<(Segment, &'static str)> = earlier.iter().map(|held| as_input(held)).collect();
-                    inputs.extend(self.originals(settings, &fresh));
-                    (inputs, deepest + 1)
+                let count = |inputs: &[Input]| -> usize {
+                    inputs.iter().map(|(segment, _, _)| tokenizer.count(&segment.text)).sum()
                 };
+                let new_originals = self.originals(settings, &fresh);
+                let earlier_tokens: usize = earlier.iter().map(|held| held.lineage.source_tokens).sum();
+                let source_tokens = earlier_tokens + count(&new_originals);
+                let deepest = earlier.iter().map(|held| held.lineage.depth).max().unwrap_or(0);
+                let (inputs, depth): (Vec<Input>, u8) =
+                    if source_tokens <= summaries.input_tokens || earlier.is_empty() || deepest >= 2 {
+                        (if earlier.is_empty() { new_originals } else { self.originals(settings, &sources) }, 1)
+                    } else {
+                        // The earlier summaries and the new originals, in the conversation's order.
+                        let mut inputs = Vec::new();
+                        for &index in &run.messages {
+                            let Some(&number) = numbers.get(index) else { continue };
+                            match earlier.iter().find(|held| held.message.number == number) {
+                                Some(held) if messages.get(index).is_some_and(|m| m.role == Role::Summary) => {
+                                    inputs.push(as_input(held));
+                                }
+                                _ => inputs.extend(new_originals.iter().filter(|input| input.2 == number).cloned()),
+                            }
+                        }
+                        (inputs, deepest + 1)
+                    };
+                let inputs: Vec<(Segment, &'static str)> = inputs.into_iter().map(|(s, role, _)| (s, role)).collect();
                 let (segments, roles): (Vec<Segment>, Vec<&'static str>) = inputs.into_iter().unzip();
                 let inputs: Vec<(Segment, &'static str)> =
                     fit_inputs(segments, summaries.input_tokens, tokenizer, marker).into_iter().zip(roles).collect();
-                let fingerprint = inputs_fingerprint(&inputs, depth);
-                SessionRun { run, sources, inputs, depth, fingerprint }
+                let fingerprint = inputs_fingerprint(&inputs, depth, run.max_tokens);
+                SessionRun { run, sources, inputs, depth, fingerprint, source_tokens }
             })
             .collect()
     }
 
     /// The segments of the conversation's messages `numbers` (whole, as the chat policy makes them), each
-    /// with its role.
-    fn originals(&self, settings: Settings<'_>, numbers: &[usize]) -> Vec<(Segment, &'static str)> {
+    /// with its role and message.
+    fn originals(&self, settings: Settings<'_>, numbers: &[usize]) -> Vec<Input> {
         let messages: Vec<Message> = numbers.iter().filter_map(|&number| self.messages.get(number).cloned()).collect();
         // They were evicted whole, a turn with its results; a repair only guards against the unexpected.
         let Ok(linked) = link(&messages, true) else { return Vec::new() };
         let chat = segments_numbered(&messages, &linked, settings.tokenizer, settings.accounting, false, numbers);
         let role = |owner: usize| messages.get(owner).map_or("user", |message| message.role.name());
-        chat.segments.into_iter().zip(chat.owners).map(|(segment, owner)| (segment, role(owner))).collect()
+        let number = |owner: usize| numbers.get(owner).copied().unwrap_or(usize::MAX);
+        chat.segments
+            .into_iter()
+            .zip(chat.owners)
+            .map(|(segment, owner)| (segment, role(owner), number(owner)))
+            .collect()
     }
 
     /// The summaries standing after a pack: those it read and kept, and those it placed.
@@ -179,6 +204,7 @@ pub(super) fn place(
             inputs,
             sources: &run.sources,
             depth: run.depth,
+            source_tokens: run.source_tokens,
         })
         .collect();
     let first_summary = messages.len();
@@ -226,17 +252,25 @@ impl Session {
     pub(super) fn summarised_earlier(
         &self,
         next: &mut Next,
-        read: (&[usize], &ChatSegments),
+        read: (&[Message], &[usize], &ChatSegments),
         packed: &Packed,
         placed: &[(usize, Lineage)],
     ) {
-        let (numbers, chat) = read;
+        let (messages, numbers, chat) = read;
+        let summaries_read: Vec<usize> = numbers
+            .iter()
+            .zip(messages)
+            .filter(|(_, message)| message.role == Role::Summary)
+            .map(|(&number, _)| number)
+            .collect();
         for (position, lineage) in placed {
             let (Some(summary), Some(decision)) = (chat.segments.get(*position), packed.decisions.get(*position))
             else {
                 continue;
             };
-            for &source in lineage.messages.iter().filter(|source| !numbers.contains(source)) {
+            // Those read as originals have their decisions from this pack (a summary read has its number).
+            let read_whole = |source: &usize| numbers.contains(source) && !summaries_read.contains(source);
+            for &source in lineage.messages.iter().filter(|source| !read_whole(source)) {
                 let Some(old) = self.earlier(source) else { continue };
                 let outcome = Err(Eviction::Summarised {
                     into: summary.id.to_string(),
@@ -258,13 +292,14 @@ pub(super) fn is_summary(messages: &[Message], chat: &ChatSegments, position: us
 
 /// The lineage of each summary segment read or placed, by position.
 pub(super) fn lineage_of(
-    messages: &[Message],
-    chat: &ChatSegments,
+    (messages, numbers, chat): (&[Message], &[usize], &ChatSegments),
+    packed: &Packed,
     held: &HeldSummaries,
-    numbers: &[usize],
 ) -> Vec<(usize, Lineage)> {
+    let kept = |position: &usize| packed.decisions.get(*position).is_some_and(|decision| decision.outcome.is_ok());
     (0..chat.segments.len())
         .filter(|&position| is_summary(messages, chat, position))
+        .filter(kept)
         .filter_map(|position| {
             let number = chat.owners.get(position).and_then(|&owner| numbers.get(owner))?;
             held.get(number).map(|held| (position, held.lineage.clone()))
@@ -273,8 +308,8 @@ pub(super) fn lineage_of(
 }
 
 /// A standing summary as a hook's input: its text without the header, as a user message.
-fn as_input(held: &Held) -> (Segment, &'static str) {
+fn as_input(held: &Held) -> Input {
     let text = held.message.text.strip_prefix(SUMMARY_HEADER).unwrap_or(&held.message.text);
-    let id = format!("{}:{}", held.message.number, Role::Summary.name());
-    (Segment::new(id, crate::chat::SUMMARY_KIND, text), Role::Summary.sent_name())
+    let id = crate::chat::summary_id(held.message.number);
+    (Segment::new(id, crate::chat::SUMMARY_KIND, text), Role::Summary.sent_name(), held.message.number)
 }

@@ -37,7 +37,7 @@ from ctxsched.hooks import Summarizer, SummaryStep
 from ctxsched.policy import Policy
 from ctxsched.stores import MemoryStore, Store
 
-__all__ = ["PackedMessages", "chat_policy", "check_room", "pack_messages", "summary_step"]
+__all__ = ["PackedMessages", "chat_policy", "check_room", "pack_messages", "summary_arguments", "summary_step"]
 
 FORMATS = ("openai", "responses", "anthropic")
 _PACKERS: dict[str, Packer] = {}
@@ -199,6 +199,11 @@ def summary_step(
     )
 
 
+def summary_arguments(step: SummaryStep, policy: Policy) -> tuple[set[str], float | int, bool, int, str, bool]:
+    """What the core's summary step takes for a conversation: its kinds default to history and tool results."""
+    return step.arguments(policy.summarize or CHAT_SUMMARY_KINDS)
+
+
 def _pack(
     messages: Any,
     budget: int,
@@ -213,7 +218,7 @@ def _pack(
 ) -> PackedMessages:
     check_room(budget, policy, accounting, reserved, tools)
     packer = packer_for(encoding, policy, accounting)
-    summaries = step.arguments(policy.summarize or CHAT_SUMMARY_KINDS) if step is not None else None
+    summaries = summary_arguments(step, policy) if step is not None else None
     packed = pack_chat(
         messages, packer, budget, accounting, format=format, repair=repair, reserved=reserved, summaries=summaries
     )
