@@ -225,23 +225,37 @@ impl Session {
         low: usize,
     ) -> Result<Option<Reached>> {
         let Some(summaries) = settings.summaries else { return Ok(None) };
-        let target = low.saturating_sub(summaries.reserve);
         let (messages, _, chat) = read;
-        let late = choose::cut_point(self, settings, chat, first_new, target);
+        let packer = settings.packer;
+        // What the epoch would evict without summaries: if no history goes whole (stubs and cuts are
+        // enough), there is nothing to summarise.
+        let plain_cut = choose::cut_point(self, settings, chat, first_new, low);
+        match packer.pack(&self.fixed(chat, plain_cut), low, None) {
+            Ok(plain) if !squeezes_mandatory(&plain) && Self::runs_of(settings, read, &plain, plain_cut).is_empty() => {
+                return Ok(None);
+            }
+            Err(error) if !is_infeasible(&error) => return Err(error),
+            _ => {}
+        }
         // From the latest summary on, so that what goes now joins it: one summary that grows, not many.
         let latest = (0..first_new).rev().find(|&position| is_summary(messages, chat, position));
-        let late = latest.map_or(late, |latest| late.min(latest));
-        for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
-            match settings.packer.pack(&self.fixed(chat, cut), target, None) {
-                Ok(packed) if !squeezes_mandatory(&packed) => {
-                    let runs = Self::runs_of(settings, read, &packed, cut);
-                    if !runs.is_empty() {
-                        let summarise = Some((runs, low));
-                        return Ok(Some(Reached { step: Step::Epoch { cut }, fixed: cut, packed, summarise }));
+        // Less room kept back if all of it would turn whole turns into stubs instead.
+        for reserve in [summaries.reserve, summaries.reserve / 2, summaries.reserve / 4] {
+            let target = low.saturating_sub(reserve);
+            let late = choose::cut_point(self, settings, chat, first_new, target);
+            let late = latest.map_or(late, |latest| late.min(latest));
+            for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
+                match packer.pack(&self.fixed(chat, cut), target, None) {
+                    Ok(packed) if !squeezes_mandatory(&packed) => {
+                        let runs = Self::runs_of(settings, read, &packed, cut);
+                        if !runs.is_empty() {
+                            let summarise = Some((runs, low));
+                            return Ok(Some(Reached { step: Step::Epoch { cut }, fixed: cut, packed, summarise }));
+                        }
                     }
+                    Err(error) if !is_infeasible(&error) => return Err(error),
+                    _ => {}
                 }
-                Err(error) if !is_infeasible(&error) => return Err(error),
-                _ => {}
             }
         }
         Ok(None)

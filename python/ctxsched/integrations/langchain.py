@@ -3,6 +3,9 @@
 Needs ``langchain-core`` (``pip install 'ctxsched[langchain]'``). Messages are converted to the OpenAI chat
 format with LangChain's own ``convert_to_openai_messages``, packed, and mapped back: a message kept whole is
 the very object you passed; a cut or stubbed one is a copy of it with only its content changed.
+
+``ContextSchedMiddleware`` (``langchain>=1``) does the same for every model call of a ``create_agent`` agent,
+with a ``Session`` per graph thread.
 """
 
 from __future__ import annotations
@@ -17,7 +20,20 @@ from ctxsched.policy import Policy
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
-__all__ = ["pack_messages", "pack_messages_with_result"]
+__all__ = ["ContextSchedMiddleware", "pack_messages", "pack_messages_with_result"]  # noqa: F822 - lazily
+
+
+def __getattr__(name: str) -> Any:
+    # The middleware needs ``langchain>=1`` (``create_agent``); the helpers below need only langchain-core.
+    if name == "ContextSchedMiddleware":
+        try:
+            from ctxsched.integrations._langchain_agents import ContextSchedMiddleware
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "ContextSchedMiddleware needs langchain 1.x: pip install 'ctxsched[langchain]'"
+            ) from error
+        return ContextSchedMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pack_messages_with_result(
