@@ -1,0 +1,80 @@
+"""``history_processor`` in pydantic-ai's real agent loop, offline: a ``FunctionModel`` makes 30 tool calls whose
+returns run to tens of thousands of tokens, and records every history it is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.test_messages import reference_count
+
+pydantic_ai = pytest.importorskip("pydantic_ai", reason="the processor needs pydantic-ai")
+from pydantic_ai import Agent  # noqa: E402
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart  # noqa: E402
+from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
+
+from ctxsched.integrations.pydantic_ai import history_processor, to_chat  # noqa: E402
+
+TURNS = 30
+BUDGET = 8000
+INSTRUCTIONS = "You are a careful agent. Read the logs, then say what broke."
+TASK = "The nightly build failed. Find out why."
+
+
+def log(step: int) -> str:
+    return "\n".join(f"step {step} line {line}: compiling module_{line} ... ok" for line in range(150))
+
+
+def test_every_request_is_packed_valid_and_the_run_keeps_its_history() -> None:
+    seen: list[list[ModelMessage]] = []
+    reports: list[Any] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        turn = len(seen)
+        seen.append(list(messages))
+        reports.append(capability.history.last.cache if capability.history.last is not None else None)
+        if turn < TURNS:
+            return ModelResponse(parts=[ToolCallPart("read_log", {"step": turn}, tool_call_id=f"call_{turn}")])
+        return ModelResponse(parts=[TextPart("Step 3 broke.")])
+
+    capability = history_processor(BUDGET)
+    agent = Agent(FunctionModel(model), system_prompt=INSTRUCTIONS, capabilities=[capability])
+
+    @agent.tool_plain
+    def read_log(step: int) -> str:
+        """Read the build log of one step."""
+        return log(step)
+
+    result = agent.run_sync(TASK)
+    assert len(seen) == TURNS + 1
+    previous: list[dict[str, Any]] = []
+    for messages, cache in zip(seen, reports, strict=True):
+        chat, _ = to_chat(messages)
+        # Within an epoch the request starts with the previous one; the first message is the agent's own.
+        assert cache is not None
+        if cache.first_change is None:
+            assert chat[: len(previous)] == previous
+        assert messages[0] is result.all_messages()[0]
+        assert reference_count(chat) <= BUDGET
+        assert chat[0] == {"role": "system", "content": INSTRUCTIONS}
+        assert any(message.get("content") == TASK for message in chat)
+        # Every return right after its call, every call answered.
+        open_calls: set[str] = set()
+        for message in chat:
+            if message["role"] != "tool":
+                assert not open_calls, "a message between calls and their returns"
+            else:
+                assert message["tool_call_id"] in open_calls, "a return without its call"
+            open_calls |= {call["id"] for call in message.get("tool_calls") or []}
+            open_calls -= {message.get("tool_call_id")}
+        assert not open_calls
+        previous = chat
+    assert previous
+    # The run's own history is whole.
+    returns = [part for m in result.all_messages() for part in m.parts if isinstance(part, ToolReturnPart)]
+    assert [part.content for part in returns] == [log(n) for n in range(TURNS)]
+    packed = capability.history.last
+    assert packed is not None
+    assert packed.cache is not None
+    assert packed.cache.epoch > 1
