@@ -24,6 +24,8 @@ from pydantic import Field  # noqa: E402
 import ctxsched as cs  # noqa: E402
 from ctxsched.integrations.langchain import ContextSchedMiddleware  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("collect_framework_loops")
+
 TURNS = 30
 BUDGET = 8000
 SYSTEM = "You are a careful agent. Read the logs, then say what broke."
@@ -55,7 +57,7 @@ class ScriptedModel(BaseChatModel):
     ) -> ChatResult:
         turn = len(self.requests)
         self.requests.append(list(messages))
-        self.reports.append(self.middleware.last if self.middleware is not None else None)
+        self.reports.append(getattr(self.middleware, "last", None))
         if turn < TURNS:
             call = {"name": "read_log", "args": {"step": turn}, "id": f"call_{turn}", "type": "tool_call"}
             reply = AIMessage(content=f"Reading step {turn}.", tool_calls=[call])
@@ -64,11 +66,13 @@ class ScriptedModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
-def agent_run(middleware: ContextSchedMiddleware, thread: str, run_async: bool) -> tuple[ScriptedModel, dict[str, Any]]:
+def agent_run(middleware: Any, thread: str, run_async: bool) -> tuple[ScriptedModel, dict[str, Any]]:
+    """The scripted run with ``middleware`` (or none: the bare framework)."""
     model = ScriptedModel(middleware=middleware)
     agent = langchain_agents.create_agent(
-        model, tools=[read_log], system_prompt=SYSTEM, middleware=[middleware], checkpointer=InMemorySaver()
-    )
+        model, tools=[read_log], system_prompt=SYSTEM, middleware=[middleware] if middleware else [],
+        checkpointer=InMemorySaver(),
+    )  # fmt: skip
     config = {"configurable": {"thread_id": thread}, "recursion_limit": 4 * TURNS}
     state = {"messages": [{"role": "user", "content": TASK}]}
     result = asyncio.run(agent.ainvoke(state, config)) if run_async else agent.invoke(state, config)

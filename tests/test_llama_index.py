@@ -17,6 +17,8 @@ from llama_index.core.base.llms.types import ChatMessage
 import ctxsched as cs
 from ctxsched.integrations.llama_index import ContextSchedMemory, as_openai
 
+pytestmark = pytest.mark.usefixtures("collect_framework_loops")
+
 TURNS = 30
 BUDGET = 8000
 SYSTEM = "You are a careful agent. Read the logs, then say what broke."

@@ -21,6 +21,8 @@ from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessa
 import ctxsched as cs  # noqa: E402
 from ctxsched.integrations.openai_agents import input_filter  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("collect_framework_loops")
+
 TURNS = 30
 BUDGET = 8000
 INSTRUCTIONS = "You are a careful agent. Read the logs, then say what broke."

@@ -16,6 +16,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
 
 from ctxsched.integrations.pydantic_ai import history_processor, to_chat  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("collect_framework_loops")
+
 TURNS = 30
 BUDGET = 8000
 INSTRUCTIONS = "You are a careful agent. Read the logs, then say what broke."
