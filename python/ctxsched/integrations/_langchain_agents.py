@@ -17,6 +17,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from ctxsched.formats import PackedMessages
 from ctxsched.hooks import Summarizer
+from ctxsched.integrations._sessions import SessionRecipe
 from ctxsched.policy import Policy
 from ctxsched.session import Session
 from ctxsched.stores import Store
@@ -63,10 +64,7 @@ class ContextSchedMiddleware(AgentMiddleware):
         encoding: str = "o200k_base",
     ) -> None:
         super().__init__()
-        Session(budget, encoding, policy)  # the arguments are checked now, not at the first model call
-        self.budget, self.policy, self.summarizer, self.store, self.encoding = (
-            budget, policy, summarizer, store, encoding,
-        )  # fmt: skip
+        self.recipe = SessionRecipe(budget, policy, summarizer, store, encoding)
         self._threads: OrderedDict[str, _Thread] = OrderedDict()
         self._packs: dict[str, PackedMessages] = {}
         self._lock = threading.Lock()
@@ -103,10 +101,7 @@ class ContextSchedMiddleware(AgentMiddleware):
             thread = self._threads.get(key)
             ids = [getattr(message, "id", None) for message in originals]
             if thread is None or thread.tools != tools or thread.ids != ids[: len(thread.ids)]:
-                session = Session(
-                    self.budget, self.encoding, self.policy, tools=tools, summarizer=self.summarizer, store=self.store
-                )
-                thread = self._threads[key] = _Thread(session, tools)
+                thread = self._threads[key] = _Thread(self.recipe.session(tools), tools)
             self._threads.move_to_end(key)
             while len(self._threads) > _MAX_THREADS:
                 gone, _ = self._threads.popitem(last=False)

@@ -18,7 +18,7 @@ from llama_index.core.memory import BaseMemory
 from pydantic import ConfigDict, PrivateAttr
 
 from ctxsched.formats import PackedMessages
-from ctxsched.policy import Policy
+from ctxsched.integrations._sessions import SessionRecipe
 from ctxsched.session import Session
 
 __all__ = ["ContextSchedMemory"]
@@ -41,11 +41,12 @@ class ContextSchedMemory(BaseMemory):
     _session: Session | None = PrivateAttr(default=None)
     _given: int = PrivateAttr(default=0)  # messages the session has
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _recipe: SessionRecipe = PrivateAttr()
     last: PackedMessages | None = None
 
     def model_post_init(self, context: Any) -> None:
         """Check the arguments now, not at the first ``get()``."""
-        Session(self.budget, self.encoding, self.policy)  # the arguments are checked now
+        self._recipe = SessionRecipe(self.budget, self.policy, self.summarizer, self.store, self.encoding)
 
     @classmethod
     def class_name(cls) -> str:
@@ -106,8 +107,7 @@ class ContextSchedMemory(BaseMemory):
 
     def _current(self) -> Session:
         if self._session is None:
-            policy = self.policy if isinstance(self.policy, Policy | Mapping | type(None)) else None
-            self._session = Session(self.budget, self.encoding, policy, summarizer=self.summarizer, store=self.store)
+            self._session = self._recipe.session()
         return self._session
 
 

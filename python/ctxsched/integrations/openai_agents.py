@@ -15,6 +15,7 @@ from typing import Any
 
 from ctxsched.formats import PackedMessages
 from ctxsched.hooks import Summarizer
+from ctxsched.integrations._sessions import SessionRecipe
 from ctxsched.policy import Policy
 from ctxsched.session import Session
 from ctxsched.stores import Store
@@ -39,10 +40,7 @@ class ContextSchedInputFilter:
         *,
         encoding: str = "o200k_base",
     ) -> None:
-        Session(budget, encoding, policy, format="responses")  # the arguments are checked now
-        self.budget, self.policy, self.summarizer, self.store, self.encoding = (
-            budget, policy, summarizer, store, encoding,
-        )  # fmt: skip
+        self.recipe = SessionRecipe(budget, policy, summarizer, store, encoding, format="responses")
         self.last: PackedMessages | None = None
         self._session: Session | None = None
         self._made_for: tuple[str | None, list[dict[str, Any]]] | None = None
@@ -73,10 +71,7 @@ class ContextSchedInputFilter:
         made_for = (instructions, tools)
         grows = self._seen == items[: len(self._seen)]
         if self._session is None or self._made_for != made_for or not grows:
-            self._session = Session(
-                self.budget, self.encoding, self.policy, format="responses", tools=tools or None,
-                summarizer=self.summarizer, store=self.store,
-            )  # fmt: skip
+            self._session = self.recipe.session(tools)
             self._made_for, self._seen = made_for, []
         return self._session
 

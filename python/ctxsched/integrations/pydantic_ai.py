@@ -18,6 +18,7 @@ from typing import Any
 
 from ctxsched.formats import PackedMessages
 from ctxsched.hooks import Summarizer
+from ctxsched.integrations._sessions import SessionRecipe
 from ctxsched.policy import Policy
 from ctxsched.session import Session
 from ctxsched.stores import Store
@@ -44,10 +45,7 @@ class ContextSchedHistory:
         *,
         encoding: str = "o200k_base",
     ) -> None:
-        Session(budget, encoding, policy)  # the arguments are checked now
-        self.budget, self.policy, self.summarizer, self.store, self.encoding = (
-            budget, policy, summarizer, store, encoding,
-        )  # fmt: skip
+        self.recipe = SessionRecipe(budget, policy, summarizer, store, encoding)
         self.last: PackedMessages | None = None
         self._session: Session | None = None
         self._seen: list[dict[str, Any]] = []
@@ -60,10 +58,7 @@ class ContextSchedHistory:
         with self._lock:
             grows = self._seen == conversation[: len(self._seen)]
             if self._session is None or not grows or self._tools != (tools or []):
-                self._session = Session(
-                    self.budget, self.encoding, self.policy, tools=tools or None, summarizer=self.summarizer,
-                    store=self.store,
-                )  # fmt: skip
+                self._session = self.recipe.session(tools)
                 self._tools = tools or []
             self._session.sync(conversation)
             self._seen = conversation
