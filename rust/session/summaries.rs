@@ -226,11 +226,10 @@ impl Session {
     ) -> Result<Option<Reached>> {
         let Some(summaries) = settings.summaries else { return Ok(None) };
         let (messages, _, chat) = read;
-        let packer = settings.packer;
         // What the epoch would evict without summaries: if no history goes whole (stubs and cuts are
         // enough), there is nothing to summarise.
         let plain_cut = choose::cut_point(self, settings, chat, first_new, low);
-        match packer.pack(&self.fixed(chat, plain_cut), low, None) {
+        match settings.packer.pack(&self.fixed(chat, plain_cut), low, None) {
             Ok(plain) if !squeezes_mandatory(&plain) && Self::runs_of(settings, read, &plain, plain_cut).is_empty() => {
                 return Ok(None);
             }
@@ -245,7 +244,7 @@ impl Session {
             let late = choose::cut_point(self, settings, chat, first_new, target);
             let late = latest.map_or(late, |latest| late.min(latest));
             for cut in if late == 0 { vec![0] } else { vec![late, 0] } {
-                match packer.pack(&self.fixed(chat, cut), target, None) {
+                match settings.packer.pack(&self.fixed(chat, cut), target, None) {
                     Ok(packed) if !squeezes_mandatory(&packed) => {
                         let runs = Self::runs_of(settings, read, &packed, cut);
                         if !runs.is_empty() {
