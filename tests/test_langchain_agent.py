@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.agent_script import BUDGET, TASK, TURNS, log
+from tests.agent_script import INSTRUCTIONS as SYSTEM
 from tests.reference import reference_tools
 from tests.session_checks import answered_calls
 from tests.test_messages import reference_count
@@ -26,16 +28,11 @@ from ctxsched.integrations.langchain import ContextSchedMiddleware  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("collect_framework_loops")
 
-TURNS = 30
-BUDGET = 8000
-SYSTEM = "You are a careful agent. Read the logs, then say what broke."
-TASK = "The nightly build failed. Find out why."
-
 
 @tool
 def read_log(step: int) -> str:
     """Read the build log of one step."""
-    return "\n".join(f"step {step} line {line}: compiling module_{line} ... ok" for line in range(150))
+    return log(step)
 
 
 class ScriptedModel(BaseChatModel):

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.agent_script import BUDGET, TASK, TURNS, log
+from tests.agent_script import INSTRUCTIONS as SYSTEM
 from tests.test_messages import reference_count
 
 pytest.importorskip("llama_index.core", reason="the memory needs llama-index-core")
@@ -18,15 +20,6 @@ import ctxsched as cs
 from ctxsched.integrations.llama_index import ContextSchedMemory, as_openai
 
 pytestmark = pytest.mark.usefixtures("collect_framework_loops")
-
-TURNS = 30
-BUDGET = 8000
-SYSTEM = "You are a careful agent. Read the logs, then say what broke."
-TASK = "The nightly build failed. Find out why."
-
-
-def log(step: int) -> str:
-    return "\n".join(f"step {step} line {line}: compiling module_{line} ... ok" for line in range(150))
 
 
 def plain(message: ChatMessage) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent_script import BUDGET, INSTRUCTIONS, TASK, TURNS, log
 from tests.reference import reference_tools
 
 agents = pytest.importorskip("agents", reason="the filter needs openai-agents")
@@ -22,15 +23,6 @@ import ctxsched as cs  # noqa: E402
 from ctxsched.integrations.openai_agents import input_filter  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("collect_framework_loops")
-
-TURNS = 30
-BUDGET = 8000
-INSTRUCTIONS = "You are a careful agent. Read the logs, then say what broke."
-TASK = "The nightly build failed. Find out why."
-
-
-def log(step: int) -> str:
-    return "\n".join(f"step {step} line {line}: compiling module_{line} ... ok" for line in range(150))
 
 
 @function_tool

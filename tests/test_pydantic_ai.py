@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent_script import BUDGET, INSTRUCTIONS, TASK, TURNS, log
 from tests.test_messages import reference_count
 
 pydantic_ai = pytest.importorskip("pydantic_ai", reason="the processor needs pydantic-ai")
@@ -17,15 +18,6 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
 from ctxsched.integrations.pydantic_ai import history_processor, to_chat  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("collect_framework_loops")
-
-TURNS = 30
-BUDGET = 8000
-INSTRUCTIONS = "You are a careful agent. Read the logs, then say what broke."
-TASK = "The nightly build failed. Find out why."
-
-
-def log(step: int) -> str:
-    return "\n".join(f"step {step} line {line}: compiling module_{line} ... ok" for line in range(150))
 
 
 def test_every_request_is_packed_valid_and_the_run_keeps_its_history() -> None:
