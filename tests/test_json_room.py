@@ -169,9 +169,9 @@ def check(text: str, limit: int, original: Any = None) -> int:
     # Over the limit (a token is never longer than 256 bytes) and not kept whole: the room is used.
     over = len(text) > 256 * limit or tokens(text) > limit
     if over and reduced != original:
-        # The issue asks for 80%. Measured on 1,364 generated cuts at 50 to 2,000 tokens: all but one at
-        # least 80% (that one 78%, at 50 tokens), and hypothesis found a 79.9% (179 of 224); the planner's
-        # greedy shares leave those gaps. This asserts what holds, not the target.
+        # The issue asks for 80%. Measured on 13,782 generated cuts at 50 to 2,000 tokens: all but one at least
+        # 80%; that one keeps 55 of 70 (78.6%): a small nested object is left out whole where a reduced one
+        # would fit, the planner's shares leave that gap. This asserts what holds, not the target.
         assert used >= 0.78 * limit, f"only {used} of {limit} tokens used: {cut.text[:2000]}"
     return used
 
@@ -186,6 +186,8 @@ def check(text: str, limit: int, original: Any = None) -> int:
 # Strings whose escapes (``ensure_ascii``) make the JSON half as long again as its text: found by hypothesis.
 @example(seed=63684, depth=1, size=3453, limit=1399, indent=None)
 @example(seed=4520134, depth=1, size=3943, limit=1253, indent=None)
+# Full notes a few tokens too many, short ones everywhere too few: only the root's note short fills it.
+@example(seed=2845381791, depth=5, size=100_000, limit=51, indent=2)
 def test_json_cuts_use_their_room(seed: int, depth: int, size: int, limit: int, indent: int | None) -> None:
     document = value(random.Random(seed), depth, size)
     check(json.dumps(document, indent=indent, ensure_ascii=seed % 2 == 0), limit, document)

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, PoisonError};
 
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::allocate::{Allocator, Plan};
@@ -26,6 +27,8 @@ use crate::truncation::{render, sampled_density, Elided};
 const EXACT_BYTES: usize = 512;
 const SAMPLES: usize = 3;
 const SAMPLE_BYTES: usize = 128;
+/// Stubs whose numbers one parallel task works out (below this, a task costs more than it saves).
+const STATED_PER_TASK: usize = 8;
 
 /// The segments with the chosen stubs in their place, and the chosen ones' input indices with their sizes
 /// before stubbing (tokens, whether exact).
@@ -50,10 +53,11 @@ fn replaced(segment: &Segment, text: String) -> Segment {
 
 /// The number a stub states for `text`: an exact count if short, else an estimate from sampled density (no
 /// wider than the number the stub was planned with). It depends on the text alone, never on what the
-/// count memo happens to know, so the same conversation is sent as the same bytes by every process.
-fn stated(tokenizer: Tokenizer, text: &str, density: impl FnOnce() -> f64) -> Elided {
+/// count memo happens to know, so the same conversation is sent as the same bytes by every process
+/// (`exact`, the memo's exact count when it has one, is the same number a count would give).
+fn stated(tokenizer: Tokenizer, text: &str, exact: Option<usize>, density: impl FnOnce() -> f64) -> Elided {
     if text.len() <= EXACT_BYTES {
-        return Elided::Exact(tokenizer.count(text));
+        return Elided::Exact(exact.unwrap_or_else(|| tokenizer.count(text)));
     }
     let widest = 10usize.saturating_pow(text.len().checked_ilog10().unwrap_or(0) + 1) - 1;
     match Elided::estimated(density(), text.len()) {
@@ -66,6 +70,12 @@ fn stated(tokenizer: Tokenizer, text: &str, density: impl FnOnce() -> f64) -> El
 const DENSITY_MEMO_LIMIT: usize = 1 << 16;
 
 impl Packer {
+    /// The memo's exact count of a segment's text, if it has one.
+    fn exact_count(&self, segment: &Segment) -> Option<usize> {
+        let memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        memo.get(&segment.content_hash).filter(|known| known.exact).map(|known| known.tokens)
+    }
+
     /// Tokens per byte of a segment's text, sampled once per text.
     fn density(&self, tokenizer: Tokenizer, segment: &Segment) -> f64 {
         let hash = segment.content_hash;
@@ -151,16 +161,27 @@ impl Packer {
         if stubbed == 0 {
             return Ok(None);
         }
+        let chosen_candidates = candidates.get(..stubbed).unwrap_or_default();
+        // Each stub's number samples its text; the texts are many and independent, so on every core.
+        let numbers: Vec<Option<Elided>> = chosen_candidates
+            .par_iter()
+            .with_min_len(STATED_PER_TASK)
+            .map(|candidate| {
+                let segment = segments.get(candidate.index)?;
+                let exact = self.exact_count(segment);
+                Some(stated(tokenizer, &segment.text, exact, || self.density(tokenizer, segment)))
+            })
+            .collect();
         let mut work = segments.to_vec();
         let mut chosen = Vec::with_capacity(stubbed);
-        for candidate in candidates.iter().take(stubbed) {
+        for (candidate, number) in chosen_candidates.iter().zip(numbers) {
             let index = candidate.index;
-            let (Some(segment), Some(slot)) = (segments.get(index), work.get_mut(index)) else { continue };
+            let (Some(segment), Some(slot), Some(number)) = (segments.get(index), work.get_mut(index), number) else {
+                continue;
+            };
             let Some(template) = segment.stub.as_deref() else { continue };
             let (mut before, mut counted) = self.known_size(&known, segments, index);
             before = before.max(candidate.at_least);
-            let density = || self.density(tokenizer, segment);
-            let number = stated(tokenizer, &segment.text, density);
             if let Elided::Exact(tokens) = number {
                 (before, counted) = (tokens.saturating_add(segment.overhead), true);
             }

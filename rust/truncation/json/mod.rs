@@ -34,7 +34,7 @@ mod scan;
 
 use serde_json::value::RawValue;
 
-use self::render::Reducer;
+use self::render::{Reducer, ShortNotes};
 use self::scan::Document;
 use crate::tokenizer::Tokenizer;
 
@@ -50,8 +50,8 @@ const STEPS: usize = 14;
 const MAX_BUDGET_FACTOR: usize = 8;
 /// A rendering within `1 / CLOSE_ENOUGH` of the limit ends the search.
 const CLOSE_ENOUGH: usize = 50;
-/// Short notes (only how many went) are also tried when full ones leave a cut under this percentage of
-/// the limit.
+/// Short notes (only how many went), everywhere and then on the root alone, are also tried when full ones
+/// leave a cut under this percentage of the limit.
 const SHORT_NOTES_UNDER: usize = 90;
 
 /// `text` reduced to at most `max_tokens` tokens as valid JSON, or why it cannot be.
@@ -75,10 +75,13 @@ pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker:
     // Full notes first; where they leave much of the room unused (a note is a good part of a small
     // limit), short ones too, and the better fit of the two.
     let mut best = search(&mut reducer, max_tokens);
-    if best.as_ref().is_none_or(|found| {
-        !found.whole && found.tokens.saturating_mul(100) < max_tokens.saturating_mul(SHORT_NOTES_UNDER)
-    }) {
-        reducer.short_notes = true;
+    for short_notes in [ShortNotes::Always, ShortNotes::Root] {
+        if best.as_ref().is_some_and(|found| {
+            found.whole || found.tokens.saturating_mul(100) >= max_tokens.saturating_mul(SHORT_NOTES_UNDER)
+        }) {
+            break;
+        }
+        reducer.short_notes = short_notes;
         if let Some(short) = search(&mut reducer, max_tokens) {
             if best.as_ref().is_none_or(|found| short.tokens > found.tokens) {
                 best = Some(short);

@@ -293,7 +293,7 @@ impl Reducer<'_, '_> {
     /// Tokens of the note for a container of `count` members spanning `span`, at its widest.
     fn note_estimate(&self, span: Span, count: usize, object: bool) -> usize {
         // About three bytes a token: the number is about as long as it will be.
-        let note = if self.short_notes {
+        let note = if self.short_note(span) {
             render_short_note(self.note_marker, count, object)
         } else {
             render_note(self.note_marker, count, object, Elided::Exact(span.len() / 3))

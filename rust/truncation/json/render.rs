@@ -31,6 +31,15 @@ struct Cut {
     tokens: usize,
 }
 
+/// Which notes say only how many members went: none, the root's (the cheapest way to free a few tokens
+/// of a small limit), or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ShortNotes {
+    Never,
+    Root,
+    Always,
+}
+
 /// One document being reduced: the document, the caches that renderings at different budgets share.
 pub(super) struct Reducer<'a, 't> {
     pub(super) tokenizer: &'a Tokenizer,
@@ -38,8 +47,8 @@ pub(super) struct Reducer<'a, 't> {
     /// The marker inside cut strings, and trimmed for notes.
     marker: &'a str,
     pub(super) note_marker: &'a str,
-    /// Whether notes that count what went say only that (`render_short_note`), for tight room.
-    pub(super) short_notes: bool,
+    /// Which notes that count what went say only that (`render_short_note`), for tight room.
+    pub(super) short_notes: ShortNotes,
     /// Members kept at each end of a listed container.
     keep: usize,
     /// The smallest share worth giving a string that has to be cut (the marker and `MIN_KEPT` tokens);
@@ -70,7 +79,7 @@ impl<'a, 't> Reducer<'a, 't> {
             document,
             marker,
             note_marker: marker.trim(),
-            short_notes: false,
+            short_notes: ShortNotes::Never,
             keep,
             min_share,
             listings: FxHashMap::default(),
@@ -187,7 +196,7 @@ impl<'a, 't> Reducer<'a, 't> {
             Some(listing) => (listing.object, Some(listing.count)),
             None => (self.document.byte(span.start) == Some(b'{'), None),
         };
-        let (note, tokens) = self.note(&[inside], count, object);
+        let (note, tokens) = self.note(span, &[inside], count, object);
         out.push(if object { '{' } else { '[' });
         if object {
             out.push_str(&self.note_key(span));
@@ -215,20 +224,30 @@ impl<'a, 't> Reducer<'a, 't> {
         if next < plan.count {
             gaps.push(Span { start: end, end: span.end.saturating_sub(1).max(end) });
         }
-        self.note(&gaps, Some(count), plan.object)
+        self.note(span, &gaps, Some(count), plan.object)
     }
 
-    /// The note for the regions `gaps` of the original, which hold `count` members, as a JSON string;
-    /// and its tokens.
-    fn note(&mut self, gaps: &[Span], count: Option<usize>, object: bool) -> (String, usize) {
+    /// Whether the note of the container at `span` says only how many went.
+    pub(super) fn short_note(&self, span: Span) -> bool {
+        match self.short_notes {
+            ShortNotes::Never => false,
+            ShortNotes::Root => span.start == self.document.root().start,
+            ShortNotes::Always => true,
+        }
+    }
+
+    /// The note for the regions `gaps` of the container at `span`, which hold `count` members, as a JSON
+    /// string; and its tokens.
+    fn note(&mut self, span: Span, gaps: &[Span], count: Option<usize>, object: bool) -> (String, usize) {
         let bytes: usize = gaps.iter().map(|gap| gap.len()).sum();
         let (first, last) = (gaps.first().map_or(0, |gap| gap.start), gaps.last().map_or(0, |gap| gap.end));
-        let key = (first, last, bytes, count.unwrap_or(usize::MAX), self.short_notes);
+        let short = self.short_note(span);
+        let key = (first, last, bytes, count.unwrap_or(usize::MAX), short);
         if let Some((note, tokens)) = self.notes.get(&key) {
             return (note.clone(), *tokens);
         }
         let text = match count {
-            Some(count) if self.short_notes => render_short_note(self.note_marker, count, object),
+            Some(count) if short => render_short_note(self.note_marker, count, object),
             _ => self.full_note(gaps, bytes, count, object),
         };
         let note = serde_json::to_string(&text).unwrap_or_else(|_| String::from("\"\""));
