@@ -58,6 +58,10 @@ pub struct Policy {
     /// Whether the segments are sent joined into one text by `separator` (so the render is counted again,
     /// as tokens can merge across a separator) or as separate messages (whose exact counts add up).
     pub joined: bool,
+    /// Segments observed longer ago than this many seconds are stale: their priority is lowered by
+    /// `stale_penalty`.
+    pub max_age: Option<f64>,
+    pub stale_penalty: i64,
 }
 
 impl Default for Policy {
@@ -73,6 +77,8 @@ impl Default for Policy {
             separator: "\n\n".to_owned(),
             elision_marker: crate::truncation::DEFAULT_MARKER.to_owned(),
             joined: true,
+            max_age: None,
+            stale_penalty: 0,
         }
     }
 }

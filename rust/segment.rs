@@ -70,6 +70,18 @@ pub struct Segment {
     /// units are evicted, the oldest segments that have one are replaced by it, as few as make a difference
     /// (a chat tool result becomes "[bash output removed …: 1,234 tokens]" and its call stays valid).
     pub stub: Option<Arc<str>>,
+    /// When it was true, until when, and which memory it is a version of.
+    pub freshness: Freshness,
+}
+
+/// When a segment's content was observed and how long it holds, in seconds since the Unix epoch (UTC), and
+/// the memory it is a version of: of segments sharing a `key`, only the highest `version` is current.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Freshness {
+    pub observed_at: Option<f64>,
+    pub expires_at: Option<f64>,
+    pub key: Option<Arc<str>>,
+    pub version: i64,
 }
 
 impl Segment {
@@ -90,6 +102,7 @@ impl Segment {
             relevance: 0.0,
             overhead: 0,
             stub: None,
+            freshness: Freshness::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 """Type stubs for the Rust extension module, checked against it by ``mypy.stubtest``."""
 
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeAlias, final
 
 __all__ = [
@@ -186,6 +187,17 @@ class Segment:
         stub: a short stand-in, a template in which ``{n}`` becomes the text's tokens (exact up to 512 bytes,
             else estimated and written ``~``). Before whole units are evicted, the oldest segments that have
             one are replaced by it, as few as make a difference (``action == "stubbed"``).
+        observed_at: when its content was true (a timezone-aware datetime, or seconds since the epoch).
+        expires_at: when it stops being true; at a pack at or after it, it is evicted as ``expired``.
+        ttl: instead of ``expires_at``: how long after ``observed_at`` it holds (a timedelta or seconds).
+        key: the memory it is a version of: of the segments sharing a key, only the current version is
+            packed (the highest ``version``, then the latest observed, then the latest given); the others
+            are evicted as ``superseded``.
+        version: its version under ``key``.
+
+    Raises:
+        SegmentError: a naive datetime, ``expires_at`` before ``observed_at``, a negative ``ttl``, ``ttl``
+            without ``observed_at`` or with ``expires_at``, or an empty key; the message names the segment.
     """
 
     def __new__(
@@ -207,6 +219,11 @@ class Segment:
         metadata: Any = None,
         overhead: int = 0,
         stub: str | None = None,
+        observed_at: datetime | float | None = None,
+        expires_at: datetime | float | None = None,
+        ttl: timedelta | float | None = None,
+        key: str | None = None,
+        version: int = 0,
     ) -> Segment: ...
     @property
     def text(self) -> str: ...
@@ -238,6 +255,18 @@ class Segment:
     def relevance(self) -> float: ...
     @property
     def trust(self) -> Literal["trusted", "untrusted"]: ...
+    @property
+    def observed_at(self) -> datetime | None:
+        """When its content was observed, in UTC."""
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When it stops being true (``expires_at``, or ``observed_at`` plus ``ttl``), in UTC."""
+
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
     @property
     def metadata(self) -> Any: ...
 
@@ -406,6 +435,8 @@ class Packer:
         elision_marker: str = ...,
         truncators: Mapping[str, _Truncator] | None = None,
         joined: bool = True,
+        max_age: float | None = None,
+        stale_penalty: int = 0,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...
@@ -422,8 +453,13 @@ class Packer:
         separator_tokens: int = 0,
         *,
         caps: bool = True,
+        now: float | None = None,
     ) -> PackResult:
-        """Pack ``segments`` into ``budget``; ``caps=False`` ignores the policy's per-kind caps."""
+        """Pack ``segments`` into ``budget``.
+
+        ``caps=False`` ignores the policy's per-kind caps; ``now`` (seconds since the epoch) is the time
+        expiry and age are judged at (``None``: nothing expires).
+        """
 
 class _Accounting(Protocol):
     """``ctxsched.ChatAccounting``: the attributes the reader takes."""
@@ -572,6 +608,7 @@ def plan_summaries(
     kinds: set[str],
     reserve: int | float,
     merge: bool,
+    now: float | None = None,
 ) -> list[tuple[list[int], int, str]]:
     """The summary step's first phase: (member indices, tokens the summary may take, a hash of their texts)."""
 
@@ -582,6 +619,7 @@ def pack_summarised(
     runs: list[tuple[list[int], int, str | None, str | None]],
     truncate: bool,
     hook: str,
+    now: float | None = None,
 ) -> PackResult:
     """The summary step's second phase: pack with each run's summary (or its fallback) in place of its first member."""
 

@@ -14,6 +14,7 @@ __all__ = [
     "MessageFormatError",
     "PanicException",
     "PolicyError",
+    "SegmentError",
     "StoreError",
     "SummaryError",
     "TokenizerError",
@@ -46,6 +47,13 @@ class BudgetError(ContextSchedError):
 
 class DuplicateSegmentIdError(ContextSchedError, ValueError):
     """Two segments given to one ``pack`` call share an id."""
+
+
+class SegmentError(ContextSchedError, ValueError):
+    """A segment's settings are of the wrong kind or contradict each other; the message names the segment.
+
+    For example a naive datetime, a negative ``ttl``, or ``expires_at`` before ``observed_at``.
+    """
 
 
 class PolicyError(ContextSchedError, ValueError):

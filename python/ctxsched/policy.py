@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeAlias
 
@@ -163,6 +164,18 @@ class Policy(BaseModel):
     watermarks: Watermarks = Field(
         default_factory=Watermarks, description="A Session's epochs: the high and low watermarks, the recent window."
     )
+    max_age: timedelta | None = Field(
+        default=None,
+        description="Segments observed longer ago than this (seconds, or an ISO 8601 duration) are stale: "
+        "their priority drops by stale_penalty.",
+    )
+    stale_penalty: int = Field(default=20, ge=0, description="How much priority a stale segment loses.")
+
+    @model_validator(mode="after")
+    def _max_age_positive(self) -> Self:
+        if self.max_age is not None and self.max_age.total_seconds() <= 0:
+            raise ValueError(f"max_age must be positive, not {self.max_age}")
+        return self
 
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
@@ -210,4 +223,6 @@ class Policy(BaseModel):
             "reorder": set(self.reorder),
             "separator": self.separator,
             "elision_marker": self.elision_marker,
+            "max_age": None if self.max_age is None else self.max_age.total_seconds(),
+            "stale_penalty": self.stale_penalty,
         }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ctxsched._core import Packer, PackResult, Segment, Tokenizer, pack_summarised, plan_summaries
@@ -14,6 +17,8 @@ from ctxsched.stores import MemoryStore, Store
 
 #: A truncation function: ``(text, max_tokens, tokenizer) -> str``, the result within ``max_tokens``.
 Truncator = Callable[[str, int, Tokenizer], str]
+#: What tells the time a pack happens at: an aware ``datetime`` or seconds since the epoch.
+Clock = Callable[[], datetime | float]
 
 __all__ = ["Scheduler"]
 
@@ -40,6 +45,10 @@ class Scheduler:
             are summarised into the room ``Policy.summaries.budget`` keeps back (see ``ctxsched.hooks``).
         summary_cache: where summaries are memoised (a ``ctxsched.stores`` store): a ``MemoryStore`` by
             default; a ``SQLiteStore`` keeps them across processes and restarts.
+        clock: what gives the time of each pack, an aware ``datetime`` or seconds since the epoch
+            (``time.time`` by default; inject a fixed one in tests). Segments past ``expires_at`` are
+            evicted as ``expired``; ones observed longer ago than ``Policy.max_age`` lose
+            ``Policy.stale_penalty`` priority.
 
     Raises:
         PolicyError: the policy names a truncation that is neither built in nor in ``truncators``, or a
@@ -55,6 +64,7 @@ class Scheduler:
         truncators: Mapping[str, Truncator] | None = None,
         summarizer: Summarizer | None = None,
         summary_cache: Store | None = None,
+        clock: Clock | None = None,
     ):
         self.policy = policy if isinstance(policy, Policy) else Policy.model_validate(policy or {})
         self.tokenizer = as_token_counter(tokenizer)
@@ -63,6 +73,7 @@ class Scheduler:
         self._builtin = self.tokenizer if isinstance(self.tokenizer, Tokenizer) else None
         self._packer = Packer(self._builtin, **self.policy.core_arguments(), truncators=self.truncators)
         self._memo: dict[str, int] = {}
+        self.clock: Clock = clock if clock is not None else time.time
         self.summary_cache = summary_cache if summary_cache is not None else MemoryStore()
         self._summaries: SummaryStep | None = None
         if summarizer is not None:
@@ -102,14 +113,27 @@ class Scheduler:
 
     def _pack_plain(self, segments: list[Segment], budget: int) -> PackResult:
         if self._builtin is not None:
-            return self._packer.pack(segments, budget)
+            return self._packer.pack(segments, budget, now=self._now())
         return self._pack_counted(segments, budget)
+
+    def _now(self) -> float:
+        """The clock's time, in seconds since the epoch."""
+        now = self.clock()
+        if isinstance(now, datetime):
+            if now.utcoffset() is None:
+                raise PolicyError("the clock gave a naive datetime; give it a timezone (datetime.timezone.utc)")
+            return now.timestamp()
+        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+            raise PolicyError(f"the clock must give an aware datetime or seconds since the epoch, not {now!r}")
+        return float(now)
 
     def _plan(self, segments: list[Segment], budget: int) -> list[tuple[list[int], Run]]:
         """The core's runs, each as its members and what the hook is given."""
         summaries = self.policy.summaries
         kinds = set(self.policy.summarize)
-        planned = plan_summaries(self._packer, segments, budget, kinds, summaries.budget, summaries.merge)
+        planned = plan_summaries(
+            self._packer, segments, budget, kinds, summaries.budget, summaries.merge, now=self._now()
+        )
         return [(members, ([segments[i] for i in members], limit, key, 1)) for members, limit, key in planned]
 
     def _finish(
@@ -118,7 +142,8 @@ class Scheduler:
         assert self._summaries is not None
         given = [(members, run[1], *outcomes.get(run[2], (None, "gave no result"))) for members, run in runs]
         truncate = self.policy.summaries.truncates
-        return pack_summarised(self._packer, segments, budget, given, truncate, self._summaries.name)
+        name = self._summaries.name
+        return pack_summarised(self._packer, segments, budget, given, truncate, name, now=self._now())
 
     def _pack_counted(self, segments: list[Segment], budget: int) -> PackResult:
         for index, segment in enumerate(segments):
@@ -135,7 +160,7 @@ class Scheduler:
         # if it is over, pack again into a budget smaller by the difference.
         target = budget
         for _ in range(_REPAIR_ROUNDS):
-            result = self._packer.pack(segments, target, counts, separator_tokens)
+            result = self._packer.pack(segments, target, counts, separator_tokens, now=self._now())
             sent = self.tokenizer.count(result.text())
             if sent <= budget - self.policy.reserve_output:
                 return result

@@ -284,7 +284,7 @@ pub fn place_summaries(
         let run = SummaryRun { members: place.run.segments.clone(), max_tokens: place.run.max_tokens };
         summaries.push(Summary { run, segment, failure: fallback, truncate_on_failure: false, hook: hook.to_owned() });
     }
-    let summarised = packer.pack_summarised(packing, budget, &summaries)?;
+    let summarised = packer.pack_summarised(packing, budget, &summaries, None)?;
     let mut placed = Vec::new();
     for extra in summarised.extras {
         let Some(found) = made.iter().position(|(message, _)| *extra.id == *summary_id(message.number)) else {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::decision::{Admission, Cut, Eviction};
+use super::freshness::Standing;
 use super::sizes::Known;
 use super::sizes::Sizes;
 use crate::error::{Result, SchedError};
@@ -58,6 +59,8 @@ pub(super) struct Allocator<'a> {
     pub(super) separator: usize,
     /// Whether texts can be cut (a built-in tokenizer); with an external counter they cannot.
     pub(super) can_truncate: bool,
+    /// Each segment's standing at the pack's time (empty: all current).
+    pub(super) standing: &'a [Standing],
 }
 
 impl Allocator<'_> {
@@ -71,8 +74,19 @@ impl Allocator<'_> {
         }
     }
 
-    fn priority_of(&self, segment: &Segment) -> i64 {
-        segment.priority.unwrap_or_else(|| self.policy.priority_of(&segment.kind))
+    fn priority_of(&self, index: usize, segment: &Segment) -> i64 {
+        let priority = segment.priority.unwrap_or_else(|| self.policy.priority_of(&segment.kind));
+        match self.standing.get(index) {
+            Some(Standing::Stale) => priority.saturating_sub(self.policy.stale_penalty),
+            _ => priority,
+        }
+    }
+
+    fn retired(&self, index: usize) -> Option<&Eviction> {
+        match self.standing.get(index) {
+            Some(Standing::Retired(eviction)) => Some(eviction),
+            _ => None,
+        }
     }
 
     fn min_tokens(&self, index: usize) -> usize {
@@ -92,6 +106,7 @@ impl Allocator<'_> {
             cut_for: FxHashMap::default(),
         };
         let mut decided = vec![false; plan.units.len()];
+        self.retire(&mut plan, &mut decided);
         self.preempt(&mut plan, &mut decided);
         self.admit_mandatory(&mut plan, &mut decided)?;
         settle(&mut plan)?;
@@ -113,9 +128,9 @@ impl Allocator<'_> {
             });
             if let Some(unit) = units.get_mut(unit_index) {
                 unit.members.push(index);
-                unit.priority = unit.priority.max(self.priority_of(segment));
+                unit.priority = unit.priority.max(self.priority_of(index, segment));
                 unit.newest = index;
-                unit.mandatory |= segment.is_mandatory();
+                unit.mandatory |= segment.is_mandatory() && self.retired(index).is_none();
             }
         }
         units
@@ -146,6 +161,32 @@ impl Allocator<'_> {
             }
         }
         self.within(&mut plan.sizes, index, limit)
+    }
+
+    /// Step 0: expired and superseded segments are evicted, each with its group (see `freshness`).
+    fn retire(&self, plan: &mut Plan, decided: &mut [bool]) {
+        if self.standing.is_empty() {
+            return;
+        }
+        for unit_index in 0..plan.units.len() {
+            let members = plan.units.get(unit_index).map(|unit| unit.members.clone()).unwrap_or_default();
+            let retired: Vec<usize> = members.into_iter().filter(|&index| self.retired(index).is_some()).collect();
+            if let Some(&cause) = retired.first() {
+                self.evict_group(plan, unit_index, cause);
+                // Each retired member says why itself; the others went with the first of them.
+                for index in retired {
+                    if let (Some(eviction), Some(slot)) = (self.retired(index), plan.outcome.get_mut(index)) {
+                        *slot = Err(eviction.clone());
+                    }
+                }
+                if let Some(flag) = decided.get_mut(unit_index) {
+                    *flag = true;
+                }
+                if let Some(unit) = plan.units.get_mut(unit_index) {
+                    unit.mandatory = false;
+                }
+            }
+        }
     }
 
     /// Step 2: a segment above its kind's cap is evicted (with its group) if it may not be cut; one that may

@@ -70,6 +70,20 @@ pub enum Eviction {
         /// The planned size.
         tokens: usize,
     },
+    /// Past its `expires_at` at the time of the pack (seconds since the epoch).
+    Expired {
+        /// When it expired.
+        expires_at: f64,
+        /// The time of the pack.
+        now: f64,
+    },
+    /// A segment with the same key and a higher version (or the same version, observed later) is current.
+    Superseded {
+        /// The key.
+        key: String,
+        /// The id of the current one.
+        by: String,
+    },
     /// Replaced, with the rest of its run, by a summary.
     Summarised {
         /// The summary's id.
@@ -150,6 +164,8 @@ impl Decision {
             Err(Eviction::BoundaryRepair) => "boundary_repair",
             Err(Eviction::CutToNothing { .. }) => "cut_to_nothing",
             Err(Eviction::Summarised { .. }) => "summarised",
+            Err(Eviction::Expired { .. }) => "expired",
+            Err(Eviction::Superseded { .. }) => "superseded",
         }
     }
 
@@ -181,6 +197,10 @@ impl Decision {
             Err(Eviction::CutToNothing { tokens }) => {
                 format!("cutting it to {tokens} tokens on a character boundary kept nothing")
             }
+            Err(Eviction::Expired { expires_at, now }) => {
+                format!("expired at {} (the pack's time is {})", moment(*expires_at), moment(*now))
+            }
+            Err(Eviction::Superseded { key, by }) => format!("superseded by {by}, a newer version of {key:?}"),
         };
         if let (Some(Cut::Stubbed), Ok(_)) = (&self.cut, &self.outcome) {
             let before =
@@ -210,4 +230,12 @@ impl Decision {
         }
         text
     }
+}
+
+/// A time (seconds since the epoch) as an RFC 3339 date in UTC, to the second.
+pub(crate) fn moment(seconds: f64) -> String {
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = seconds.floor() as i64;
+    chrono::DateTime::from_timestamp(whole, 0)
+        .map_or_else(|| format!("{seconds}s"), |time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }

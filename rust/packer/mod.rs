@@ -7,6 +7,7 @@ mod allocate;
 mod cuts;
 mod decision;
 mod explain;
+mod freshness;
 mod place;
 mod sizes;
 mod stubs;
@@ -18,6 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+pub(crate) use decision::moment;
 pub use decision::{Admission, Cut, Decision, Eviction};
 pub(crate) use summary::{share_of, MIN_SUMMARY_TOKENS, SUMMARY_PREFIX};
 pub use summary::{Summarised, Summary, SummaryRun};
@@ -186,7 +188,19 @@ impl Packer {
     /// Pack `segments` into `budget` tokens. `counts` (one per segment) and `separator_tokens` are
     /// required when the packer has no tokenizer and ignored otherwise.
     pub fn pack(&self, segments: &[Segment], budget: usize, external: Option<(&[usize], usize)>) -> Result<Packed> {
-        self.pack_with(&self.policy, segments, budget, external)
+        self.pack_with(&self.policy, segments, budget, external, None)
+    }
+
+    /// [`Packer::pack`] at a time (seconds since the epoch): expired segments are evicted, and ones older
+    /// than the policy's `max_age` lose priority (see `freshness`).
+    pub fn pack_at(
+        &self,
+        segments: &[Segment],
+        budget: usize,
+        external: Option<(&[usize], usize)>,
+        now: Option<f64>,
+    ) -> Result<Packed> {
+        self.pack_with(&self.policy, segments, budget, external, now)
     }
 
     /// [`Packer::pack`] with no per-kind caps: what a chat front-end does when the whole conversation fits
@@ -198,7 +212,7 @@ impl Packer {
         external: Option<(&[usize], usize)>,
     ) -> Result<Packed> {
         let uncapped = Policy { segment_caps: BTreeMap::new(), ..self.policy.clone() };
-        self.pack_with(&uncapped, segments, budget, external)
+        self.pack_with(&uncapped, segments, budget, external, None)
     }
 
     fn pack_with(
@@ -207,6 +221,7 @@ impl Packer {
         segments: &[Segment],
         budget: usize,
         external: Option<(&[usize], usize)>,
+        now: Option<f64>,
     ) -> Result<Packed> {
         check_ids(segments)?;
         self.check_hooks(segments)?;
@@ -218,6 +233,7 @@ impl Packer {
             members: Vec::new(),
         })?;
         let (known, separator) = self.known_counts(segments, external)?;
+        let standing = freshness::standings(segments, now, policy.max_age);
         let allocator = Allocator {
             segments,
             known: &known,
@@ -226,6 +242,7 @@ impl Packer {
             usable,
             separator,
             can_truncate: self.tokenizer.is_some(),
+            standing: &standing,
         };
         // Cuts by (segment, size), so that planning again (stubs), re-realising after a repair and cutting the
         // mandatory set before the fill do not cut (or call a hook) again.

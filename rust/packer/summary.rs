@@ -69,6 +69,7 @@ impl Packer {
     /// tokens are kept back for the summaries; `merge` makes a contiguous run of evicted segments one summary
     /// (else one each). No runs when nothing of those kinds is evicted, or the mandatory set needs the
     /// reserve.
+    #[allow(clippy::too_many_arguments)]
     pub fn plan_summaries(
         &self,
         segments: &[Segment],
@@ -77,8 +78,11 @@ impl Packer {
         allowed: &[bool],
         reserve: usize,
         merge: bool,
+        now: Option<f64>,
     ) -> Result<Vec<SummaryRun>> {
-        let Ok(packed) = self.pack(segments, budget.saturating_sub(reserve), None) else { return Ok(Vec::new()) };
+        let Ok(packed) = self.pack_at(segments, budget.saturating_sub(reserve), None, now) else {
+            return Ok(Vec::new());
+        };
         let summarisable = |index: usize| {
             let evicted = packed.decisions.get(index).is_some_and(|decision| decision.outcome.is_err());
             let asked = allowed.get(index).copied().unwrap_or(false);
@@ -109,7 +113,13 @@ impl Packer {
 
     /// Phase 2: pack with the summaries in place. The result covers `segments` and then, in order, each
     /// placed summary (index `segments.len() + k`); a run's members are evicted as summarised.
-    pub fn pack_summarised(&self, segments: &[Segment], budget: usize, summaries: &[Summary]) -> Result<Summarised> {
+    pub fn pack_summarised(
+        &self,
+        segments: &[Segment],
+        budget: usize,
+        summaries: &[Summary],
+        now: Option<f64>,
+    ) -> Result<Summarised> {
         let mut placed: Vec<Segment> = Vec::new();
         let mut extras: Vec<Segment> = Vec::new();
         // For each segment packed: its index in `segments`, or `segments.len() + k` for summary k.
@@ -152,7 +162,7 @@ impl Packer {
             placed.push(stand_in.clone());
             extras.push(stand_in);
         }
-        let packed = self.pack(&placed, budget, None)?;
+        let packed = self.pack_at(&placed, budget, None, now)?;
         let sizes: Vec<usize> = segments
             .iter()
             .zip(&summary_of)
@@ -296,12 +306,12 @@ mod tests {
     #[test]
     fn runs_are_the_evicted_history_sharing_the_reserve() {
         let all = segments(10);
-        let Ok(runs) = packer().plan_summaries(&all, 1000, &kinds(), &[], 200, true) else { panic!("plans") };
+        let Ok(runs) = packer().plan_summaries(&all, 1000, &kinds(), &[], 200, true, None) else { panic!("plans") };
         assert_eq!(runs.len(), 1, "one contiguous run: {runs:?}");
         let run = runs.first().cloned().unwrap_or(SummaryRun { members: Vec::new(), max_tokens: 0 });
         assert_eq!(run.members.first(), Some(&1), "the oldest history went");
         assert!(run.max_tokens <= 200);
-        let Ok(each) = packer().plan_summaries(&all, 1000, &kinds(), &[], 200, false) else { panic!("plans") };
+        let Ok(each) = packer().plan_summaries(&all, 1000, &kinds(), &[], 200, false, None) else { panic!("plans") };
         assert_eq!(each.iter().map(|run| run.members.len()).max(), Some(1));
         assert!(each.iter().map(|run| run.max_tokens).sum::<usize>() <= 200);
     }
@@ -310,7 +320,7 @@ mod tests {
     fn summaries_take_their_runs_place_within_the_budget_and_failures_fall_back() {
         let packer = packer();
         let all = segments(10);
-        let Ok(runs) = packer.plan_summaries(&all, 1000, &kinds(), &[], 200, true) else { panic!("plans") };
+        let Ok(runs) = packer.plan_summaries(&all, 1000, &kinds(), &[], 200, true, None) else { panic!("plans") };
         let Some(run) = runs.first().cloned() else { panic!("a run") };
         let summary = Segment::new("summary-h0", "summary", "They read the logs.");
         let made = |segment: Option<Segment>, failure: Option<String>, truncate_on_failure: bool| Summary {
@@ -325,7 +335,7 @@ mod tests {
             (made(None, Some("raised".to_owned()), true), true),
             (made(None, Some("raised".to_owned()), false), false),
         ] {
-            let Ok(result) = packer.pack_summarised(&all, 1000, &[case]) else { panic!("packs") };
+            let Ok(result) = packer.pack_summarised(&all, 1000, &[case], None) else { panic!("packs") };
             assert!(result.packed.tokens <= 1000);
             assert_eq!(result.extras.len(), usize::from(expect_summary));
             assert_eq!(result.packed.decisions.len(), all.len() + result.extras.len());

@@ -10,6 +10,7 @@ mod chat_read;
 mod chat_summary;
 mod convert;
 mod errors;
+mod freshness;
 mod packer;
 mod responses_read;
 mod result;

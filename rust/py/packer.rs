@@ -42,7 +42,8 @@ impl PyPacker {
     #[pyo3(signature = (
         tokenizer, *, reserve_output = 0, quotas = BTreeMap::new(), segment_caps = BTreeMap::new(),
         priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
-        separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true
+        separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true,
+        max_age = None, stale_penalty = 0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -58,6 +59,8 @@ impl PyPacker {
         elision_marker: &str,
         truncators: Option<Bound<'_, PyDict>>,
         joined: bool,
+        max_age: Option<f64>,
+        stale_penalty: i64,
     ) -> PyResult<Self> {
         let policy = Policy {
             reserve_output,
@@ -73,6 +76,8 @@ impl PyPacker {
             separator: separator.to_owned(),
             elision_marker: elision_marker.to_owned(),
             joined,
+            max_age,
+            stale_penalty,
         };
         let builtin = tokenizer.as_ref().map(|tokenizer| tokenizer.inner);
         let mut inner = Packer::new(builtin, policy);
@@ -112,7 +117,8 @@ impl PyPacker {
         enter_core(py, work_bytes, || Ok(self.inner.total_up_to(&core, limit.0)))
     }
 
-    #[pyo3(signature = (segments, budget, counts = None, separator_tokens = 0, *, caps = true))]
+    #[pyo3(signature = (segments, budget, counts = None, separator_tokens = 0, *, caps = true, now = None))]
+    #[allow(clippy::too_many_arguments)]
     fn pack(
         &self,
         py: Python<'_>,
@@ -121,13 +127,14 @@ impl PyPacker {
         counts: Option<Vec<usize>>,
         separator_tokens: usize,
         caps: bool,
+        now: Option<f64>,
     ) -> PyResult<PyPackResult> {
         let (inputs, core) = core_segments(segments)?;
         let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
         let external = counts.as_deref().map(|counts| (counts, separator_tokens));
         let pack = || {
             if caps {
-                self.inner.pack(&core, budget.0, external)
+                self.inner.pack_at(&core, budget.0, external, now)
             } else {
                 self.inner.pack_without_caps(&core, budget.0, external)
             }

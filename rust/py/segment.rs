@@ -6,7 +6,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use pyo3::types::PyDateTime;
+
 use super::convert::{text_arg, type_error, TruncationArg};
+use super::freshness::{datetime, FreshnessArgs};
 use crate::segment::{Pin, Segment, Truncation};
 
 /// Whether a segment's text came from a trusted source (the system, the user) or not (tool output,
@@ -54,7 +57,8 @@ impl PySegment {
     #[pyo3(signature = (
         text, *, id = None, kind = "history", role = None, priority = None, pin = None, required = false,
         group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = "trusted",
-        metadata = None, overhead = 0, stub = None
+        metadata = None, overhead = 0, stub = None, observed_at = None, expires_at = None, ttl = None, key = None,
+        version = 0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -74,6 +78,11 @@ impl PySegment {
         metadata: Option<Py<PyAny>>,
         overhead: usize,
         stub: Option<String>,
+        observed_at: Option<&Bound<'_, PyAny>>,
+        expires_at: Option<&Bound<'_, PyAny>>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        key: Option<String>,
+        version: i64,
     ) -> PyResult<Self> {
         let text: Arc<str> = Arc::from(text_arg(text, "text")?.as_ref());
         if kind.is_empty() {
@@ -99,6 +108,9 @@ impl PySegment {
         core.relevance = relevance;
         core.overhead = overhead;
         core.stub = stub.map(Arc::from);
+        let who =
+            id.as_deref().map_or_else(|| format!("of kind {kind:?} ({})", preview(&core.text)), |id| format!("{id:?}"));
+        core.freshness = FreshnessArgs { observed_at, expires_at, ttl, key, version }.check(&who)?;
         Ok(Self { core, explicit_id: id, role, summarizable, trust, metadata })
     }
 
@@ -169,15 +181,38 @@ impl PySegment {
             Trust::Untrusted => "untrusted",
         }
     }
+    /// When its content was observed, as an aware datetime in UTC.
+    #[getter]
+    fn observed_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
+        datetime(py, self.core.freshness.observed_at)
+    }
+    /// When it stops being true (from `expires_at`, or `observed_at` plus `ttl`).
+    #[getter]
+    fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
+        datetime(py, self.core.freshness.expires_at)
+    }
+    #[getter]
+    fn key(&self) -> Option<&str> {
+        self.core.freshness.key.as_deref()
+    }
+    #[getter]
+    fn version(&self) -> i64 {
+        self.core.freshness.version
+    }
     #[getter]
     fn metadata(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.metadata.as_ref().map(|metadata| metadata.clone_ref(py))
     }
 
     fn __repr__(&self) -> String {
-        let preview: String = self.core.text.chars().take(40).collect();
-        let more = if self.core.text.chars().nth(40).is_some() { "…" } else { "" };
         let id = self.explicit_id.as_deref().map(|id| format!("id={id:?}, ")).unwrap_or_default();
-        format!("Segment({preview:?}{more}, {id}kind={:?})", self.core.kind)
+        format!("Segment({}, {id}kind={:?})", preview(&self.core.text), self.core.kind)
     }
+}
+
+/// The start of a text, quoted, for messages.
+fn preview(text: &str) -> String {
+    let start: String = text.chars().take(40).collect();
+    let more = if text.chars().nth(40).is_some() { "…" } else { "" };
+    format!("{start:?}{more}")
 }

@@ -18,6 +18,8 @@ use crate::segment::Segment;
 /// `reserve` (tokens, or a fraction of the usable budget) is what all summaries may take.
 /// Only segments whose kind is in `kinds` and that allow it (`Segment(summarize=True)`) are summarised.
 #[pyfunction]
+#[pyo3(signature = (packer, segments, budget, kinds, reserve, merge, now = None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_summaries(
     py: Python<'_>,
     packer: PyRef<'_, PyPacker>,
@@ -26,6 +28,7 @@ pub(crate) fn plan_summaries(
     kinds: BTreeSet<String>,
     reserve: AmountArg,
     merge: bool,
+    now: Option<f64>,
 ) -> PyResult<Vec<(Vec<usize>, usize, String)>> {
     let usable = budget.0.saturating_sub(packer.core().policy().reserve_output);
     let reserve = reserve.0.resolve(usable);
@@ -36,7 +39,7 @@ pub(crate) fn plan_summaries(
     };
     let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
     let allocator = packer.core();
-    let plan = || allocator.plan_summaries(&core, budget.0, &kinds, &allowed, reserve, merge);
+    let plan = || allocator.plan_summaries(&core, budget.0, &kinds, &allowed, reserve, merge, now);
     let runs = enter_core(py, work_bytes, plan).map_err(|error| packer.interrupted(error))?;
     Ok(runs
         .into_iter()
@@ -51,7 +54,8 @@ pub(crate) fn plan_summaries(
 /// the hook's text or `None` when it failed, what went wrong); `truncate`: a failed run's own text, cut,
 /// stands in (else it stays evicted); `hook` names the hook. Each summary `Segment` records its lineage.
 #[pyfunction]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (packer, segments, budget, runs, truncate, hook, now = None))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub(crate) fn pack_summarised(
     py: Python<'_>,
     packer: PyRef<'_, PyPacker>,
@@ -60,6 +64,7 @@ pub(crate) fn pack_summarised(
     runs: Vec<(Vec<usize>, usize, Option<String>, Option<String>)>,
     truncate: bool,
     hook: String,
+    now: Option<f64>,
 ) -> PyResult<PyPackResult> {
     let (inputs, core) = core_segments(segments)?;
     let Inputs::Segments(mut inputs) = inputs else {
@@ -78,7 +83,7 @@ pub(crate) fn pack_summarised(
         .collect();
     let work_bytes = core.iter().map(|segment| segment.text.len()).sum::<usize>();
     let allocator = packer.core();
-    let summarised = enter_core(py, work_bytes, || allocator.pack_summarised(&core, budget.0, &plans))
+    let summarised = enter_core(py, work_bytes, || allocator.pack_summarised(&core, budget.0, &plans, now))
         .map_err(|error| packer.interrupted(error))?;
     let mut all: Vec<Segment> = core.to_vec();
     for extra in &summarised.extras {
