@@ -13,6 +13,7 @@ mod segment;
 mod session;
 mod tokenizer;
 mod truncation;
+mod trust;
 
 #[cfg(feature = "python")]
 mod py;
@@ -33,10 +34,14 @@ pub use packer::{
     Truncators,
 };
 pub use policy::{Amount, Policy, Quota};
-pub use segment::{content_hash, Pin, Segment, Truncation};
+pub use segment::{content_hash, Freshness, Pin, Segment, Truncation};
 pub use session::{
     Applied, CacheReport, Earlier, Held, HeldSummaries, Marks, Outcomes, Plan, Session, SessionPack, SessionRun,
     Settings, FIRST_PACK,
 };
 pub use tokenizer::{Encoding, Keep, Tokenizer};
 pub use truncation::{Strategy, Truncated, DEFAULT_MARKER};
+pub use trust::{
+    datamark, fenced, neutralise, Fence, Patterns, Prepared, TrustPolicy, BUILTIN_PATTERNS, DATAMARK, FENCE_CLOSE,
+    FENCE_OPEN, PATTERNS_VERSION,
+};

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::segment::Truncation;
+use crate::trust::TrustPolicy;
 
 /// A size: a number of tokens or a fraction of the usable budget (budget minus the output reserve).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +63,8 @@ pub struct Policy {
     /// `stale_penalty`.
     pub max_age: Option<f64>,
     pub stale_penalty: i64,
+    /// How untrusted segments are fenced, demoted and scanned.
+    pub trust: TrustPolicy,
 }
 
 impl Default for Policy {
@@ -79,6 +82,7 @@ impl Default for Policy {
             joined: true,
             max_age: None,
             stale_penalty: 0,
+            trust: TrustPolicy::default(),
         }
     }
 }

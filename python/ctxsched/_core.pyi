@@ -5,6 +5,12 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeAlias, final
 
 __all__ = [
+    "BUILTIN_PATTERNS",
+    "DATAMARK",
+    "FENCE_CLOSE",
+    "FENCE_NOTICES",
+    "FENCE_OPEN",
+    "PATTERNS_VERSION",
     "CacheReport",
     "ChatSession",
     "ChatSummaries",
@@ -180,7 +186,8 @@ class Segment:
         min_tokens: a cut segment keeps at least this many tokens, or is not cut.
         summarizable: whether a summariser may replace it when evicted (used by summarisation hooks).
         relevance: for kinds the policy reorders: the most relevant go to the edges of their run.
-        trust: ``"trusted"`` or ``"untrusted"``, passed through.
+        trust: ``"trusted"`` or ``"untrusted"`` (text from tools, files or the web): an untrusted segment is
+            fenced when sent, scanned for injection patterns, and never pinned (see ``Policy.trust``).
         metadata: anything, passed through untouched.
         overhead: tokens it costs beyond its text (a chat message's framing, its tool calls, images):
             counted in its size, never cut.
@@ -355,6 +362,10 @@ class Decision:
     def fallback(self) -> str | None:
         """Why its own strategy was not the one used (a failing truncator, JSON that did not parse), if so."""
 
+    @property
+    def flags(self) -> list[str]:
+        """What trust did to it: a demoted pin, the injection patterns it matched, a quarantine."""
+
 @final
 class KindUsage:
     """Tokens of one kind against its quota (``min`` and ``max`` resolved to tokens)."""
@@ -437,6 +448,11 @@ class Packer:
         joined: bool = True,
         max_age: float | None = None,
         stale_penalty: int = 0,
+        fence: Literal["delimit", "datamark", "none"] = "delimit",
+        demote_pins: bool = False,
+        quarantine: bool = False,
+        builtin_patterns: bool = True,
+        patterns: Sequence[tuple[str, str]] = ...,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...
@@ -622,6 +638,13 @@ def pack_summarised(
     now: float | None = None,
 ) -> PackResult:
     """The summary step's second phase: pack with each run's summary (or its fallback) in place of its first member."""
+
+FENCE_OPEN: str
+FENCE_CLOSE: str
+DATAMARK: str
+PATTERNS_VERSION: str
+BUILTIN_PATTERNS: list[tuple[str, str]]
+FENCE_NOTICES: dict[str, str]
 
 def pack_chat(
     messages: object,

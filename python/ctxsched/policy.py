@@ -18,6 +18,7 @@ __all__ = [
     "Policy",
     "Quota",
     "Summaries",
+    "Trust",
     "Watermarks",
 ]
 
@@ -126,6 +127,30 @@ class Summaries(BaseModel):
         return self.fallback == "truncate"
 
 
+class Trust(BaseModel):
+    """What happens to untrusted segments (``Segment(trust="untrusted")``; see ``ctxsched.trust``).
+
+    ``fence``: how they are marked when sent: ``"delimit"`` (between ``<untrusted_data>`` markers, the same
+    bytes on every call), ``"datamark"`` (words joined by U+02C6, the modifier circumflex) or ``"none"``;
+    inside the text, copies of the markers and of special tokens are neutralised either way.
+    ``untrusted_pins``: a pin on an untrusted segment is an ``"error"`` (``PolicyError``), or ``"demote"``s it
+    to a required segment in its natural place (its decision says so). Untrusted text that matches an
+    injection pattern (the built-in list, unless ``builtin_patterns`` is false, and ``patterns``: name to
+    regular expression, Rust ``regex`` syntax, case-insensitive) is flagged in its decision; with
+    ``quarantine`` it is replaced by a note naming the patterns.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fence: Literal["delimit", "datamark", "none"] = "delimit"
+    untrusted_pins: Literal["error", "demote"] = "error"
+    quarantine: bool = False
+    builtin_patterns: bool = True
+    patterns: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
+
+
 class Policy(BaseModel):
     """How the scheduler shares the budget between kinds of segments.
 
@@ -170,6 +195,7 @@ class Policy(BaseModel):
         "their priority drops by stale_penalty.",
     )
     stale_penalty: int = Field(default=20, ge=0, description="How much priority a stale segment loses.")
+    trust: Trust = Field(default_factory=Trust, description="How untrusted segments are fenced, pinned and scanned.")
 
     @model_validator(mode="after")
     def _max_age_positive(self) -> Self:
@@ -225,4 +251,9 @@ class Policy(BaseModel):
             "elision_marker": self.elision_marker,
             "max_age": None if self.max_age is None else self.max_age.total_seconds(),
             "stale_penalty": self.stale_penalty,
+            "fence": self.trust.fence,
+            "demote_pins": self.trust.untrusted_pins == "demote",
+            "quarantine": self.trust.quarantine,
+            "builtin_patterns": self.trust.builtin_patterns,
+            "patterns": list(self.trust.patterns.items()),
         }

@@ -134,6 +134,8 @@ pub struct Decision {
     pub strategy: Option<String>,
     /// Why the segment's own strategy was not the one used (or what `auto` tried first), if so.
     pub fallback: Option<String>,
+    /// What trust did to it: a demoted pin, matched injection patterns, a quarantine.
+    pub flags: Vec<String>,
 }
 
 impl Decision {

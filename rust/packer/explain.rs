@@ -40,6 +40,9 @@ impl Packed {
                 tokens,
                 decision.detail()
             );
+            for flag in &decision.flags {
+                let _ = writeln!(out, "  {:<9} {:<id_width$} {:<kind_width$} {:>14}  {flag}", "", "", "", "");
+            }
         }
         let _ = writeln!(out, "usage by kind:");
         for (kind, usage) in &self.usage {

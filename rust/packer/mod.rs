@@ -29,6 +29,7 @@ use crate::policy::Policy;
 use crate::segment::{Segment, Truncation};
 use crate::tokenizer::Tokenizer;
 use crate::truncation::Strategy;
+use crate::trust;
 use allocate::{Allocator, Plan};
 use cuts::{CutText, Cuts};
 use sizes::Known;
@@ -139,6 +140,24 @@ fn mandatory_members(plan: &Plan) -> Vec<usize> {
     plan.units.iter().filter(|unit| unit.mandatory).flat_map(|unit| unit.members.iter().copied()).collect()
 }
 
+/// Untrusted segments as sent (fenced, and in the text they were packed with: neutralised, datamarked or
+/// quarantined), and what trust did to each in its decision.
+fn fence(packed: &mut Packed, prepared: &trust::Prepared, fence: trust::Fence) {
+    let untrusted = prepared.segments.iter().enumerate().filter(|(_, segment)| segment.untrusted);
+    for index in untrusted.map(|(index, _)| index) {
+        if let Some(decision) = packed.decisions.get_mut(index) {
+            decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
+            if decision.outcome.is_err() {
+                continue;
+            }
+        }
+        let sent = packed.text_of(&prepared.segments, index).map(|text| trust::fenced(text, fence));
+        if let (Some(slot), Some(sent)) = (packed.texts.get_mut(index), sent) {
+            *slot = Some(sent);
+        }
+    }
+}
+
 /// A kept cut segment up to this many bytes is counted in full for the log ("cut 34999 -> 1500"); a longer
 /// one shows the lower bound its cut needed ("cut ≥1501 -> 1500").
 const LOG_COUNT_LIMIT: usize = 1 << 20;
@@ -225,6 +244,8 @@ impl Packer {
     ) -> Result<Packed> {
         check_ids(segments)?;
         self.check_hooks(segments)?;
+        let prepared = trust::prepare(segments, &policy.trust, self.tokenizer)?;
+        let segments = prepared.as_ref().map_or(segments, |prepared| &prepared.segments);
         let usable = budget.checked_sub(self.policy.reserve_output).ok_or_else(|| SchedError::Budget {
             needed: self.policy.reserve_output,
             usable: 0,
@@ -267,6 +288,9 @@ impl Packer {
             let mut packed = self.realise(&allocator, plan, budget, cuts)?;
             if let Some(stubbed) = &stubbed {
                 stubbed.mark(&mut packed);
+            }
+            if let Some(prepared) = &prepared {
+                fence(&mut packed, prepared, policy.trust.fence);
             }
             Ok::<Packed, SchedError>(packed)
         };
@@ -511,6 +535,7 @@ impl Packer {
                 cut,
                 strategy,
                 fallback,
+                flags: Vec::new(),
             });
         }
         Ok(Packed {

@@ -256,6 +256,7 @@ fn remap(inputs: usize, extras: &[Segment], origin: &[usize], runs: &Runs<'_>, p
             cut: None,
             strategy: None,
             fallback: summary.failure.clone(),
+            flags: Vec::new(),
         });
     }
     let order = packed.order.iter().filter_map(|&position| origin.get(position).copied()).collect();
@@ -277,6 +278,7 @@ fn undecided(index: usize) -> Decision {
         cut: None,
         strategy: None,
         fallback: Some("no phase of the summary step decided it".to_owned()),
+        flags: Vec::new(),
     }
 }
 

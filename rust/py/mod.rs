@@ -62,6 +62,22 @@ pub mod _core {
     fn init(module: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
         module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        super::trust_constants(module)?;
         module.add("PanicException", module.py().get_type::<pyo3::panic::PanicException>())
     }
+}
+
+/// The trust rules Python shows its users (they live in `crate::trust`, written once).
+fn trust_constants(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    use crate::trust::{Fence, BUILTIN_PATTERNS, DATAMARK, FENCE_CLOSE, FENCE_OPEN, PATTERNS_VERSION};
+    module.add("FENCE_OPEN", FENCE_OPEN)?;
+    module.add("FENCE_CLOSE", FENCE_CLOSE)?;
+    module.add("DATAMARK", DATAMARK.to_string())?;
+    module.add("PATTERNS_VERSION", PATTERNS_VERSION)?;
+    module.add("BUILTIN_PATTERNS", BUILTIN_PATTERNS.to_vec())?;
+    let notices = pyo3::types::PyDict::new(module.py());
+    for (name, fence) in [("delimit", Fence::Delimit), ("datamark", Fence::Datamark), ("none", Fence::None)] {
+        notices.set_item(name, fence.notice())?;
+    }
+    module.add("FENCE_NOTICES", notices)
 }

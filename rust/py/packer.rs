@@ -12,9 +12,11 @@ use super::enter_core;
 use super::result::{Inputs, PyPackResult};
 use super::segment::PySegment;
 use super::tokenizer::{PyTokenizer, TokenLimit};
+use crate::error::SchedError;
 use crate::packer::{Packer, TruncatorFailure, Truncators};
 use crate::policy::{Policy, Quota};
 use crate::segment::Segment;
+use crate::trust::{Fence, Patterns, TrustPolicy};
 
 /// A tokenizer (or none, for counts computed in Python), a policy in core form, and the count memo.
 #[pyclass(frozen, name = "Packer", module = "ctxsched._core")]
@@ -43,9 +45,10 @@ impl PyPacker {
         tokenizer, *, reserve_output = 0, quotas = BTreeMap::new(), segment_caps = BTreeMap::new(),
         priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
         separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true,
-        max_age = None, stale_penalty = 0
+        max_age = None, stale_penalty = 0, fence = "delimit", demote_pins = false, quarantine = false,
+        builtin_patterns = true, patterns = Vec::new()
     ))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn py_new(
         tokenizer: Option<PyRef<'_, PyTokenizer>>,
         reserve_output: usize,
@@ -61,7 +64,17 @@ impl PyPacker {
         joined: bool,
         max_age: Option<f64>,
         stale_penalty: i64,
+        fence: &str,
+        demote_pins: bool,
+        quarantine: bool,
+        builtin_patterns: bool,
+        patterns: Vec<(String, String)>,
     ) -> PyResult<Self> {
+        let fence = Fence::parse(fence).ok_or_else(|| {
+            SchedError::InvalidPolicy(format!("fence must be 'delimit', 'datamark' or 'none', not {fence:?}"))
+        })?;
+        let patterns = Arc::new(Patterns::new(builtin_patterns, &patterns)?);
+        let trust = TrustPolicy { fence, demote_pins, quarantine, patterns };
         let policy = Policy {
             reserve_output,
             quotas: quotas
@@ -78,6 +91,7 @@ impl PyPacker {
             joined,
             max_age,
             stale_penalty,
+            trust,
         };
         let builtin = tokenizer.as_ref().map(|tokenizer| tokenizer.inner);
         let mut inner = Packer::new(builtin, policy);

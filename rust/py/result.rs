@@ -68,6 +68,7 @@ pub(crate) struct PyDecision {
     tokens_after: usize,
     strategy: Option<String>,
     fallback: Option<String>,
+    flags: Vec<String>,
 }
 
 impl PyDecision {
@@ -85,6 +86,7 @@ impl PyDecision {
             tokens_after: decision.tokens_after,
             strategy: decision.strategy.clone(),
             fallback: decision.fallback.clone(),
+            flags: decision.flags.clone(),
         }
     }
 }

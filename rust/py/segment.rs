@@ -9,16 +9,8 @@ use pyo3::types::PyString;
 use pyo3::types::PyDateTime;
 
 use super::convert::{text_arg, type_error, TruncationArg};
-use super::freshness::{datetime, FreshnessArgs};
+use super::freshness::{datetime, FreshnessArgs, SegmentError};
 use crate::segment::{Pin, Segment, Truncation};
-
-/// Whether a segment's text came from a trusted source (the system, the user) or not (tool output,
-/// retrieved documents). Recorded and passed through for the policies that will use it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trust {
-    Trusted,
-    Untrusted,
-}
 
 #[pyclass(frozen, name = "Segment", module = "ctxsched._core")]
 pub(crate) struct PySegment {
@@ -27,7 +19,6 @@ pub(crate) struct PySegment {
     pub(crate) explicit_id: Option<String>,
     pub(crate) role: Option<String>,
     pub(crate) summarizable: bool,
-    pub(crate) trust: Trust,
     pub(crate) metadata: Option<Py<PyAny>>,
 }
 
@@ -47,7 +38,7 @@ impl PySegment {
     /// A segment the core made (a conversation's), with its id given.
     pub(crate) fn from_core(core: Segment, role: Option<String>) -> Self {
         let explicit_id = Some(core.id.to_string());
-        Self { core, explicit_id, role, summarizable: false, trust: Trust::Trusted, metadata: None }
+        Self { core, explicit_id, role, summarizable: false, metadata: None }
     }
 }
 
@@ -91,11 +82,14 @@ impl PySegment {
         if !relevance.is_finite() {
             return Err(PyValueError::new_err(format!("relevance must be a finite number, not {relevance}")));
         }
-        let trust = match trust {
-            "trusted" => Trust::Trusted,
-            "untrusted" => Trust::Untrusted,
+        let who =
+            id.as_deref().map_or_else(|| format!("of kind {kind:?} ({})", preview(&text)), |id| format!("{id:?}"));
+        let untrusted = match trust {
+            "trusted" => false,
+            "untrusted" => true,
             other => {
-                return Err(PyValueError::new_err(format!("trust must be 'trusted' or 'untrusted', not {other:?}")))
+                let problem = format!("segment {who}: trust must be 'trusted' or 'untrusted', not {other:?}");
+                return Err(SegmentError::new_err(problem));
             }
         };
         let mut core = Segment::new(id.clone().unwrap_or_default(), kind, text);
@@ -108,10 +102,9 @@ impl PySegment {
         core.relevance = relevance;
         core.overhead = overhead;
         core.stub = stub.map(Arc::from);
-        let who =
-            id.as_deref().map_or_else(|| format!("of kind {kind:?} ({})", preview(&core.text)), |id| format!("{id:?}"));
+        core.untrusted = untrusted;
         core.freshness = FreshnessArgs { observed_at, expires_at, ttl, key, version }.check(&who)?;
-        Ok(Self { core, explicit_id: id, role, summarizable, trust, metadata })
+        Ok(Self { core, explicit_id: id, role, summarizable, metadata })
     }
 
     #[getter]
@@ -176,9 +169,10 @@ impl PySegment {
     }
     #[getter]
     fn trust(&self) -> &'static str {
-        match self.trust {
-            Trust::Trusted => "trusted",
-            Trust::Untrusted => "untrusted",
+        if self.core.untrusted {
+            "untrusted"
+        } else {
+            "trusted"
         }
     }
     /// When its content was observed, as an aware datetime in UTC.
