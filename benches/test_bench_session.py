@@ -35,6 +35,11 @@ from ctxsched.formats import chat
 from tests.reference import reference
 
 TRANSCRIPTS = int(os.environ.get("BENCH_SESSION_TRANSCRIPTS", "12"))
+FENCE_OPEN = cs.trust.FENCE_OPEN
+#: What one fence costs, its two markers counted with tiktoken.
+FENCE_TOKENS = sum(
+    len(reference("o200k_base").encode_ordinary(marker)) for marker in (FENCE_OPEN, cs.trust.FENCE_CLOSE)
+)
 PLOTTED = ("session", "langchain")
 PLOT = Path(__file__).resolve().parent / "results" / "session_time_per_turn.png"
 
@@ -62,14 +67,19 @@ def fake_summariser(budget: int) -> Callable[[list[cs.Segment], int], str]:
     return summarise
 
 
-def _session(budget: int, summaries: bool = False) -> Start:
+#: Tool results sent as they are: the cost of the default fence is the difference from this row.
+UNFENCED = cs.chat_policy().model_copy(update={"trust": cs.Policy.model_validate({"trust": {"fence": "none"}}).trust})
+
+
+def _session(budget: int, summaries: bool = False, fence: bool = True) -> Start:
     if not hasattr(cs, "Session"):
         pytest.skip("ctxsched.Session is not in this build")
     HOOK_CALLS[budget] = 0
 
     def start() -> Step:
         hook = fake_summariser(budget) if summaries else None
-        session = cs.Session(budget, summarizer=hook, store=cs.stores.MemoryStore())
+        policy = None if fence else UNFENCED
+        session = cs.Session(budget, policy=policy, summarizer=hook, store=cs.stores.MemoryStore())
         seen = 0
 
         def step(messages: list[Message], turn: int) -> tuple[list[Message], list[int | None] | None]:
@@ -168,6 +178,7 @@ def _peer(factory: Callable[[], Callable[[list[Message], int], list[Message]]]) 
 IMPLEMENTATIONS: dict[str, Callable[[int], Start]] = {
     "session": _session,
     "session_summaries": lambda budget: _session(budget, summaries=True),
+    "session_unfenced": lambda budget: _session(budget, fence=False),
     "stateless": _stateless,
     "langchain": _peer(_langchain),
     "llamaindex": _peer(_llamaindex),
@@ -229,6 +240,7 @@ def test_session_loop(benchmark: BenchmarkFixture, implementation: str, budget: 
     benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
 
     figures = CacheFigures()
+    fences = 0
     found: dict[str, int] = {}
     invalid_calls = 0
     utilisation = []
@@ -245,6 +257,7 @@ def test_session_loop(benchmark: BenchmarkFixture, implementation: str, budget: 
             if cs.count_messages(conversation) > budget:
                 utilisation.append(cs.count_messages(out) / budget)
             figures.call(conversation, out, indices)
+            fences += sum(isinstance(m.get("content"), str) and m["content"].startswith(FENCE_OPEN) for m in out)
     milliseconds = [second * 1e3 for second in seconds]
     benchmark.extra_info.update(
         transcripts=len(transcripts),
@@ -255,6 +268,7 @@ def test_session_loop(benchmark: BenchmarkFixture, implementation: str, budget: 
         **figures.summary(),
         ms_per_turn_mean=round(statistics.mean(milliseconds), 3),
         ms_per_turn_median=round(statistics.median(milliseconds), 3),
+        fence_tokens_per_call=round(fences * FENCE_TOKENS / len(seconds), 1),
     )
     if implementation == "session_summaries":
         benchmark.extra_info["hook_calls_per_turn"] = round(HOOK_CALLS[budget] / len(seconds), 4)

@@ -72,8 +72,9 @@ pub struct Segment {
     pub stub: Option<Arc<str>>,
     /// When it was true, until when, and which memory it is a version of.
     pub freshness: Freshness,
-    /// Its text came from tools, files or the web, not from the user or the developer (see `trust`).
-    pub untrusted: bool,
+    /// Whether its text came from tools, files or the web, not from the user or the developer (see `trust`);
+    /// `None`: as the policy says of its kind.
+    pub untrusted: Option<bool>,
 }
 
 /// When a segment's content was observed and how long it holds, in seconds since the Unix epoch (UTC), and
@@ -105,7 +106,7 @@ impl Segment {
             overhead: 0,
             stub: None,
             freshness: Freshness::default(),
-            untrusted: false,
+            untrusted: None,
         }
     }
 

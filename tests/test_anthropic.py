@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched.formats import AnthropicAccounting
+from tests.fences import fenced, fenced_content
 from tests.packing import words
 
 
@@ -75,7 +76,17 @@ def test_a_fitting_conversation_comes_back_as_the_same_objects() -> None:
     original = conversation([20, 30])
     packed = cs.pack_messages(original, 10_000, format="anthropic")
     check_valid(original, packed)
-    assert all(a is b for a, b in zip(packed.messages["messages"], original["messages"], strict=True))
+    # Messages with tool results come back as copies with those results fenced; the rest are the caller's.
+    for sent, message in zip(packed.messages["messages"], original["messages"], strict=True):
+        results = isinstance(message["content"], list) and any(b["type"] == "tool_result" for b in message["content"])
+        if not results:
+            assert sent is message
+            continue
+        for sent_block, block in zip(sent["content"], message["content"], strict=True):
+            if block["type"] == "tool_result":
+                assert sent_block == dict(block, content=fenced_content(block["content"]))
+            else:
+                assert sent_block == block
     assert packed.messages["system"] is original["system"]
 
 
@@ -141,7 +152,7 @@ def test_repair_drops_orphaned_results_and_unanswered_tool_uses_naming_anthropic
     packed = cs.pack_messages(original, 1000, format="anthropic", repair=True)
     messages = packed.messages["messages"]
     assert [block.get("id") for block in messages[1]["content"]] == [None, "a"]  # tool_use b had no result
-    assert messages[2] is original["messages"][2]
+    assert messages[2]["content"] == [{"type": "tool_result", "tool_use_id": "a", "content": fenced("out")}]
     assert messages[4]["content"] == [{"type": "text", "text": "continue"}]  # the orphaned result is gone
     assert any("message 4" in repair and "ghost" in repair for repair in packed.repairs), packed.repairs
     assert any("message 1" in repair and '"b"' in repair for repair in packed.repairs), packed.repairs

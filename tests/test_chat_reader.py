@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ctxsched as cs
+from tests.fences import as_sent, has_text
 from tests.packing import words
 from tests.reference import reference, reference_tools
 
@@ -184,7 +185,9 @@ def test_every_shape_packs_valid_and_exact(messages: list[Any], budget: int, wit
     check_pairs(packed.messages)
     kept = {id(m) for m in packed.messages}
     for index, message in enumerate(messages):
-        assert (id(message) in kept) == (packed.decision(index).action == "kept")
+        # A kept tool result is sent fenced, as a copy; every other kept message as the caller's object.
+        result = plain(message)["role"] in ("tool", "function") and has_text(plain(message).get("content"))
+        assert (id(message) in kept) == (packed.decision(index).action == "kept" and not result)
 
 
 def test_a_reused_call_id_is_answered_by_the_next_result() -> None:
@@ -198,7 +201,7 @@ def test_a_reused_call_id_is_answered_by_the_next_result() -> None:
     packed = cs.pack_messages(messages, 1_000)
     check_pairs(packed.messages)
     assert packed.tokens == reference_count(packed.messages) <= 1_000
-    assert packed.messages[-1] is messages[-1]  # the latest result, whole
+    assert packed.messages[-1] == as_sent(messages)[-1]  # the latest result, whole (and fenced)
     # Each result is in the group of its own call: a turn and its result go or stay together.
     for call, result in ((1, 2), (3, 4)):
         assert (packed.decision(call).action == "evicted") == (packed.decision(result).action == "evicted")

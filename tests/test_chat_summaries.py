@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched.stores import MemoryStore
+from tests.fences import as_sent
 from tests.session_checks import SUMMARY_HEADER, check_prompt
 from tests.test_anthropic import check_valid
 from tests.test_anthropic import conversation as anthropic_conversation
@@ -61,7 +62,7 @@ def test_without_a_hook_or_when_everything_fits_nothing_changes() -> None:
     assert not summary_positions(plain)
     hook = Summariser()
     small = conversation(3)
-    assert cs.pack_messages(small, 2000, summarizer=hook).messages == small
+    assert cs.pack_messages(small, 2000, summarizer=hook).messages == as_sent(small)
     assert not hook.calls
 
 

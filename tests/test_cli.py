@@ -78,8 +78,9 @@ def test_pack_explains_every_message_and_fits_the_budget(capsys: pytest.CaptureF
     assert len([id for id in lines if ":call-" in id]) == calls
     # The 15k-token test log is cut to the tool_result cap (a fifth of 3,488 usable tokens) by whole lines,
     # keeping its first and last lines.
-    # (Sizes include each message's framing: 15,548 tokens of content + 4.)
-    cut = re.search(r"cut 15552 -> (\d+) tokens by lines: above the tool_result cap of 697", explanation)
+    # (Sizes include each message's framing, 15,548 tokens of content + 4, and the fence of an untrusted tool
+    # result: 10 more.)
+    cut = re.search(r"cut 15562 -> (\d+) tokens by lines: above the tool_result cap of 697", explanation)
     assert cut
     assert int(cut.group(1)) <= 697
     log_lines = messages[3]["content"].splitlines()

@@ -16,8 +16,12 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched.formats import image_tokens
+from tests.fences import as_sent, fenced, fenced_content
 from tests.packing import words
 from tests.reference import reference, reference_tools
+
+#: The fence off: what a user who wants tool results sent as they are sets.
+NO_FENCE = cs.Policy.model_validate({"trust": {"fence": "none"}}).trust
 
 TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "transcripts" / "public.jsonl.gz"
 
@@ -73,10 +77,12 @@ def check_valid(
     for message in out:
         if id(message) in by_identity:
             assert decision(by_identity[id(message)]).action == "kept"
-        elif not repaired:  # a copy: only the content differs
+        elif not repaired:  # a copy: only the content differs (cut, stubbed, or a tool result fenced)
             index = next(i for i, m in enumerate(original) if {k: v for k, v in m.items() if k != "content"} ==
                          {k: v for k, v in message.items() if k != "content"})  # fmt: skip
             assert original[index]["content"] != message["content"]
+            if message["role"] == "tool" and decision(index).action == "kept":
+                assert message["content"] == fenced_content(original[index]["content"])
     # Natural order is kept (system messages first).
     positions = [by_identity.get(id(m), -1) for m in out]
     body = [p for p, m in zip(positions, out, strict=True) if m["role"] not in ("system", "developer") and p >= 0]
@@ -116,10 +122,18 @@ def test_accounting_matches_openais_recipe_and_a_fitting_conversation_comes_back
     messages = conversation([30, 50, 20])
     messages[1]["name"] = "alice"
     assert cs.count_messages(messages) == reference_count(messages)
+    # Tool results are untrusted: fenced copies; everything else is the caller's own object.
     packed = cs.pack_messages(messages, 10_000)
-    assert packed.messages == messages
-    assert all(a is b for a, b in zip(packed.messages, messages, strict=True))
-    assert packed.tokens == reference_count(messages)
+    for sent, message in zip(packed.messages, messages, strict=True):
+        if message["role"] == "tool":
+            assert sent == dict(message, content=fenced(message["content"]))
+        else:
+            assert sent is message
+    assert packed.tokens == reference_count(packed.messages)
+    # With the fence off, the conversation comes back as the very same objects.
+    plain = cs.pack_messages(messages, 10_000, policy=cs.chat_policy().model_copy(update={"trust": NO_FENCE}))
+    assert all(a is b for a, b in zip(plain.messages, messages, strict=True))
+    assert plain.tokens == reference_count(messages)
 
 
 def test_oversized_tool_results_are_cut_and_the_task_survives() -> None:
@@ -264,8 +278,8 @@ def test_generated_conversations_pack_valid_exact_and_faithful(messages: list[di
         assert budget < 1500
         return
     check_valid(messages, packed, budget)
-    if cs.count_messages(messages) <= budget:
-        assert packed.messages == messages
+    if cs.count_messages(as_sent(messages)) <= budget:
+        assert packed.messages == as_sent(messages)
 
 
 def _transcripts() -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ctxsched as cs
+from tests.fences import as_sent
 from tests.packing import words
 from tests.reference import reference_tools
 from tests.session_checks import (
@@ -135,7 +136,7 @@ def test_one_extend_or_one_append_at_a_time_packs_the_same(name: str) -> None:
         single.append(message)
     assert snapshot(whole.pack()) == snapshot(single.pack())
     if name == "fits":
-        assert all(pack[0] == messages[: len(pack[0])] for pack in by_one_extend)
+        assert all(pack[0] == as_sent(messages)[: len(pack[0])] for pack in by_one_extend)
         assert {pack[-1][3] for pack in by_one_extend} == {1}  # one epoch throughout
     else:
         assert by_one_extend[-1][-1][3] > 1, "the conversation was meant to force epochs"
@@ -214,7 +215,7 @@ def test_a_pack_with_a_call_still_waiting_raises_then_the_result_makes_it_work()
     packed = session.pack()
     assert snapshot(packed) == snapshot(twin.pack())
     check_prompt([*messages, call, result], packed, 1500)
-    assert packed.messages[-2:] == [call, result]
+    assert packed.messages[-2:] == as_sent([call, result])
 
 
 def test_a_failed_pack_does_not_count_as_a_pack() -> None:
@@ -257,13 +258,13 @@ def test_tool_definitions_are_reserved_and_part_of_the_cached_prefix() -> None:
     with_tools.extend(messages[:4])
     without.extend(messages[:4])
     first = with_tools.pack()
-    assert first.tokens == reference_count(messages[:4]) + tools_tokens == without.pack().tokens + tools_tokens
+    assert first.tokens == reference_count(as_sent(messages[:4])) + tools_tokens == without.pack().tokens + tools_tokens
     assert first.tools_tokens == tools_tokens
     assert first.cache.prefix_tokens == 0
     with_tools.extend(messages[4:])
     second = with_tools.pack()
     assert second.cache.first_change is None
-    assert second.cache.prefix_tokens == reference_count(messages[:4]) - PRIMING + tools_tokens
+    assert second.cache.prefix_tokens == reference_count(as_sent(messages[:4])) - PRIMING + tools_tokens
     # The tools count against the budget: a budget that holds the messages alone but not with the tools.
     budget = reference_count(messages) + tools_tokens // 2
     tight = cs.Session(budget, tools=TOOLS)
@@ -302,7 +303,7 @@ def test_sync_appends_only_the_new_tail() -> None:
     assert (len(session), session.pending) == (len(messages), len(messages) - 4)
     packed = session.pack()
     assert packed.cache.first_change is None
-    assert packed.messages == messages
+    assert packed.messages == as_sent(messages)
     assert packed.messages[: len(first.messages)] == first.messages
     with pytest.raises(ValueError, match="the conversation has 3 messages but the session has"):
         session.sync(messages[:3])
@@ -357,12 +358,12 @@ def test_epoch_arithmetic() -> None:
 def test_packs_append_until_the_prompt_would_pass_the_budget_then_an_epoch_keeps_the_new_result_whole() -> None:
     messages = coding_turns(TURNS)
     packs = loop_packs(messages, BUDGET)
-    # The first k turns fit whole while reference_count(messages[: 2 + 2k]) <= budget.
-    whole = [reference_count(messages[: 4 + 2 * k]) for k in range(TURNS)]
+    # The first k turns fit whole while the prompt as sent (tool results fenced) is within the budget.
+    whole = [reference_count(as_sent(messages[: 4 + 2 * k])) for k in range(TURNS)]
     fit = next(k for k, tokens in enumerate(whole) if tokens > BUDGET)
     assert fit >= 4
     for k in range(fit):
-        assert packs[k].messages == messages[: 4 + 2 * k], f"pack {k}: the conversation fits, it is sent as is"
+        assert packs[k].messages == as_sent(messages)[: 4 + 2 * k], f"pack {k}: the conversation fits, it is sent as is"
         assert packs[k].tokens == whole[k]
         assert packs[k].cache.epoch == 1
         if k:
@@ -373,7 +374,7 @@ def test_packs_append_until_the_prompt_would_pass_the_budget_then_an_epoch_keeps
         f"pack {fit}: {whole[fit]} tokens whole, over the budget of {BUDGET}, but {epoch.cache!r} "
         f"with the new result {epoch.decision(3 + 2 * fit).action} to {epoch.decision(3 + 2 * fit).tokens_after}"
     )
-    assert epoch.messages[-2:] == messages[2 + 2 * fit : 4 + 2 * fit]
+    assert epoch.messages[-2:] == as_sent(messages)[2 + 2 * fit : 4 + 2 * fit]
     assert epoch.tokens <= LOW
 
 
@@ -393,11 +394,11 @@ def test_an_epoch_cuts_late_and_packs_down_to_the_low_watermark() -> None:
         assert change is not None
         assert change >= 4, change
         assert after.messages[:change] == before.messages[:change]
-        assert after.messages[:4] == messages[:4]
+        assert after.messages[:4] == as_sent(messages)[:4]
         assert after.cache.prefix_tokens == reference_count(before.messages[:change]) - PRIMING
         # Down to the low watermark in one step, the latest turn whole.
         assert after.tokens <= LOW
-        assert after.messages[-2:] == messages[2 + 2 * k : 4 + 2 * k]
+        assert after.messages[-2:] == as_sent(messages)[2 + 2 * k : 4 + 2 * k]
         # Then append-only again until the next epoch.
         changes.append(change)
     assert changes == sorted(changes), "a later epoch does not cut before an earlier one's cut"

@@ -167,7 +167,9 @@ def test_untrusted_text_is_fenced_counted_and_never_in_an_instruction_region(
         assert all(position > pinned for pinned in head if order[pinned].segment.trust == "trusted")
         assert all(position < pinned for pinned in tail if order[pinned].segment.trust == "trusted")
         sent = order[position].text
-        if fence == "delimit":
+        if not order[position].segment.text:
+            assert sent == ""  # nothing to fence
+        elif fence == "delimit":
             # Balanced, and the only markers are the fence's own: the text cannot close it from inside.
             assert sent.startswith(trust.FENCE_OPEN)
             assert sent.endswith(trust.FENCE_CLOSE)

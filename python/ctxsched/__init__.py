@@ -68,7 +68,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    if name in ("stores", "hooks"):
+    if name in ("stores", "hooks", "trust"):
         import importlib
 
         return importlib.import_module(f"ctxsched.{name}")

@@ -222,7 +222,7 @@ class Segment:
         min_tokens: int = 0,
         summarizable: bool = False,
         relevance: float = 0.0,
-        trust: Literal["trusted", "untrusted"] = "trusted",
+        trust: Literal["trusted", "untrusted"] | None = None,
         metadata: Any = None,
         overhead: int = 0,
         stub: str | None = None,
@@ -261,7 +261,8 @@ class Segment:
     @property
     def relevance(self) -> float: ...
     @property
-    def trust(self) -> Literal["trusted", "untrusted"]: ...
+    def trust(self) -> Literal["trusted", "untrusted"] | None:
+        """As given; ``None``: as ``Policy.trust.untrusted_kinds`` says of its kind."""
     @property
     def observed_at(self) -> datetime | None:
         """When its content was observed, in UTC."""
@@ -453,6 +454,7 @@ class Packer:
         quarantine: bool = False,
         builtin_patterns: bool = True,
         patterns: Sequence[tuple[str, str]] = ...,
+        untrusted_kinds: Set[str] = ...,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

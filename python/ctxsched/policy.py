@@ -137,7 +137,9 @@ class Trust(BaseModel):
     to a required segment in its natural place (its decision says so). Untrusted text that matches an
     injection pattern (the built-in list, unless ``builtin_patterns`` is false, and ``patterns``: name to
     regular expression, Rust ``regex`` syntax, case-insensitive) is flagged in its decision; with
-    ``quarantine`` it is replaced by a note naming the patterns.
+    ``quarantine`` it is replaced by a note naming the patterns. ``untrusted_kinds``: segments of these kinds
+    are untrusted unless they say otherwise (``Segment(trust="trusted")``); ``None`` is the format's default:
+    ``["tool_result"]`` in the chat formats, none for ``Scheduler.pack``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -145,6 +147,7 @@ class Trust(BaseModel):
     fence: Literal["delimit", "datamark", "none"] = "delimit"
     untrusted_pins: Literal["error", "demote"] = "error"
     quarantine: bool = False
+    untrusted_kinds: list[Annotated[str, Field(min_length=1)]] | None = None
     builtin_patterns: bool = True
     patterns: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict
@@ -256,4 +259,5 @@ class Policy(BaseModel):
             "quarantine": self.trust.quarantine,
             "builtin_patterns": self.trust.builtin_patterns,
             "patterns": list(self.trust.patterns.items()),
+            "untrusted_kinds": set(self.trust.untrusted_kinds or ()),
         }

@@ -109,6 +109,11 @@ impl Packed {
         parts.collect::<Vec<&str>>().join(separator)
     }
 
+    /// Whether segment `index` is sent with a text other than its own (cut, stubbed or fenced).
+    pub fn rewritten(&self, index: usize) -> bool {
+        self.texts.get(index).is_some_and(Option::is_some)
+    }
+
     /// The placed text of segment `index`.
     pub fn text_of<'a>(&'a self, segments: &'a [Segment], index: usize) -> Option<&'a str> {
         match self.texts.get(index) {
@@ -141,18 +146,37 @@ fn mandatory_members(plan: &Plan) -> Vec<usize> {
 }
 
 /// Untrusted segments as sent (fenced, and in the text they were packed with: neutralised, datamarked or
-/// quarantined), and what trust did to each in its decision.
-fn fence(packed: &mut Packed, prepared: &trust::Prepared, fence: trust::Fence) {
-    let untrusted = prepared.segments.iter().enumerate().filter(|(_, segment)| segment.untrusted);
-    for index in untrusted.map(|(index, _)| index) {
-        if let Some(decision) = packed.decisions.get_mut(index) {
-            decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
-            if decision.outcome.is_err() {
-                continue;
-            }
-        }
+/// quarantined), what trust did to each in its decision, and the fenced ones counted exactly.
+fn fence(
+    packed: &mut Packed,
+    prepared: &trust::Prepared,
+    given: &[Segment],
+    fence: trust::Fence,
+    tokenizer: Option<Tokenizer>,
+) {
+    let untrusted = prepared.segments.iter().enumerate().filter(|(_, segment)| segment.untrusted == Some(true));
+    for (index, segment) in untrusted {
+        // A stub is ctxsched's own words: sent as it is.
+        let stubbed = packed.decisions.get(index).is_some_and(|decision| decision.cut == Some(Cut::Stubbed));
+        let fence = if stubbed { trust::Fence::None } else { fence };
         let sent = packed.text_of(&prepared.segments, index).map(|text| trust::fenced(text, fence));
-        if let (Some(slot), Some(sent)) = (packed.texts.get_mut(index), sent) {
+        let Some(decision) = packed.decisions.get_mut(index) else { continue };
+        decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
+        let (Some(sent), true) = (sent, decision.outcome.is_ok()) else { continue };
+        if let (Some(tokenizer), true) = (tokenizer, prepared.fence_overhead > 0 && !segment.text.is_empty()) {
+            let base = segment.overhead.saturating_sub(prepared.fence_overhead);
+            let exact = tokenizer.count(&sent).saturating_add(base);
+            packed.tokens = packed.tokens.saturating_sub(decision.tokens_after).saturating_add(exact);
+            if let Some(usage) = packed.usage.get_mut(&*segment.kind) {
+                usage.tokens = usage.tokens.saturating_sub(decision.tokens_after).saturating_add(exact);
+            }
+            decision.tokens_before =
+                decision.tokens_before.saturating_sub(decision.tokens_after).saturating_add(exact).max(exact);
+            decision.tokens_after = exact;
+        }
+        // Sent as given (nothing to neutralise, no fence): the caller's own text, not a copy.
+        let unchanged = given.get(index).is_some_and(|given| *given.text == *sent);
+        if let (Some(slot), false) = (packed.texts.get_mut(index), unchanged) {
             *slot = Some(sent);
         }
     }
@@ -245,6 +269,7 @@ impl Packer {
         check_ids(segments)?;
         self.check_hooks(segments)?;
         let prepared = trust::prepare(segments, &policy.trust, self.tokenizer)?;
+        let given = segments;
         let segments = prepared.as_ref().map_or(segments, |prepared| &prepared.segments);
         let usable = budget.checked_sub(self.policy.reserve_output).ok_or_else(|| SchedError::Budget {
             needed: self.policy.reserve_output,
@@ -290,7 +315,7 @@ impl Packer {
                 stubbed.mark(&mut packed);
             }
             if let Some(prepared) = &prepared {
-                fence(&mut packed, prepared, policy.trust.fence);
+                fence(&mut packed, prepared, given, policy.trust.fence, self.tokenizer);
             }
             Ok::<Packed, SchedError>(packed)
         };

@@ -429,7 +429,7 @@ pub(crate) fn output<'py>(
         }
         let Some(origin) = layout.origins.get(unit) else { continue };
         let action = packed.decisions.get(index).map_or("kept", |decision| decision.action());
-        let cut = matches!(action, "truncated" | "stubbed");
+        let cut = matches!(action, "truncated" | "stubbed") || packed.rewritten(index);
         let changed = cut || linked.removed_calls.contains_key(&unit);
         let Some(message) = origin.message else {
             if cut {

@@ -263,7 +263,7 @@ fn output<'py>(
             continue;
         }
         let action = packed.decisions.get(index).map_or("kept", |decision| decision.action());
-        let cut = matches!(action, "truncated" | "stubbed");
+        let cut = matches!(action, "truncated" | "stubbed") || packed.rewritten(index);
         let removed = linked.removed_calls.get(&owner);
         let (Some(original), Some(dict)) = (reading.originals.get(owner), reading.dicts.get(owner)) else { continue };
         if !cut && removed.is_none() {

@@ -47,7 +47,7 @@ impl PySegment {
     #[new]
     #[pyo3(signature = (
         text, *, id = None, kind = "history", role = None, priority = None, pin = None, required = false,
-        group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = "trusted",
+        group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = None,
         metadata = None, overhead = 0, stub = None, observed_at = None, expires_at = None, ttl = None, key = None,
         version = 0
     ))]
@@ -65,7 +65,7 @@ impl PySegment {
         min_tokens: usize,
         summarizable: bool,
         relevance: f64,
-        trust: &str,
+        trust: Option<&str>,
         metadata: Option<Py<PyAny>>,
         overhead: usize,
         stub: Option<String>,
@@ -85,9 +85,10 @@ impl PySegment {
         let who =
             id.as_deref().map_or_else(|| format!("of kind {kind:?} ({})", preview(&text)), |id| format!("{id:?}"));
         let untrusted = match trust {
-            "trusted" => false,
-            "untrusted" => true,
-            other => {
+            None => None,
+            Some("trusted") => Some(false),
+            Some("untrusted") => Some(true),
+            Some(other) => {
                 let problem = format!("segment {who}: trust must be 'trusted' or 'untrusted', not {other:?}");
                 return Err(SegmentError::new_err(problem));
             }
@@ -168,12 +169,8 @@ impl PySegment {
         self.core.relevance
     }
     #[getter]
-    fn trust(&self) -> &'static str {
-        if self.core.untrusted {
-            "untrusted"
-        } else {
-            "trusted"
-        }
+    fn trust(&self) -> Option<&'static str> {
+        self.core.untrusted.map(|untrusted| if untrusted { "untrusted" } else { "trusted" })
     }
     /// When its content was observed, as an aware datetime in UTC.
     #[getter]

@@ -13,6 +13,7 @@
 mod patterns;
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
@@ -73,6 +74,15 @@ pub struct TrustPolicy {
     /// Flagged segments are replaced by a note.
     pub quarantine: bool,
     pub patterns: Arc<Patterns>,
+    /// Kinds whose segments are untrusted unless a segment says otherwise.
+    pub untrusted_kinds: BTreeSet<String>,
+}
+
+impl TrustPolicy {
+    /// Whether `segment` is untrusted: as it says, else as its kind is.
+    pub fn untrusted(&self, segment: &Segment) -> bool {
+        segment.untrusted.unwrap_or_else(|| self.untrusted_kinds.contains(&*segment.kind))
+    }
 }
 
 /// The segments as they are packed (untrusted ones neutralised, marked, demoted or quarantined), and what
@@ -80,7 +90,14 @@ pub struct TrustPolicy {
 pub struct Prepared {
     pub segments: Vec<Segment>,
     pub flags: Vec<Vec<String>>,
+    /// The tokens added to each segment's overhead for its fence (an estimate with a margin; the sent
+    /// text is counted exactly once it is fenced).
+    pub fence_overhead: usize,
 }
+
+/// Tokens can merge across each edge of the fence (a text that starts with a newline, say); one token of
+/// margin per edge keeps the estimate above the exact count, which is made when the text is fenced.
+const FENCE_MARGIN: usize = 2;
 
 /// Copies of the markers and of provider special tokens, in any case.
 static NEUTRALISE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)</?untrusted_data|<\||\|>").ok());
@@ -104,16 +121,20 @@ pub(crate) fn prepare(
     policy: &TrustPolicy,
     tokenizer: Option<Tokenizer>,
 ) -> Result<Option<Prepared>> {
-    if !segments.iter().any(|segment| segment.untrusted) {
+    if !segments.iter().any(|segment| policy.untrusted(segment)) {
         return Ok(None);
     }
     let fence_tokens = match (policy.fence, tokenizer) {
-        (Fence::Delimit, Some(tokenizer)) => tokenizer.count(FENCE_OPEN) + tokenizer.count(FENCE_CLOSE),
+        (Fence::Delimit, Some(tokenizer)) => tokenizer.count(FENCE_OPEN) + tokenizer.count(FENCE_CLOSE) + FENCE_MARGIN,
         _ => 0,
     };
     let mut prepared = segments.to_vec();
     let mut flags = vec![Vec::new(); segments.len()];
-    for (segment, noted) in prepared.iter_mut().zip(flags.iter_mut()).filter(|(segment, _)| segment.untrusted) {
+    for (segment, noted) in prepared.iter_mut().zip(flags.iter_mut()) {
+        if !policy.untrusted(segment) {
+            continue;
+        }
+        segment.untrusted = Some(true);
         if segment.pin != Pin::None {
             let region = if segment.pin == Pin::Head { "head" } else { "tail" };
             if !policy.demote_pins {
@@ -151,16 +172,19 @@ pub(crate) fn prepare(
             segment.content_hash = content_hash(&text);
             segment.text = Arc::from(text);
         }
-        segment.overhead = segment.overhead.saturating_add(fence_tokens);
+        // An empty text says nothing, so it needs no fence.
+        if !segment.text.is_empty() {
+            segment.overhead = segment.overhead.saturating_add(fence_tokens);
+        }
     }
-    Ok(Some(Prepared { segments: prepared, flags }))
+    Ok(Some(Prepared { segments: prepared, flags, fence_overhead: fence_tokens }))
 }
 
-/// The text of an untrusted segment as sent: between the markers when delimited.
+/// The text of an untrusted segment as sent: between the markers when delimited (and not empty).
 pub fn fenced(text: &str, fence: Fence) -> String {
     match fence {
-        Fence::Delimit => format!("{FENCE_OPEN}{text}{FENCE_CLOSE}"),
-        Fence::Datamark | Fence::None => text.to_owned(),
+        Fence::Delimit if !text.is_empty() => format!("{FENCE_OPEN}{text}{FENCE_CLOSE}"),
+        _ => text.to_owned(),
     }
 }
 

@@ -59,6 +59,9 @@ def chat_policy() -> Policy:
 
 _DEFAULT_POLICY = chat_policy()
 
+#: What the chat formats take as untrusted when ``Policy.trust.untrusted_kinds`` is ``None``: tool results.
+CHAT_UNTRUSTED_KINDS = {"tool_result"}
+
 
 @dataclass(frozen=True)
 class PackedMessages:
@@ -295,6 +298,8 @@ def packer_for(encoding: str, policy: Policy, accounting: ChatAccounting) -> Pac
         if len(_PACKERS) >= _PACKER_CACHE_SIZE:
             _PACKERS.pop(next(iter(_PACKERS)))
         arguments = policy.core_arguments()
+        if policy.trust.untrusted_kinds is None:
+            arguments["untrusted_kinds"] = CHAT_UNTRUSTED_KINDS
         # Messages are separate (nothing merges across them); the priming is counted once per prompt.
         arguments.update(separator="", joined=False, reserve_output=policy.reserve_output + accounting.reply_priming)
         packer = _PACKERS[key] = Packer(Tokenizer(encoding), **arguments)

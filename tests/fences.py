@@ -1,0 +1,62 @@
+"""What an untrusted text looks like when sent, written here from the documented rule (not imported from
+the package): copies of the fence's markers (any case) and of special-token brackets are neutralised, ``<``
+becoming U+2039 and ``>`` U+203A, and a non-empty text is wrapped between the two marker lines."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+OPEN = "<untrusted_data>\n"
+CLOSE = "\n</untrusted_data>"
+_COPIES = re.compile(r"</?untrusted_data|<\||\|>", re.IGNORECASE)
+
+
+def neutralised(text: str) -> str:
+    return _COPIES.sub(lambda found: found.group(0).replace("<", "\u2039").replace(">", "\u203a"), text)
+
+
+def fenced(text: str) -> str:
+    """``text`` as a chat format sends a tool result by default."""
+    return OPEN + neutralised(text) + CLOSE if text else text
+
+
+def unfenced(text: str) -> str:
+    """The text inside a fence (``text`` itself if it has none)."""
+    if text.startswith(OPEN) and text.endswith(CLOSE):
+        return text[len(OPEN) : len(text) - len(CLOSE)]
+    return text
+
+
+def fenced_content(content: Any) -> Any:
+    """A message's content with its text fenced: a string, or the longest text part of a list (the part a
+    result is cut in, so the part that carries the fence)."""
+    if isinstance(content, str):
+        return fenced(content)
+    if not isinstance(content, list):
+        return content
+    texts = [
+        index for index, part in enumerate(content) if isinstance(part, dict) and isinstance(part.get("text"), str)
+    ]
+    if not texts:
+        return content
+    longest = max(texts, key=lambda index: (len(content[index]["text"]), -index))
+    return [dict(part, text=fenced(part["text"])) if index == longest else part for index, part in enumerate(content)]
+
+
+def as_sent(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI chat messages as a fitting conversation is sent by default: tool results fenced."""
+    return [
+        dict(message, content=fenced_content(message["content"]))
+        if message.get("role") in ("tool", "function") and message.get("content")
+        else message
+        for message in messages
+    ]
+
+
+def has_text(content: Any) -> bool:
+    """Whether a result has text to fence (a string, or a text part, that is not empty)."""
+    if isinstance(content, str):
+        return bool(content)
+    parts = content if isinstance(content, list) else []
+    return any(isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"] for part in parts)
