@@ -7,6 +7,7 @@ mod allocate;
 mod cuts;
 mod decision;
 mod explain;
+mod fence;
 mod freshness;
 mod place;
 mod sizes;
@@ -135,6 +136,8 @@ pub struct Packer {
     /// Sampled tokens per byte of long texts, by content hash: the number a stub states for a text too
     /// long to count is estimated once, not on every pack of an agent loop.
     densities: Mutex<FxHashMap<u128, f64>>,
+    /// Untrusted texts screened (neutralised, scanned), by content hash.
+    screened: trust::ScreenMemo,
     truncators: Option<Box<dyn Truncators>>,
 }
 
@@ -143,43 +146,6 @@ const MAX_COUNT: usize = 1 << 40;
 
 fn mandatory_members(plan: &Plan) -> Vec<usize> {
     plan.units.iter().filter(|unit| unit.mandatory).flat_map(|unit| unit.members.iter().copied()).collect()
-}
-
-/// Untrusted segments as sent (fenced, and in the text they were packed with: neutralised, datamarked or
-/// quarantined), what trust did to each in its decision, and the fenced ones counted exactly.
-fn fence(
-    packed: &mut Packed,
-    prepared: &trust::Prepared,
-    given: &[Segment],
-    fence: trust::Fence,
-    tokenizer: Option<Tokenizer>,
-) {
-    let untrusted = prepared.segments.iter().enumerate().filter(|(_, segment)| segment.untrusted == Some(true));
-    for (index, segment) in untrusted {
-        // A stub is ctxsched's own words: sent as it is.
-        let stubbed = packed.decisions.get(index).is_some_and(|decision| decision.cut == Some(Cut::Stubbed));
-        let fence = if stubbed { trust::Fence::None } else { fence };
-        let sent = packed.text_of(&prepared.segments, index).map(|text| trust::fenced(text, fence));
-        let Some(decision) = packed.decisions.get_mut(index) else { continue };
-        decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
-        let (Some(sent), true) = (sent, decision.outcome.is_ok()) else { continue };
-        if let (Some(tokenizer), true) = (tokenizer, prepared.fence_overhead > 0 && !segment.text.is_empty()) {
-            let base = segment.overhead.saturating_sub(prepared.fence_overhead);
-            let exact = tokenizer.count(&sent).saturating_add(base);
-            packed.tokens = packed.tokens.saturating_sub(decision.tokens_after).saturating_add(exact);
-            if let Some(usage) = packed.usage.get_mut(&*segment.kind) {
-                usage.tokens = usage.tokens.saturating_sub(decision.tokens_after).saturating_add(exact);
-            }
-            decision.tokens_before =
-                decision.tokens_before.saturating_sub(decision.tokens_after).saturating_add(exact).max(exact);
-            decision.tokens_after = exact;
-        }
-        // Sent as given (nothing to neutralise, no fence): the caller's own text, not a copy.
-        let unchanged = given.get(index).is_some_and(|given| *given.text == *sent);
-        if let (Some(slot), false) = (packed.texts.get_mut(index), unchanged) {
-            *slot = Some(sent);
-        }
-    }
 }
 
 /// A kept cut segment up to this many bytes is counted in full for the log ("cut 34999 -> 1500"); a longer
@@ -202,6 +168,7 @@ impl Packer {
             memo: Mutex::new(FxHashMap::default()),
             cut_memo: Mutex::new(FxHashMap::default()),
             densities: Mutex::new(FxHashMap::default()),
+            screened: Mutex::new(FxHashMap::default()),
             truncators: None,
         }
     }
@@ -268,7 +235,7 @@ impl Packer {
     ) -> Result<Packed> {
         check_ids(segments)?;
         self.check_hooks(segments)?;
-        let prepared = trust::prepare(segments, &policy.trust, self.tokenizer)?;
+        let prepared = trust::prepare(segments, &policy.trust, self.tokenizer, &self.screened)?;
         let given = segments;
         let segments = prepared.as_ref().map_or(segments, |prepared| &prepared.segments);
         let usable = budget.checked_sub(self.policy.reserve_output).ok_or_else(|| SchedError::Budget {
@@ -315,7 +282,7 @@ impl Packer {
                 stubbed.mark(&mut packed);
             }
             if let Some(prepared) = &prepared {
-                fence(&mut packed, prepared, given, policy.trust.fence, self.tokenizer);
+                self.fence(&mut packed, prepared, given, policy.trust.fence);
             }
             Ok::<Packed, SchedError>(packed)
         };

@@ -14,9 +14,10 @@ mod patterns;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use regex::Regex;
+use rustc_hash::FxHashMap;
 
 pub use patterns::{Patterns, BUILTIN_PATTERNS, PATTERNS_VERSION};
 
@@ -115,11 +116,60 @@ pub fn datamark(text: &str) -> String {
     text.replace(' ', &DATAMARK.to_string())
 }
 
+/// What screening one untrusted text found: the text to pack in its place (`None`: the same), and the names
+/// of the injection patterns it matched.
+#[derive(Debug, Clone)]
+pub(crate) struct Screened {
+    text: Option<Arc<str>>,
+    matched: Vec<String>,
+}
+
+/// Screenings by content hash, so that an agent loop scans each result once, not on every pack (one
+/// packer has one policy, so the hash is the key).
+pub(crate) type ScreenMemo = Mutex<FxHashMap<u128, Screened>>;
+
+/// Screenings remembered at most (the memo is cleared past this many texts).
+const SCREEN_MEMO_LIMIT: usize = 1 << 16;
+
+/// `segment`'s text screened under `policy`: neutralised and marked, or quarantined.
+fn screen(segment: &Segment, policy: &TrustPolicy) -> Screened {
+    let matched = policy.patterns.matches(&segment.text);
+    let text: String = if matched.is_empty() || !policy.quarantine {
+        let neutral = neutralise(&segment.text);
+        match policy.fence {
+            Fence::Datamark => datamark(&neutral),
+            _ => neutral.into_owned(),
+        }
+    } else {
+        format!(
+            "[quarantined: this {} matched injection patterns ({}); it is not shown]",
+            segment.kind,
+            matched.join(", ")
+        )
+    };
+    let text = (*text != *segment.text).then(|| Arc::from(text));
+    Screened { text, matched }
+}
+
+fn screened(segment: &Segment, policy: &TrustPolicy, memo: &ScreenMemo) -> Screened {
+    let known = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&segment.content_hash).cloned();
+    known.unwrap_or_else(|| {
+        let found = screen(segment, policy);
+        let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.len() >= SCREEN_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(segment.content_hash, found.clone());
+        found
+    })
+}
+
 /// The untrusted segments made safe to pack under `policy`, or `None` when there are none (nothing to do).
 pub(crate) fn prepare(
     segments: &[Segment],
     policy: &TrustPolicy,
     tokenizer: Option<Tokenizer>,
+    memo: &ScreenMemo,
 ) -> Result<Option<Prepared>> {
     if !segments.iter().any(|segment| policy.untrusted(segment)) {
         return Ok(None);
@@ -148,29 +198,18 @@ pub(crate) fn prepare(
             segment.required = true;
             noted.push(format!("demoted: untrusted, so not pinned to the {region}; required in its place instead"));
         }
-        let matched = policy.patterns.matches(&segment.text);
-        let text: String = if matched.is_empty() || !policy.quarantine {
-            let neutral = neutralise(&segment.text);
-            match policy.fence {
-                Fence::Datamark => datamark(&neutral),
-                _ => neutral.into_owned(),
-            }
-        } else {
-            segment.truncation = Some(Truncation::None);
-            segment.stub = None;
-            format!(
-                "[quarantined: this {} matched injection patterns ({}); it is not shown]",
-                segment.kind,
-                matched.join(", ")
-            )
-        };
+        let Screened { text, matched } = screened(segment, policy, memo);
         if !matched.is_empty() {
             let what = if policy.quarantine { "quarantined" } else { "flagged" };
             noted.push(format!("{what}: matches injection patterns {} (list {PATTERNS_VERSION})", matched.join(", ")));
+            if policy.quarantine {
+                segment.truncation = Some(Truncation::None);
+                segment.stub = None;
+            }
         }
-        if *text != *segment.text {
+        if let Some(text) = text {
             segment.content_hash = content_hash(&text);
-            segment.text = Arc::from(text);
+            segment.text = text;
         }
         // An empty text says nothing, so it needs no fence.
         if !segment.text.is_empty() {
