@@ -30,8 +30,8 @@ pub use chat::{
 };
 pub use error::{Result, SchedError};
 pub use packer::{
-    Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, Summarised, Summary, SummaryRun, TruncatorFailure,
-    Truncators,
+    Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, Placement, Region, Summarised, Summary, SummaryRun,
+    TruncatorFailure, Truncators, HIGH_PRIORITY,
 };
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Freshness, Pin, Segment, Truncation};

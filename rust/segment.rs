@@ -75,6 +75,9 @@ pub struct Segment {
     /// Whether its text came from tools, files or the web, not from the user or the developer (see `trust`);
     /// `None`: as the policy says of its kind.
     pub untrusted: Option<bool>,
+    /// How many turns ago it was written (in a conversation: the assistant messages after it), for the
+    /// untrusted half-life; `None`: not known.
+    pub age: Option<u32>,
 }
 
 /// When a segment's content was observed and how long it holds, in seconds since the Unix epoch (UTC), and
@@ -107,6 +110,7 @@ impl Segment {
             stub: None,
             freshness: Freshness::default(),
             untrusted: None,
+            age: None,
         }
     }
 

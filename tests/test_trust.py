@@ -185,3 +185,36 @@ def test_untrusted_text_is_fenced_counted_and_never_in_an_instruction_region(
     evicted_ids = {evicted.id for evicted in result.evicted}
     assert placed_ids | evicted_ids == {segment.id for segment in given_segments}
     assert not placed_ids & evicted_ids
+
+
+def test_untrusted_content_loses_priority_as_it_ages() -> None:
+    # Room for two of three equal segments: without ageing the two newest stay (ties go to the newest).
+    text = "output " * 40
+    size = tokens(text)
+    old_result = cs.Segment(text, id="old-result", kind="tool_result", trust="untrusted", age=6)
+    note = cs.Segment(text, id="note", kind="history", priority=20, age=6)
+    fresh_result = cs.Segment(text, id="fresh-result", kind="tool_result", trust="untrusted", age=0)
+    policy = {"truncation": {"tool_result": "none"}, "trust": {"fence": "none"}}
+    plain = cs.Scheduler(policy=policy).pack([note, old_result, fresh_result], 2 * size + 5)
+    assert [segment.id for segment in plain.segments] == ["old-result", "fresh-result"]
+    # A half-life of 2 turns: 6 turns old, priority 20 becomes 2; the trusted note keeps its 20.
+    aged = cs.Scheduler(policy={**policy, "trust": {"fence": "none", "half_life": 2}}).pack(
+        [note, old_result, fresh_result], 2 * size + 5
+    )
+    assert [segment.id for segment in aged.segments] == ["note", "fresh-result"]
+    assert "priority 2" in aged.decision(1).detail
+
+
+def test_in_a_conversation_age_is_the_assistant_turns_since() -> None:
+    messages = [
+        {"role": "user", "content": "Read the files."},
+        {"role": "assistant", "content": "Reading.", "tool_calls": [
+            {"id": "c0", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c0", "content": "file a"},
+        {"role": "assistant", "content": "Now b."},
+        {"role": "assistant", "content": "And c."},
+        {"role": "user", "content": "Go on."},
+    ]  # fmt: skip
+    packed = cs.pack_messages(messages, 1_000)
+    ages = {placed.segment.id: placed.segment.age for placed in packed.result.segments}
+    assert [ages[f"{i}:{m['role']}"] for i, m in enumerate(messages)] == [3, 2, 2, 1, 0, 0]

@@ -22,6 +22,7 @@ __all__ = [
     "Packer",
     "PanicException",
     "PlacedSegment",
+    "Placement",
     "Segment",
     "Tokenizer",
     "Truncated",
@@ -201,6 +202,8 @@ class Segment:
             packed (the highest ``version``, then the latest observed, then the latest given); the others
             are evicted as ``superseded``.
         version: its version under ``key``.
+        age: how many turns ago it was written, for ``Policy.trust.half_life`` (in the chat formats, the
+            assistant messages after it).
 
     Raises:
         SegmentError: a naive datetime, ``expires_at`` before ``observed_at``, a negative ``ttl``, ``ttl``
@@ -231,6 +234,7 @@ class Segment:
         ttl: timedelta | float | None = None,
         key: str | None = None,
         version: int = 0,
+        age: int | None = None,
     ) -> Segment: ...
     @property
     def text(self) -> str: ...
@@ -271,6 +275,8 @@ class Segment:
     def expires_at(self) -> datetime | None:
         """When it stops being true (``expires_at``, or ``observed_at`` plus ``ttl``), in UTC."""
 
+    @property
+    def age(self) -> int | None: ...
     @property
     def key(self) -> str | None: ...
     @property
@@ -368,6 +374,30 @@ class Decision:
         """What trust did to it: a demoted pin, the injection patterns it matched, a quarantine."""
 
 @final
+class Placement:
+    """Where one placed segment sits.
+
+    ``region`` is ``"head"`` (head pins), ``"tail"`` (tail pins) or ``"body"``; ``offset`` is the token where
+    it starts (separators included); ``high_priority`` says whether it counts for
+    ``PackResult.placement_score`` (pinned or required, or priority 90 and above).
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def region(self) -> Literal["head", "body", "tail"]: ...
+    @property
+    def high_priority(self) -> bool: ...
+
+@final
 class KindUsage:
     """Tokens of one kind against its quota (``min`` and ``max`` resolved to tokens)."""
 
@@ -397,6 +427,14 @@ class PackResult:
     @property
     def decisions(self) -> list[Decision]:
         """One decision per input segment, in input order."""
+
+    @property
+    def placement(self) -> list[Placement]:
+        """Each placed segment's region and token offset, in prompt order."""
+
+    @property
+    def placement_score(self) -> float | None:
+        """The share of high-priority tokens in the head or the tail (``None``: none placed)."""
 
     def decision(self, index: int) -> Decision:
         """The decision about input segment ``index``.
@@ -455,6 +493,7 @@ class Packer:
         builtin_patterns: bool = True,
         patterns: Sequence[tuple[str, str]] = ...,
         untrusted_kinds: Set[str] = ...,
+        half_life: float | None = None,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

@@ -139,7 +139,9 @@ class Trust(BaseModel):
     regular expression, Rust ``regex`` syntax, case-insensitive) is flagged in its decision; with
     ``quarantine`` it is replaced by a note naming the patterns. ``untrusted_kinds``: segments of these kinds
     are untrusted unless they say otherwise (``Segment(trust="trusted")``); ``None`` is the format's default:
-    ``["tool_result"]`` in the chat formats, none for ``Scheduler.pack``.
+    ``["tool_result"]`` in the chat formats, none for ``Scheduler.pack``. ``half_life``: an untrusted
+    segment's priority halves every this many turns of age (``Segment(age=)``; in the chat formats, the
+    assistant messages after it), rounded down; ``None``: no ageing.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,6 +150,7 @@ class Trust(BaseModel):
     untrusted_pins: Literal["error", "demote"] = "error"
     quarantine: bool = False
     untrusted_kinds: list[Annotated[str, Field(min_length=1)]] | None = None
+    half_life: float | None = Field(default=None, gt=0)
     builtin_patterns: bool = True
     patterns: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict
@@ -260,4 +263,5 @@ class Policy(BaseModel):
             "builtin_patterns": self.trust.builtin_patterns,
             "patterns": list(self.trust.patterns.items()),
             "untrusted_kinds": set(self.trust.untrusted_kinds or ()),
+            "half_life": self.trust.half_life,
         }

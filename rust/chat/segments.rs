@@ -63,6 +63,17 @@ pub fn segments_numbered(
     let latest_turn = latest_turn(messages, linked).filter(|&turn| keep_latest_turn && users.last() < Some(&turn));
     let mut chat = ChatSegments { primary: vec![None; messages.len()], latest_turn, ..ChatSegments::default() };
     let mut names = Names { tokenizer, counts: FxHashMap::default() };
+    // Each message's age: the assistant messages after it (the model's turns since it was written).
+    let mut ages = vec![0u32; messages.len()];
+    let mut later = 0u32;
+    for index in (0..messages.len()).rev() {
+        if let Some(age) = ages.get_mut(index) {
+            *age = later;
+        }
+        if kept(&index) && is_role(messages, index, Role::Assistant) {
+            later = later.saturating_add(1);
+        }
+    }
     for (index, message) in messages.iter().enumerate().filter(|(index, _)| kept(index)) {
         let turn = linked.turns.get(index).copied().flatten();
         let in_latest = turn.is_some() && turn == latest_turn;
@@ -70,6 +81,7 @@ pub fn segments_numbered(
         if message.has_content() {
             let required = required.contains(&Some(index));
             let mut segment = content_segment(message, number(index), &mut names, accounting, required);
+            segment.age = ages.get(index).copied();
             if message.role.is_result() && !message.text.is_empty() {
                 let tool = linked.answers.get(index).copied().flatten().and_then(|(at, number)| {
                     messages.get(at).and_then(|call| call.calls.get(number)).map(|call| call.name.as_str())

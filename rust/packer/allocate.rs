@@ -76,6 +76,7 @@ impl Allocator<'_> {
 
     fn priority_of(&self, index: usize, segment: &Segment) -> i64 {
         let priority = segment.priority.unwrap_or_else(|| self.policy.priority_of(&segment.kind));
+        let priority = self.policy.trust.aged(segment, priority);
         match self.standing.get(index) {
             Some(Standing::Stale) => priority.saturating_sub(self.policy.stale_penalty),
             _ => priority,

@@ -44,6 +44,7 @@ impl Packed {
                 let _ = writeln!(out, "  {:<9} {:<id_width$} {:<kind_width$} {:>14}  {flag}", "", "", "", "");
             }
         }
+        let _ = writeln!(out, "{}", self.placement_line());
         let _ = writeln!(out, "usage by kind:");
         for (kind, usage) in &self.usage {
             let mut line = format!(

@@ -10,6 +10,7 @@ mod explain;
 mod fence;
 mod freshness;
 mod place;
+mod placement;
 mod sizes;
 mod stubs;
 mod summary;
@@ -22,6 +23,7 @@ use rustc_hash::FxHashMap;
 
 pub(crate) use decision::moment;
 pub use decision::{Admission, Cut, Decision, Eviction};
+pub use placement::{Placement, Region, HIGH_PRIORITY};
 pub(crate) use summary::{share_of, MIN_SUMMARY_TOKENS, SUMMARY_PREFIX};
 pub use summary::{Summarised, Summary, SummaryRun};
 
@@ -101,6 +103,8 @@ pub struct Packed {
     pub usable: usize,
     /// Per-kind usage, for every kind present or with a quota.
     pub usage: BTreeMap<String, KindUsage>,
+    /// Tokens of the separator between placed segments (0 for separate messages).
+    pub separator_tokens: usize,
 }
 
 impl Packed {
@@ -538,6 +542,7 @@ impl Packer {
             budget,
             usable: allocator.usable,
             usage,
+            separator_tokens: allocator.separator,
         })
     }
 }

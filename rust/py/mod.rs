@@ -45,7 +45,7 @@ pub mod _core {
     #[pymodule_export]
     use super::packer::PyPacker;
     #[pymodule_export]
-    use super::result::{PyDecision, PyEvictedSegment, PyKindUsage, PyPackResult, PyPlacedSegment};
+    use super::result::{PyDecision, PyEvictedSegment, PyKindUsage, PyPackResult, PyPlacedSegment, PyPlacement};
     #[pymodule_export]
     use super::segment::PySegment;
     #[pymodule_export]

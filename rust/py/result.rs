@@ -122,6 +122,26 @@ impl PyKindUsage {
     }
 }
 
+/// Where one placed segment sits: its token offset (separators included), its tokens, its region (`head`,
+/// `body` or `tail`), and whether it counts as high-priority for the placement score.
+#[pyclass(frozen, get_all, name = "Placement", module = "ctxsched._core")]
+pub(crate) struct PyPlacement {
+    id: String,
+    kind: String,
+    index: usize,
+    offset: usize,
+    tokens: usize,
+    region: &'static str,
+    high_priority: bool,
+}
+
+#[pymethods]
+impl PyPlacement {
+    fn __repr__(&self) -> String {
+        format!("Placement(id={:?}, region={:?}, offset={}, tokens={})", self.id, self.region, self.offset, self.tokens)
+    }
+}
+
 /// The segments a pack was given: the caller's `Segment` objects, or a conversation's segments (made into
 /// `Segment` objects only when asked for), with the role of each.
 pub(crate) enum Inputs {
@@ -244,6 +264,30 @@ impl PyPackResult {
             pyo3::exceptions::PyIndexError::new_err(format!("no segment {index}: the pack had {}", self.core.len()))
         })?;
         Ok(self.py_decision(decision))
+    }
+
+    /// Each placed segment's place, in prompt order.
+    #[getter]
+    fn placement(&self) -> Vec<PyPlacement> {
+        self.packed
+            .placement()
+            .into_iter()
+            .map(|place| PyPlacement {
+                id: self.id(place.index),
+                kind: self.kind(place.index),
+                index: place.index,
+                offset: place.offset,
+                tokens: place.tokens,
+                region: place.region.name(),
+                high_priority: place.high,
+            })
+            .collect()
+    }
+
+    /// The share of high-priority tokens placed in the head or the tail (`None`: none placed).
+    #[getter]
+    fn placement_score(&self) -> Option<f64> {
+        self.packed.placement_score()
     }
 
     /// Exact tokens of `text()`.

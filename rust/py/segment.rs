@@ -49,7 +49,7 @@ impl PySegment {
         text, *, id = None, kind = "history", role = None, priority = None, pin = None, required = false,
         group = None, truncate = None, min_tokens = 0, summarizable = false, relevance = 0.0, trust = None,
         metadata = None, overhead = 0, stub = None, observed_at = None, expires_at = None, ttl = None, key = None,
-        version = 0
+        version = 0, age = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -74,6 +74,7 @@ impl PySegment {
         ttl: Option<&Bound<'_, PyAny>>,
         key: Option<String>,
         version: i64,
+        age: Option<u32>,
     ) -> PyResult<Self> {
         let text: Arc<str> = Arc::from(text_arg(text, "text")?.as_ref());
         if kind.is_empty() {
@@ -104,6 +105,7 @@ impl PySegment {
         core.overhead = overhead;
         core.stub = stub.map(Arc::from);
         core.untrusted = untrusted;
+        core.age = age;
         core.freshness = FreshnessArgs { observed_at, expires_at, ttl, key, version }.check(&who)?;
         Ok(Self { core, explicit_id: id, role, summarizable, metadata })
     }
@@ -181,6 +183,10 @@ impl PySegment {
     #[getter]
     fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
         datetime(py, self.core.freshness.expires_at)
+    }
+    #[getter]
+    fn age(&self) -> Option<u32> {
+        self.core.age
     }
     #[getter]
     fn key(&self) -> Option<&str> {

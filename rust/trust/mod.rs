@@ -77,12 +77,26 @@ pub struct TrustPolicy {
     pub patterns: Arc<Patterns>,
     /// Kinds whose segments are untrusted unless a segment says otherwise.
     pub untrusted_kinds: BTreeSet<String>,
+    /// An untrusted segment's priority halves every this many turns of age.
+    pub half_life: Option<f64>,
 }
 
 impl TrustPolicy {
     /// Whether `segment` is untrusted: as it says, else as its kind is.
     pub fn untrusted(&self, segment: &Segment) -> bool {
         segment.untrusted.unwrap_or_else(|| self.untrusted_kinds.contains(&*segment.kind))
+    }
+
+    /// `priority` of `segment` after its age: an untrusted segment's positive priority halves every
+    /// `half_life` turns (rounded down), so old tool output gives way before the conversation around it.
+    pub fn aged(&self, segment: &Segment, priority: i64) -> i64 {
+        let (Some(half_life), Some(age)) = (self.half_life, segment.age) else { return priority };
+        if priority <= 0 || !self.untrusted(segment) {
+            return priority;
+        }
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        let aged = (priority as f64 * 0.5f64.powf(f64::from(age) / half_life)).floor() as i64;
+        aged
     }
 }
 
@@ -238,6 +252,20 @@ mod tests {
         assert_eq!(sent.matches("</untrusted_data>").count(), 1);
         assert!(sent.ends_with(FENCE_CLOSE));
         assert!(!sent.to_lowercase().contains("<|") && !sent.contains("|>"));
+    }
+
+    #[test]
+    fn an_untrusted_priority_halves_every_half_life() {
+        let policy = TrustPolicy { half_life: Some(2.0), ..TrustPolicy::default() };
+        let mut segment = Segment::new("r", "tool_result", "text");
+        segment.untrusted = Some(true);
+        segment.age = Some(4);
+        assert_eq!(policy.aged(&segment, 20), 5);
+        segment.age = Some(1);
+        assert_eq!(policy.aged(&segment, 20), 14);
+        segment.untrusted = Some(false);
+        assert_eq!(policy.aged(&segment, 20), 20);
+        assert_eq!(TrustPolicy::default().aged(&segment, 20), 20);
     }
 
     #[test]
