@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched import trust
+from tests.fences import fenced
 from tests.reference import reference
 
 # A marker copied in any case, a provider's special tokens: what a hostile text would use to break out.
@@ -218,3 +219,56 @@ def test_in_a_conversation_age_is_the_assistant_turns_since() -> None:
     packed = cs.pack_messages(messages, 1_000)
     ages = {placed.segment.id: placed.segment.age for placed in packed.result.segments}
     assert [ages[f"{i}:{m['role']}"] for i, m in enumerate(messages)] == [3, 2, 2, 1, 0, 0]
+
+
+@pytest.mark.parametrize("format", ["openai", "anthropic"])
+def test_a_poisoned_conversation_is_fenced_and_flagged_and_the_rest_untouched(format: str) -> None:
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": "Make the tests pass."},
+    ]
+    for index, text in enumerate(POISONED + CLEAN):
+        call = {"id": f"c{index}", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        messages.append({"role": "tool", "tool_call_id": f"c{index}", "content": text})
+    messages.append({"role": "user", "content": "Go on."})
+    if format == "anthropic":
+        conversation: object = {"system": "You are a coding agent.", "messages": to_anthropic(messages[1:])}
+    else:
+        conversation = messages
+    packed = cs.pack_messages(conversation, 20_000, format=format)  # type: ignore[arg-type]
+    sent = packed.messages["messages"] if format == "anthropic" else packed.messages  # type: ignore[index]
+    results = results_of(sent, format)
+    assert len(results) == len(POISONED + CLEAN)
+    for text, original in zip(results, POISONED + CLEAN, strict=True):
+        assert text == fenced(original)
+        assert len(MARKER.findall(text)) == 2
+    flagged = [decision for decision in packed.result.decisions if decision.flags]
+    assert len(flagged) == len(POISONED)
+    assert all(decision.kind == "tool_result" for decision in flagged)
+    if format == "openai":
+        assert sent[0] is messages[0]
+        assert sent[1] is messages[1]
+
+
+def to_anthropic(messages: list[dict[str, object]]) -> list[dict[str, object]]:
+    """OpenAI chat turns (without the system message) as Anthropic messages."""
+    out: list[dict[str, object]] = []
+    for message in messages:
+        if message["role"] == "assistant":
+            calls = message["tool_calls"]
+            uses = [{"type": "tool_use", "id": c["id"], "name": "bash", "input": {}} for c in calls]  # type: ignore[attr-defined,index]
+            out.append({"role": "assistant", "content": uses})
+        elif message["role"] == "tool":
+            result = {"type": "tool_result", "tool_use_id": message["tool_call_id"], "content": message["content"]}
+            out.append({"role": "user", "content": [result]})
+        else:
+            out.append({"role": "user", "content": message["content"]})
+    return out
+
+
+def results_of(messages: list[dict[str, object]], format: str) -> list[str]:
+    if format == "openai":
+        return [m["content"] for m in messages if m["role"] == "tool"]  # type: ignore[misc]
+    blocks = [b for m in messages if isinstance(m["content"], list) for b in m["content"]]  # type: ignore[union-attr]
+    return [b["content"] for b in blocks if b["type"] == "tool_result"]
