@@ -119,7 +119,10 @@ def test_a_pinned_untrusted_segment_is_a_policy_error_or_a_recorded_demotion() -
 
 def test_patterns_can_be_added_and_none_can_fail_a_pack() -> None:
     policy = {"trust": {"patterns": {"everything": ".*", "nothing": "$^", "wide": r"(\w+\s*){1,50}"}}}
-    result = cs.Scheduler(policy=policy).pack([cs.Segment("plain text " * 1000, trust="untrusted")], 50)
+    # Flags are read on what is sent: this result is cut to fit, and kept.
+    segment = cs.Segment("plain text " * 1000, kind="tool_result", trust="untrusted")
+    result = cs.Scheduler(policy=policy).pack([segment], 50)
+    assert result.decision(0).action == "truncated"
     assert "everything" in result.decision(0).flags[0]
     assert "nothing" not in result.decision(0).flags[0]
     with pytest.raises(cs.PolicyError, match='injection pattern "broken" does not compile'):

@@ -18,17 +18,21 @@ impl Packer {
         packed: &mut Packed,
         prepared: &trust::Prepared,
         given: &[Segment],
-        fence: trust::Fence,
+        policy: &trust::TrustPolicy,
     ) {
         let untrusted = prepared.segments.iter().enumerate().filter(|(_, segment)| segment.untrusted == Some(true));
         for (index, segment) in untrusted {
             // A stub is ctxsched's own words: sent as it is.
             let stubbed = packed.decisions.get(index).is_some_and(|decision| decision.cut == Some(Cut::Stubbed));
-            let fence = if stubbed { trust::Fence::None } else { fence };
-            let sent = packed.text_of(&prepared.segments, index).map(|text| trust::fenced(text, fence));
+            let fence = if stubbed { trust::Fence::None } else { policy.fence };
+            let kept = packed.decisions.get(index).is_some_and(|decision| decision.outcome.is_ok());
+            let text = packed.text_of(&prepared.segments, index).filter(|_| kept);
+            let flag = text.filter(|_| !stubbed).and_then(|text| trust::flagged(text, policy, &self.screened));
+            let sent = text.map(|text| trust::fenced(text, fence));
             let Some(decision) = packed.decisions.get_mut(index) else { continue };
             decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
-            let (Some(sent), true) = (sent, decision.outcome.is_ok()) else { continue };
+            decision.flags.extend(flag);
+            let Some(sent) = sent else { continue };
             if let (Some(tokenizer), true) = (self.tokenizer, prepared.fence_overhead > 0 && !segment.text.is_empty()) {
                 let base = segment.overhead.saturating_sub(prepared.fence_overhead);
                 let exact = self.count_memoised(tokenizer, &sent).saturating_add(base);

@@ -286,7 +286,7 @@ impl Packer {
                 stubbed.mark(&mut packed);
             }
             if let Some(prepared) = &prepared {
-                self.fence(&mut packed, prepared, given, policy.trust.fence);
+                self.fence(&mut packed, prepared, given, &policy.trust);
             }
             Ok::<Packed, SchedError>(packed)
         };

@@ -146,8 +146,10 @@ pub(crate) type ScreenMemo = Mutex<FxHashMap<u128, Screened>>;
 const SCREEN_MEMO_LIMIT: usize = 1 << 16;
 
 /// `segment`'s text screened under `policy`: neutralised and marked, or quarantined.
+/// Without quarantine the patterns are not matched here: a flag is only worth reading on what is sent, so
+/// `flagged` matches the kept texts after packing, which reads far less than every result in full.
 fn screen(segment: &Segment, policy: &TrustPolicy) -> Screened {
-    let matched = policy.patterns.matches(&segment.text);
+    let matched = if policy.quarantine { policy.patterns.matches(&segment.text) } else { Vec::new() };
     let text: String = if matched.is_empty() || !policy.quarantine {
         let neutral = neutralise(&segment.text);
         match policy.fence {
@@ -214,12 +216,9 @@ pub(crate) fn prepare(
         }
         let Screened { text, matched } = screened(segment, policy, memo);
         if !matched.is_empty() {
-            let what = if policy.quarantine { "quarantined" } else { "flagged" };
-            noted.push(format!("{what}: matches injection patterns {} (list {PATTERNS_VERSION})", matched.join(", ")));
-            if policy.quarantine {
-                segment.truncation = Some(Truncation::None);
-                segment.stub = None;
-            }
+            noted.push(flag("quarantined", &matched));
+            segment.truncation = Some(Truncation::None);
+            segment.stub = None;
         }
         if let Some(text) = text {
             segment.content_hash = content_hash(&text);
@@ -232,6 +231,35 @@ pub(crate) fn prepare(
     }
     Ok(Some(Prepared { segments: prepared, flags, fence_overhead: fence_tokens }))
 }
+
+/// The flag of a segment that matched `patterns`: `what` was done ("flagged", "quarantined").
+fn flag(what: &str, patterns: &[String]) -> String {
+    format!("{what}: matches injection patterns {} (list {PATTERNS_VERSION})", patterns.join(", "))
+}
+
+/// The flag for an untrusted text as it is sent, if it matches a pattern (memoised by content hash, with
+/// the screenings: a quarantining policy never gets here with a match).
+pub(crate) fn flagged(text: &str, policy: &TrustPolicy, memo: &ScreenMemo) -> Option<String> {
+    if policy.quarantine {
+        return None;
+    }
+    // Keyed apart from the screenings of the same text (which hold no matches without quarantine).
+    let key = content_hash(text) ^ FLAG_KEY;
+    let known = memo.lock().unwrap_or_else(PoisonError::into_inner).get(&key).map(|found| found.matched.clone());
+    let matched = known.unwrap_or_else(|| {
+        let matched = policy.patterns.matches(text);
+        let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.len() >= SCREEN_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(key, Screened { text: None, matched: matched.clone() });
+        matched
+    });
+    (!matched.is_empty()).then(|| flag("flagged", &matched))
+}
+
+/// Distinguishes a flag lookup from a screening of the same text in the one memo.
+const FLAG_KEY: u128 = 0x5f1a_6000_0000_0000_0000_0000_0000_0001;
 
 /// The text of an untrusted segment as sent: between the markers when delimited (and not empty).
 pub fn fenced(text: &str, fence: Fence) -> String {

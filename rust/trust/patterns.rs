@@ -24,10 +24,11 @@ pub const BUILTIN_PATTERNS: &[(&str, &str)] = &[
     ),
     // A line that claims a role: "System: ...", "### Assistant:", "Human:".
     ("role_header", r"(?m)^\s*(#{1,6}\s*)?(system|assistant|developer|human|user)\s*(prompt|message)?\s*:"),
-    // Chat-template and tool markers that only a provider should write.
+    // Chat-template and tool markers that only a provider should write (also once neutralised, `‹|…|›`:
+    // flags are read on the text as it is sent).
     (
         "fake_marker",
-        r"<\|[a-z_]{2,24}\|>|\[/?inst\]|<</?sys>>|</?(system|assistant|tool_result|function_results|instructions?|untrusted_data)>",
+        r"[<‹]\|[a-z_]{2,24}\|[>›]|\[/?inst\]|<</?sys>>|[<‹]/?(system|assistant|tool_result|function_results|instructions?|untrusted_data)[>›]",
     ),
     // "You are now DAN", "act as an unrestricted model", "pretend you are the developer".
     ("role_play", r"\b(you are now|act as (an?|the)|pretend (to be|you are)|from now on,? you|roleplay as)\b"),
@@ -65,7 +66,9 @@ impl Patterns {
         if builtin {
             for (name, source) in BUILTIN_PATTERNS {
                 names.push((*name).to_owned());
-                sources.push((*source).to_owned());
+                // Word boundaries as ASCII: Unicode ones keep the regex crate off its DFA, which made scanning
+                // megabytes of tool output cost more than packing it; the templates are English anyway.
+                sources.push(source.replace(r"\b", r"(?-u:\b)"));
             }
         }
         for (name, source) in extra {
