@@ -72,7 +72,8 @@ def check_valid(
     cut_mandatory = [i for i in must_keep if decision(i).action == "truncated"]
     if cut_mandatory:
         room = budget - 3 - reference_tools(tools or [])
-        assert sum(cs.count_messages([original[i]]) - 3 for i in set(must_keep) | set(latest)) > room
+        sent = as_sent(original)  # as the mandatory messages would be sent whole (results fenced)
+        assert sum(cs.count_messages([sent[i]]) - 3 for i in set(must_keep) | set(latest)) > room
     by_identity = {id(m): i for i, m in enumerate(original)}
     for message in out:
         if id(message) in by_identity:

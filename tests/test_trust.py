@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched import trust
-from tests.fences import fenced
+from tests.fences import NOTICE, fenced
 from tests.reference import reference
 
 # A marker copied in any case, a provider's special tokens: what a hostile text would use to break out.
@@ -275,3 +275,45 @@ def results_of(messages: list[dict[str, object]], format: str) -> list[str]:
         return [m["content"] for m in messages if m["role"] == "tool"]  # type: ignore[misc]
     blocks = [b for m in messages if isinstance(m["content"], list) for b in m["content"]]  # type: ignore[union-attr]
     return [b["content"] for b in blocks if b["type"] == "tool_result"]
+
+
+def test_the_notice_is_appended_to_the_system_prompt_once_and_counted() -> None:
+    system = cs.Segment("You are a coding agent.", id="system", kind="system", pin="head")
+    doc = cs.Segment("a retrieved page", id="doc", kind="retrieval", trust="untrusted")
+    noticing = cs.Scheduler(policy={"trust": {"notice": True}})
+    result = noticing.pack([system, doc], 500)
+    assert result.segments[0].text == "You are a coding agent.\n\n" + NOTICE
+    assert result.segments[0].segment.text == "You are a coding agent."
+    assert "notice" in result.decision(0).flags[0]
+    assert result.tokens == tokens(result.text())
+    # Without untrusted segments, or with the notice off (the default), or when the prompt already says it:
+    # left alone.
+    assert noticing.pack([system], 500).segments[0].text == "You are a coding agent."
+    off = cs.Scheduler().pack([system, doc], 500)
+    assert off.segments[0].text == "You are a coding agent."
+    said = cs.Segment("Agent. " + trust.notice(), kind="system", pin="head")
+    assert noticing.pack([said, doc], 500).segments[0].text == "Agent. " + trust.notice()
+    assert trust.notice() == NOTICE
+
+
+def test_in_a_conversation_the_notice_is_there_from_the_first_prompt() -> None:
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": "List the files."},
+    ]
+    noticing = cs.chat_policy().model_copy(
+        update={"trust": cs.Policy.model_validate({"trust": {"notice": True}}).trust}
+    )
+    session = cs.Session(4_000, policy=noticing)
+    session.extend(messages)
+    first = session.pack()
+    assert first.messages[0]["content"] == "You are a coding agent.\n\n" + NOTICE
+    call = {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+    session.extend([
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "README.md"},
+    ])  # fmt: skip
+    second = session.pack()
+    assert second.cache.first_change is None  # the first tool result did not change the system prompt
+    assert second.messages[: len(first.messages)] == first.messages
+    assert second.tokens == cs.count_messages(second.messages)

@@ -494,6 +494,7 @@ class Packer:
         patterns: Sequence[tuple[str, str]] = ...,
         untrusted_kinds: Set[str] = ...,
         half_life: float | None = None,
+        notice: bool = False,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

@@ -141,7 +141,10 @@ class Trust(BaseModel):
     are untrusted unless they say otherwise (``Segment(trust="trusted")``); ``None`` is the format's default:
     ``["tool_result"]`` in the chat formats, none for ``Scheduler.pack``. ``half_life``: an untrusted
     segment's priority halves every this many turns of age (``Segment(age=)``; in the chat formats, the
-    assistant messages after it), rounded down; ``None``: no ageing.
+    assistant messages after it), rounded down; ``None``: no ageing. ``notice`` (off by default, since it
+    changes your system prompt): when a prompt holds fenced untrusted text, the sentence that explains the
+    fence (``ctxsched.trust.notice``) is appended to the first head-pinned segment, the system prompt, unless
+    it already says it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -151,6 +154,7 @@ class Trust(BaseModel):
     quarantine: bool = False
     untrusted_kinds: list[Annotated[str, Field(min_length=1)]] | None = None
     half_life: float | None = Field(default=None, gt=0)
+    notice: bool = False
     builtin_patterns: bool = True
     patterns: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict
@@ -264,4 +268,5 @@ class Policy(BaseModel):
             "patterns": list(self.trust.patterns.items()),
             "untrusted_kinds": set(self.trust.untrusted_kinds or ()),
             "half_life": self.trust.half_life,
+            "notice": self.trust.notice,
         }

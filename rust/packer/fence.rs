@@ -20,6 +20,9 @@ impl Packer {
         given: &[Segment],
         policy: &trust::TrustPolicy,
     ) {
+        if let Some(index) = prepared.notice_at {
+            noticed(packed, prepared, index);
+        }
         let untrusted = prepared.segments.iter().enumerate().filter(|(_, segment)| segment.untrusted == Some(true));
         for (index, segment) in untrusted {
             // A stub is ctxsched's own words: sent as it is.
@@ -68,5 +71,15 @@ impl Packer {
                 tokens
             }
         }
+    }
+}
+
+/// The system prompt with the fence's notice: sent with it, and its decision says so.
+fn noticed(packed: &mut Packed, prepared: &trust::Prepared, index: usize) {
+    let sent = packed.text_of(&prepared.segments, index).map(str::to_owned);
+    let Some(decision) = packed.decisions.get_mut(index) else { return };
+    decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
+    if let (Some(slot), Some(sent), true) = (packed.texts.get_mut(index), sent, decision.outcome.is_ok()) {
+        *slot = Some(sent);
     }
 }

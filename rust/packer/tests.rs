@@ -191,7 +191,12 @@ fn explain_has_a_line_per_segment_with_its_rule() {
     assert!(text.starts_with("packed 2 of 3 segments"), "{text}");
     assert!(text.contains("pinned to the head"));
     assert!(text.contains("does not fit: needs at least"));
-    assert_eq!(text.lines().count(), 1 + 3 + 1 + 2);
+    // The header, a line per segment, the placement line, then usage: its header and a line per kind.
+    assert!(
+        text.contains("placement: head 5, body 5, tail 0; 100% of high-priority tokens in the head or tail"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1 + 3 + 1 + 1 + 2);
 }
 
 #[test]

@@ -46,7 +46,8 @@ impl PyPacker {
         priorities = BTreeMap::new(), default_priority = 0, truncation = BTreeMap::new(), reorder = BTreeSet::new(),
         separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true,
         max_age = None, stale_penalty = 0, fence = "delimit", demote_pins = false, quarantine = false,
-        builtin_patterns = true, patterns = Vec::new(), untrusted_kinds = BTreeSet::new(), half_life = None
+        builtin_patterns = true, patterns = Vec::new(), untrusted_kinds = BTreeSet::new(), half_life = None,
+        notice = false
     ))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn py_new(
@@ -71,12 +72,13 @@ impl PyPacker {
         patterns: Vec<(String, String)>,
         untrusted_kinds: BTreeSet<String>,
         half_life: Option<f64>,
+        notice: bool,
     ) -> PyResult<Self> {
         let fence = Fence::parse(fence).ok_or_else(|| {
             SchedError::InvalidPolicy(format!("fence must be 'delimit', 'datamark' or 'none', not {fence:?}"))
         })?;
         let patterns = Arc::new(Patterns::new(builtin_patterns, &patterns)?);
-        let trust = TrustPolicy { fence, demote_pins, quarantine, patterns, untrusted_kinds, half_life };
+        let trust = TrustPolicy { fence, demote_pins, quarantine, patterns, untrusted_kinds, half_life, notice };
         let policy = Policy {
             reserve_output,
             quotas: quotas

@@ -79,6 +79,9 @@ pub struct TrustPolicy {
     pub untrusted_kinds: BTreeSet<String>,
     /// An untrusted segment's priority halves every this many turns of age.
     pub half_life: Option<f64>,
+    /// The fence's notice is appended to the first head-pinned segment (the system prompt) when untrusted
+    /// segments are fenced (always, where some kinds are untrusted by default).
+    pub notice: bool,
 }
 
 impl TrustPolicy {
@@ -105,6 +108,8 @@ impl TrustPolicy {
 pub struct Prepared {
     pub segments: Vec<Segment>,
     pub flags: Vec<Vec<String>>,
+    /// The segment the fence's notice was appended to, if any.
+    pub notice_at: Option<usize>,
     /// The tokens added to each segment's overhead for its fence (an estimate with a margin; the sent
     /// text is counted exactly once it is fenced).
     pub fence_overhead: usize,
@@ -187,7 +192,10 @@ pub(crate) fn prepare(
     tokenizer: Option<Tokenizer>,
     memo: &ScreenMemo,
 ) -> Result<Option<Prepared>> {
-    if !segments.iter().any(|segment| policy.untrusted(segment)) {
+    // Where kinds are untrusted by default (the chat formats), the notice is there from the first prompt, so
+    // that the first tool result does not change the system prompt (and miss the provider's cache).
+    let notice_always = policy.notice && !policy.untrusted_kinds.is_empty();
+    if !notice_always && !segments.iter().any(|segment| policy.untrusted(segment)) {
         return Ok(None);
     }
     let fence_tokens = match (policy.fence, tokenizer) {
@@ -229,7 +237,32 @@ pub(crate) fn prepare(
             segment.overhead = segment.overhead.saturating_add(fence_tokens);
         }
     }
-    Ok(Some(Prepared { segments: prepared, flags, fence_overhead: fence_tokens }))
+    let notice_at = append_notice(&mut prepared, policy);
+    if let Some(noted) = notice_at.and_then(|index| flags.get_mut(index)) {
+        noted.push("the fence's notice is appended: untrusted text in this prompt is fenced".to_owned());
+    }
+    Ok(Some(Prepared { segments: prepared, flags, notice_at, fence_overhead: fence_tokens }))
+}
+
+/// Appends the fence's notice to the first trusted head pin (the system prompt), unless it already says it;
+/// returns where. Nothing when the policy turns the notice or the fence off, or nothing is pinned there.
+fn append_notice(segments: &mut [Segment], policy: &TrustPolicy) -> Option<usize> {
+    let notice = policy.fence.notice();
+    if !policy.notice || notice.is_empty() {
+        return None;
+    }
+    let (index, head) = segments
+        .iter_mut()
+        .enumerate()
+        .find(|(_, segment)| segment.pin == Pin::Head && segment.untrusted != Some(true))?;
+    // An empty one may be content parts without text, which a text would replace.
+    if head.text.is_empty() || head.text.contains(notice) {
+        return None;
+    }
+    let text = format!("{}\n\n{notice}", head.text);
+    head.content_hash = content_hash(&text);
+    head.text = Arc::from(text);
+    Some(index)
 }
 
 /// The flag of a segment that matched `patterns`: `what` was done ("flagged", "quarantined").
