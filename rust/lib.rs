@@ -30,8 +30,8 @@ pub use chat::{
 };
 pub use error::{Result, SchedError};
 pub use packer::{
-    Admission, Cut, Decision, Eviction, KindUsage, Packed, Packer, Placement, Region, Summarised, Summary, SummaryRun,
-    TruncatorFailure, Truncators, HIGH_PRIORITY,
+    Admission, Appended, Cut, Decision, Eviction, KindUsage, Packed, Packer, Placement, Region, Restate, Summarised,
+    Summary, SummaryRun, TruncatorFailure, Truncators, HIGH_PRIORITY, RESTATED_KIND, RESTATE_HEADER,
 };
 pub use policy::{Amount, Policy, Quota};
 pub use segment::{content_hash, Freshness, Pin, Segment, Truncation};

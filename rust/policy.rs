@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::packer::Restate;
 use crate::segment::Truncation;
 use crate::trust::TrustPolicy;
 
@@ -65,6 +66,8 @@ pub struct Policy {
     pub stale_penalty: i64,
     /// How untrusted segments are fenced, demoted and scanned.
     pub trust: TrustPolicy,
+    /// Whether (and which) instruction is said again at the tail after a long body.
+    pub restate: Option<Restate>,
 }
 
 impl Default for Policy {
@@ -83,6 +86,7 @@ impl Default for Policy {
             max_age: None,
             stale_penalty: 0,
             trust: TrustPolicy::default(),
+            restate: None,
         }
     }
 }

@@ -11,6 +11,8 @@ __all__ = [
     "FENCE_NOTICES",
     "FENCE_OPEN",
     "PATTERNS_VERSION",
+    "RESTATED_KIND",
+    "RESTATE_HEADER",
     "CacheReport",
     "ChatSession",
     "ChatSummaries",
@@ -495,6 +497,7 @@ class Packer:
         untrusted_kinds: Set[str] = ...,
         half_life: float | None = None,
         notice: bool = False,
+        restate: tuple[Sequence[str], str, int] | None = None,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...
@@ -682,6 +685,8 @@ def pack_summarised(
     """The summary step's second phase: pack with each run's summary (or its fallback) in place of its first member."""
 
 FENCE_OPEN: str
+RESTATE_HEADER: str
+RESTATED_KIND: str
 FENCE_CLOSE: str
 DATAMARK: str
 PATTERNS_VERSION: str

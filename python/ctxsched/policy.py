@@ -10,13 +10,18 @@ from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ctxsched._core import RESTATE_HEADER, RESTATED_KIND
+
 __all__ = [
     "BUILTIN_TRUNCATION",
     "DEFAULT_PRIORITIES",
     "DEFAULT_TRUNCATION",
+    "RESTATED_KIND",
+    "RESTATE_HEADER",
     "Amount",
     "Policy",
     "Quota",
+    "Restate",
     "Summaries",
     "Trust",
     "Watermarks",
@@ -161,6 +166,24 @@ class Trust(BaseModel):
     )
 
 
+class Restate(BaseModel):
+    """Say the task again at the tail when a long body has pushed it into the middle of the prompt.
+
+    The first segment whose id is in ``ids`` (or, when ``ids`` is empty, the first of kind ``kind``:
+    in a conversation, the first user message) is copied to the tail, after ``RESTATE_HEADER``,
+    when more than ``after_tokens`` tokens come after it. The copy is a segment of kind ``restatement``
+    (id: the source's and ``#restated``), pinned to the tail and counted in the budget; its decision names
+    the source. An untrusted source is never copied. When the budget cannot hold the copy beside what must
+    be kept, the pack is made without it and the source's decision says so.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ids: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    kind: Annotated[str, Field(min_length=1)] = "instruction"
+    after_tokens: int = Field(default=2_000, ge=0)
+
+
 class Policy(BaseModel):
     """How the scheduler shares the budget between kinds of segments.
 
@@ -206,6 +229,9 @@ class Policy(BaseModel):
     )
     stale_penalty: int = Field(default=20, ge=0, description="How much priority a stale segment loses.")
     trust: Trust = Field(default_factory=Trust, description="How untrusted segments are fenced, pinned and scanned.")
+    restate: Restate | None = Field(
+        default=None, description="Say the task again at the tail after a long body (off by default)."
+    )
 
     @model_validator(mode="after")
     def _max_age_positive(self) -> Self:
@@ -269,4 +295,7 @@ class Policy(BaseModel):
             "untrusted_kinds": set(self.trust.untrusted_kinds or ()),
             "half_life": self.trust.half_life,
             "notice": self.trust.notice,
+            "restate": None
+            if self.restate is None
+            else (list(self.restate.ids), self.restate.kind, self.restate.after_tokens),
         }

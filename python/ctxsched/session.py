@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ctxsched._core import ChatSession, Tokenizer
+from ctxsched.exceptions import PolicyError
 from ctxsched.formats.anthropic import AnthropicAccounting
 from ctxsched.formats.chat import (
     _DEFAULT_POLICY,
@@ -97,6 +98,9 @@ class Session:
             if policy is None
             else Policy.model_validate(policy)
         )
+        if self.policy.restate is not None:
+            # The copy would sit after the latest message, which a session's next prompt extends.
+            raise PolicyError("a Session does not restate yet: use pack_messages for Policy.restate")
         self.accounting = accounting or ChatAccounting()
         self.budget = budget
         self.format = format

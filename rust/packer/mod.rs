@@ -11,6 +11,7 @@ mod fence;
 mod freshness;
 mod place;
 mod placement;
+mod restate;
 mod sizes;
 mod stubs;
 mod summary;
@@ -24,6 +25,7 @@ use rustc_hash::FxHashMap;
 pub(crate) use decision::moment;
 pub use decision::{Admission, Cut, Decision, Eviction};
 pub use placement::{Placement, Region, HIGH_PRIORITY};
+pub use restate::{Restate, RESTATED_KIND, RESTATE_HEADER};
 pub(crate) use summary::{share_of, MIN_SUMMARY_TOKENS, SUMMARY_PREFIX};
 pub use summary::{Summarised, Summary, SummaryRun};
 
@@ -105,6 +107,15 @@ pub struct Packed {
     pub usage: BTreeMap<String, KindUsage>,
     /// Tokens of the separator between placed segments (0 for separate messages).
     pub separator_tokens: usize,
+    /// Segments the packer added after the inputs (index `inputs + k`): the restated task, if any.
+    pub appended: Vec<Appended>,
+}
+
+/// A segment the packer added: a copy of input `source`.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub segment: Segment,
+    pub source: usize,
 }
 
 impl Packed {
@@ -230,6 +241,42 @@ impl Packer {
     }
 
     fn pack_with(
+        &self,
+        policy: &Policy,
+        segments: &[Segment],
+        budget: usize,
+        external: Option<(&[usize], usize)>,
+        now: Option<f64>,
+    ) -> Result<Packed> {
+        check_ids(segments)?;
+        let Some(restated) = self.restated(segments, policy.restate.as_ref()) else {
+            return self.pack_given(policy, segments, budget, external, now);
+        };
+        let after = policy.restate.as_ref().map_or(0, |restate| restate.after_tokens);
+        let source_id = segments.get(restated.source).map(|segment| segment.id.to_string()).unwrap_or_default();
+        match self.pack_given(policy, &restated.segments, budget, external, now) {
+            Ok(mut packed) => {
+                let copies = restated.segments.get(segments.len()..).unwrap_or_default();
+                let source = restated.source;
+                packed.appended = copies.iter().map(|copy| Appended { segment: copy.clone(), source }).collect();
+                if let Some(copy) = packed.decisions.get_mut(segments.len()) {
+                    copy.flags.push(format!("restates {source_id} at the tail: over {after} tokens came after it"));
+                }
+                Ok(packed)
+            }
+            Err(error) if crate::chat::is_infeasible(&error) => {
+                let mut packed = self.pack_given(policy, segments, budget, external, now)?;
+                if let Some(source) = packed.decisions.get_mut(restated.source) {
+                    source.flags.push("not restated at the tail: the budget cannot hold the copy".to_owned());
+                }
+                Ok(packed)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// [`Packer::pack_with`] of exactly these segments.
+    fn pack_given(
         &self,
         policy: &Policy,
         segments: &[Segment],
@@ -543,6 +590,7 @@ impl Packer {
             usable: allocator.usable,
             usage,
             separator_tokens: allocator.separator,
+            appended: Vec::new(),
         })
     }
 }

@@ -169,6 +169,8 @@ impl Packer {
             .map(|(segment, number)| number.map_or(0, |_| self.size_up_to(segment, usize::MAX)))
             .collect();
         let runs = Runs { summary_of: &summary_of, kept: &kept_summaries, summaries, sizes: &sizes };
+        // A restated copy the inner pack appended comes after the summaries.
+        origin.extend((0..packed.appended.len()).map(|k| segments.len() + extras.len() + k));
         let mut packed = remap(segments.len(), &extras, &origin, &runs, packed);
         // A run whose hook failed and that stays evicted: its members' decisions say why.
         for (summary, _) in summaries.iter().zip(&kept_summaries).filter(|(_, kept)| kept.is_none()) {
@@ -227,7 +229,7 @@ struct Runs<'a> {
 
 /// The phase-2 pack in the inputs' numbering, summaries after them; members evicted as summarised.
 fn remap(inputs: usize, extras: &[Segment], origin: &[usize], runs: &Runs<'_>, packed: Packed) -> Packed {
-    let count = inputs + extras.len();
+    let count = inputs + extras.len() + packed.appended.len();
     let mut decisions: Vec<Option<Decision>> = vec![None; count];
     let mut texts: Vec<Option<String>> = vec![None; count];
     for ((decision, text), &at) in packed.decisions.into_iter().zip(packed.texts).zip(origin) {

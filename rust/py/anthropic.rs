@@ -408,7 +408,7 @@ pub(crate) fn output<'py>(
     linked: &Linked,
     packed: &Packed,
     segments: &[Segment],
-) -> PyResult<(Bound<'py, PyDict>, Vec<usize>, Vec<usize>)> {
+) -> PyResult<Output<'py>> {
     let result = layout.conversation.bind(py).copy()?;
     // For each kept message, its kept blocks (`None`: a string content), each with its unit if it changed.
     let mut kept: BTreeMap<usize, BTreeMap<Option<usize>, Option<usize>>> = BTreeMap::new();
@@ -486,18 +486,39 @@ pub(crate) fn output<'py>(
             }
         }
     }
+    let mut indices: Vec<Option<usize>> = indices.into_iter().map(Some).collect();
+    // Anthropic has no message after the last turn for the tail: a restated task is a text block at the end of
+    // the final user turn (or a user turn of its own after a final assistant one).
+    for (_, text) in packed.appended_texts(segments.len()) {
+        let tail = text_message(py, "user", text)?;
+        match rebuilt.last_mut() {
+            Some((previous, role)) if &**role == "user" => *previous = merge(py, previous, &tail)?,
+            _ => {
+                rebuilt.push((tail, Arc::from("user")));
+                indices.push(None);
+            }
+        }
+    }
     let messages = PyList::new(py, rebuilt.into_iter().map(|(message, _)| message))?;
     result.set_item(intern!(py, "messages"), messages)?;
     Ok((result, indices, stubbed))
 }
 
+/// The packed conversation, each packed message's index in the input (`None`: added), the stubbed.
+type Output<'py> = (Bound<'py, PyDict>, Vec<Option<usize>>, Vec<usize>);
+
 /// A summary as an Anthropic user message with one text block.
 fn summary_message<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    text_message(py, Role::Summary.sent_name(), text)
+}
+
+/// An Anthropic message of `role` with one text block.
+fn text_message<'py>(py: Python<'py>, role: &str, text: &str) -> PyResult<Bound<'py, PyAny>> {
     let block = PyDict::new(py);
     block.set_item("type", "text")?;
     block.set_item("text", text)?;
     let message = PyDict::new(py);
-    message.set_item("role", Role::Summary.sent_name())?;
+    message.set_item("role", role)?;
     message.set_item("content", PyList::new(py, [block])?)?;
     Ok(message.into_any())
 }

@@ -170,13 +170,15 @@ pub(super) fn packed_chat(
         Layout::Anthropic(layout) => {
             let (out, indices, stubbed) =
                 anthropic::output(py, layout, conversation, &chat.owners, &chat.primary, &linked, &packed, &segments)?;
-            (out.into_any(), indices.into_iter().map(Some).collect(), stubbed)
+            (out.into_any(), indices, stubbed)
         }
     };
     let roles: Arc<[&'static str]> = chat
         .owners
         .iter()
         .map(|&owner| conversation.get(owner).map_or("", |message| message.role.sent_name()))
+        // A restated task is sent as the user's.
+        .chain(packed.appended.iter().map(|_| "user"))
         .collect();
     let metadata = super::chat_summary::lineage_metadata(py, lineage)?;
     let result = Py::new(py, PyPackResult::new(Inputs::Chat(roles), segments, packed, separator).with(metadata))?;
@@ -284,6 +286,19 @@ fn output<'py>(
             stubbed.push(owner);
         }
         indices.push(Some(owner));
+    }
+    // A restated task goes last, as the user's (OpenAI takes a user message after tool results), with the
+    // source's name, which its framing counts.
+    for (source, text) in packed.appended_texts(segments.len()) {
+        let message = PyDict::new(py);
+        message.set_item("role", "user")?;
+        message.set_item("content", text)?;
+        let name = owners.get(source).and_then(|&owner| messages.get(owner)).and_then(|m| m.name.as_deref());
+        if let Some(name) = name {
+            message.set_item("name", name)?;
+        }
+        out.append(message)?;
+        indices.push(None);
     }
     Ok((out, indices, stubbed))
 }

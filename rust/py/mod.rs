@@ -79,5 +79,7 @@ fn trust_constants(module: &Bound<'_, PyModule>) -> PyResult<()> {
     for (name, fence) in [("delimit", Fence::Delimit), ("datamark", Fence::Datamark), ("none", Fence::None)] {
         notices.set_item(name, fence.notice())?;
     }
-    module.add("FENCE_NOTICES", notices)
+    module.add("FENCE_NOTICES", notices)?;
+    module.add("RESTATE_HEADER", crate::packer::RESTATE_HEADER)?;
+    module.add("RESTATED_KIND", crate::packer::RESTATED_KIND)
 }

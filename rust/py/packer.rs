@@ -13,6 +13,7 @@ use super::result::{Inputs, PyPackResult};
 use super::segment::PySegment;
 use super::tokenizer::{PyTokenizer, TokenLimit};
 use crate::error::SchedError;
+use crate::packer::Restate;
 use crate::packer::{Packer, TruncatorFailure, Truncators};
 use crate::policy::{Policy, Quota};
 use crate::segment::Segment;
@@ -47,7 +48,7 @@ impl PyPacker {
         separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true,
         max_age = None, stale_penalty = 0, fence = "delimit", demote_pins = false, quarantine = false,
         builtin_patterns = true, patterns = Vec::new(), untrusted_kinds = BTreeSet::new(), half_life = None,
-        notice = false
+        notice = false, restate = None
     ))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn py_new(
@@ -73,6 +74,7 @@ impl PyPacker {
         untrusted_kinds: BTreeSet<String>,
         half_life: Option<f64>,
         notice: bool,
+        restate: Option<(Vec<String>, String, usize)>,
     ) -> PyResult<Self> {
         let fence = Fence::parse(fence).ok_or_else(|| {
             SchedError::InvalidPolicy(format!("fence must be 'delimit', 'datamark' or 'none', not {fence:?}"))
@@ -96,6 +98,7 @@ impl PyPacker {
             max_age,
             stale_penalty,
             trust,
+            restate: restate.map(|(ids, kind, after_tokens)| Restate { ids, kind, after_tokens }),
         };
         let builtin = tokenizer.as_ref().map(|tokenizer| tokenizer.inner);
         let mut inner = Packer::new(builtin, policy);

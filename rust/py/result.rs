@@ -162,6 +162,12 @@ pub(crate) struct PyPackResult {
 
 impl PyPackResult {
     pub(crate) fn new(inputs: Inputs, core: Arc<[Segment]>, packed: Packed, separator: String) -> Self {
+        // What the packer added after the inputs (a restated task) is a segment of the result too.
+        let core = if packed.appended.is_empty() {
+            core
+        } else {
+            core.iter().chain(packed.appended.iter().map(|appended| &appended.segment)).cloned().collect()
+        };
         Self { inputs, core, packed, separator, metadata: Vec::new() }
     }
 
@@ -188,7 +194,8 @@ impl PyPackResult {
 
     fn input(&self, py: Python<'_>, index: usize) -> Option<Py<PySegment>> {
         match &self.inputs {
-            Inputs::Segments(inputs) => inputs.get(index).map(|segment| segment.clone_ref(py)),
+            Inputs::Segments(inputs) if index < inputs.len() => inputs.get(index).map(|segment| segment.clone_ref(py)),
+            Inputs::Segments(_) => Py::new(py, PySegment::from_core(self.core.get(index)?.clone(), None)).ok(),
             Inputs::Chat(roles) => {
                 let (core, role) = (self.core.get(index)?, roles.get(index)?);
                 let mut segment = PySegment::from_core(core.clone(), Some((*role).to_owned()));
