@@ -46,13 +46,20 @@ def fenced_content(content: Any) -> Any:
 
 
 def as_sent(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI chat messages as a fitting conversation is sent by default: tool results fenced."""
-    return [
+    """OpenAI chat messages as a fitting conversation is sent by default: tool results fenced, and the fence's
+    notice appended to the first system (or developer) message that has text."""
+    sent = [
         dict(message, content=fenced_content(message["content"]))
         if message.get("role") in ("tool", "function") and message.get("content")
         else message
         for message in messages
     ]
+    for position, message in enumerate(sent):
+        if message.get("role") in ("system", "developer"):
+            if has_text(message.get("content")) and with_notice(message["content"]) != message["content"]:
+                sent[position] = dict(message, content=with_notice(message["content"]))
+            break
+    return sent
 
 
 def has_text(content: Any) -> bool:

@@ -85,6 +85,7 @@ def check_prompt(
         evicted = packed.decision(index).action == "evicted"
         assert (index in placed) != evicted, (index, packed.decision(index))
     # Each message sent is the input's, or a copy whose content alone was cut or stubbed.
+    expected = as_sent(conversation)
     for message, index in zip(out, indices, strict=True):
         if index is None:
             assert message["role"] == "user", message
@@ -92,7 +93,7 @@ def check_prompt(
             continue
         original = conversation[index]
         action = packed.decision(index).action
-        if message == original or message == as_sent([original])[0]:
+        if message == original or message == expected[index]:
             assert action == "kept", (index, action)
         else:
             assert action in ("truncated", "stubbed"), (index, action)

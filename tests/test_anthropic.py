@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched.formats import AnthropicAccounting
-from tests.fences import fenced, fenced_content
+from tests.fences import fenced, fenced_content, with_notice
 from tests.packing import words
 
 
@@ -87,7 +87,7 @@ def test_a_fitting_conversation_comes_back_as_the_same_objects() -> None:
                 assert sent_block == dict(block, content=fenced_content(block["content"]))
             else:
                 assert sent_block == block
-    assert packed.messages["system"] is original["system"]
+    assert packed.messages["system"] == with_notice(original["system"])
 
 
 def test_a_long_conversation_is_packed_valid_with_its_task_system_and_last_message() -> None:
@@ -98,7 +98,7 @@ def test_a_long_conversation_is_packed_valid_with_its_task_system_and_last_messa
     last = packed.messages["messages"][-1]["content"]
     assert last[-1] == {"type": "text", "text": "Now run the whole suite."}
     assert packed.stubbed or len(packed.messages["messages"]) < len(original["messages"])
-    assert packed.messages["system"] == original["system"]
+    assert packed.messages["system"] == with_notice(original["system"])
 
 
 def test_the_stand_in_and_margin_are_configurable_and_stated() -> None:

@@ -184,10 +184,13 @@ def test_every_shape_packs_valid_and_exact(messages: list[Any], budget: int, wit
     assert packed.tokens == reference_count(packed.messages, tools)
     check_pairs(packed.messages)
     kept = {id(m) for m in packed.messages}
+    systems = [index for index, message in enumerate(messages) if plain(message)["role"] in ("system", "developer")]
     for index, message in enumerate(messages):
-        # A kept tool result is sent fenced, as a copy; every other kept message as the caller's object.
+        # A kept tool result is sent fenced, as a copy, and the first system message with text carries the
+        # fence's notice; every other kept message is the caller's object.
         result = plain(message)["role"] in ("tool", "function") and has_text(plain(message).get("content"))
-        assert (id(message) in kept) == (packed.decision(index).action == "kept" and not result)
+        noticed = bool(systems) and index == systems[0] and has_text(plain(message).get("content"))
+        assert (id(message) in kept) == (packed.decision(index).action == "kept" and not result and not noticed)
 
 
 def test_a_reused_call_id_is_answered_by_the_next_result() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import ctxsched as cs
-from tests.fences import fenced
+from tests.fences import fenced, with_notice
 from tests.packing import words
 
 messages_module = pytest.importorskip("langchain_core.messages", reason="langchain-core is not installed")
@@ -37,6 +37,8 @@ def test_a_fitting_history_comes_back_as_the_same_objects() -> None:
     for sent, message in zip(packed, messages, strict=True):
         if isinstance(message, ToolMessage):  # untrusted: sent fenced, a copy
             assert (sent.content, sent.tool_call_id) == (fenced(message.content), message.tool_call_id)
+        elif isinstance(message, SystemMessage):  # a copy, with the fence's notice
+            assert sent.content == with_notice(message.content)
         else:
             assert sent is message
 
@@ -45,7 +47,7 @@ def test_a_long_history_is_packed_valid_and_faithful() -> None:
     messages = history(30, 800)
     packed, result = pack_messages_with_result(messages, 4000)
     assert cs.count_messages(convert_to_openai_messages(packed)) == result.tokens <= 4000
-    assert packed[0] is messages[0]
+    assert packed[0].content == with_notice(messages[0].content)
     assert packed[1] is messages[1]
     assert packed[-1] is messages[-1]
     calls = set()

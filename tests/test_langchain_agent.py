@@ -10,6 +10,7 @@ import pytest
 
 from tests.agent_script import BUDGET, TASK, TURNS, log
 from tests.agent_script import INSTRUCTIONS as SYSTEM
+from tests.fences import with_notice
 from tests.reference import reference_tools
 from tests.session_checks import answered_calls
 from tests.test_messages import reference_count
@@ -97,7 +98,7 @@ def test_every_model_call_is_packed_valid_and_prefix_stable(run_async: bool) -> 
             open_calls |= {call["id"] for call in message.get("tool_calls") or []}
             open_calls -= {message.get("tool_call_id")}
         assert not open_calls
-        assert sent[0] == {"role": "system", "content": SYSTEM}
+        assert sent[0] == {"role": "system", "content": with_notice(SYSTEM)}
         assert any(message.get("content") == TASK for message in sent)
         # Within an epoch the request starts with the previous one.
         assert packed is not None
@@ -124,8 +125,9 @@ def test_threads_have_their_own_sessions_and_a_summariser_runs_at_epochs() -> No
         calls.append(len(segments))
         return f"Read {len(segments)} log entries; all compiled."
 
-    # Small enough that whole turns go (their stubs do not fit), not only their results.
-    middleware = ContextSchedMiddleware(1500, summarizer=summarise, store=cs.stores.MemoryStore())
+    # Small enough that whole turns go (their stubs do not fit), not only their results, with room for a summary
+    # beside the system prompt and its fence notice.
+    middleware = ContextSchedMiddleware(2500, summarizer=summarise, store=cs.stores.MemoryStore())
     first, _ = agent_run(middleware, "a", run_async=False)
     assert calls, "summaries were made"
     assert any("[Summary of earlier messages" in str(m.content) for m in first.requests[-1])

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import ctxsched as cs
 from ctxsched.formats import image_tokens
-from tests.fences import as_sent, fenced, fenced_content
+from tests.fences import as_sent, fenced, fenced_content, with_notice
 from tests.packing import words
 from tests.reference import reference, reference_tools
 
@@ -123,11 +123,14 @@ def test_accounting_matches_openais_recipe_and_a_fitting_conversation_comes_back
     messages = conversation([30, 50, 20])
     messages[1]["name"] = "alice"
     assert cs.count_messages(messages) == reference_count(messages)
-    # Tool results are untrusted: fenced copies; everything else is the caller's own object.
+    # Tool results are untrusted: fenced copies; the system prompt, a copy with the fence's notice; everything
+    # else is the caller's own object.
     packed = cs.pack_messages(messages, 10_000)
     for sent, message in zip(packed.messages, messages, strict=True):
         if message["role"] == "tool":
             assert sent == dict(message, content=fenced(message["content"]))
+        elif message is messages[0]:
+            assert sent == dict(message, content=with_notice(message["content"]))
         else:
             assert sent is message
     assert packed.tokens == reference_count(packed.messages)

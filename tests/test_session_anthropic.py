@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import ctxsched as cs
+from tests.fences import with_notice
 
 SYSTEM = "You are a careful coding agent. Follow the house rules. " * 120  # ~1,300 tokens: worth a mark
 
@@ -102,7 +103,7 @@ def test_a_short_prompt_is_not_marked() -> None:
     assert packed.cache.breakpoints == 0
     assert not _marked(packed)
     assert not _system_marked(packed)
-    assert packed.messages["system"] == "Be brief."
+    assert packed.messages["system"] == with_notice("Be brief.")
 
 
 def test_min_cache_tokens_decides_what_pays() -> None:

@@ -182,9 +182,16 @@ def test_untrusted_text_is_fenced_counted_and_never_in_an_instruction_region(
             assert not MARKER.search(sent)
         assert "<|" not in sent
         assert "|>" not in sent
+    # Trusted text is sent as given, but for the fence's notice at the end of the first trusted head pin.
+    notice = trust.notice(fence)
+    heads = [s for s in given_segments if s.pin == "head" and s.trust == "trusted"]
+    noticed = heads[0].id if heads and notice and heads[0].text and notice not in heads[0].text else None
+    if not any(s.trust == "untrusted" for s in given_segments):
+        noticed = None
     for placed in order:
         if placed.segment.trust == "trusted" and placed.action == "kept":
-            assert placed.text == placed.segment.text
+            expected = f"{placed.segment.text}\n\n{notice}" if placed.id == noticed else placed.segment.text
+            assert placed.text == expected
     placed_ids = {placed.id for placed in order}
     evicted_ids = {evicted.id for evicted in result.evicted}
     assert placed_ids | evicted_ids == {segment.id for segment in given_segments}
@@ -246,11 +253,16 @@ def test_a_poisoned_conversation_is_fenced_and_flagged_and_the_rest_untouched(fo
     for text, original in zip(results, POISONED + CLEAN, strict=True):
         assert text == fenced(original)
         assert len(MARKER.findall(text)) == 2
-    flagged = [decision for decision in packed.result.decisions if decision.flags]
+    flagged = [decision for decision in packed.result.decisions if decision.kind == "tool_result" and decision.flags]
     assert len(flagged) == len(POISONED)
-    assert all(decision.kind == "tool_result" for decision in flagged)
+    assert all("injection patterns" in decision.flags[0] for decision in flagged)
+    # The system prompt carries the fence's notice, and says so; nothing else trusted is touched.
+    (noticed,) = [decision for decision in packed.result.decisions if decision.kind != "tool_result" and decision.flags]
+    assert noticed.kind == "system"
+    assert "notice" in noticed.flags[0]
+    system = packed.messages["system"] if format == "anthropic" else sent[0]["content"]  # type: ignore[index]
+    assert system == "You are a coding agent.\n\n" + NOTICE
     if format == "openai":
-        assert sent[0] is messages[0]
         assert sent[1] is messages[1]
 
 
@@ -280,16 +292,15 @@ def results_of(messages: list[dict[str, object]], format: str) -> list[str]:
 def test_the_notice_is_appended_to_the_system_prompt_once_and_counted() -> None:
     system = cs.Segment("You are a coding agent.", id="system", kind="system", pin="head")
     doc = cs.Segment("a retrieved page", id="doc", kind="retrieval", trust="untrusted")
-    noticing = cs.Scheduler(policy={"trust": {"notice": True}})
+    noticing = cs.Scheduler()
     result = noticing.pack([system, doc], 500)
     assert result.segments[0].text == "You are a coding agent.\n\n" + NOTICE
     assert result.segments[0].segment.text == "You are a coding agent."
     assert "notice" in result.decision(0).flags[0]
     assert result.tokens == tokens(result.text())
-    # Without untrusted segments, or with the notice off (the default), or when the prompt already says it:
-    # left alone.
+    # Without untrusted segments, or with the notice off, or when the prompt already says it: left alone.
     assert noticing.pack([system], 500).segments[0].text == "You are a coding agent."
-    off = cs.Scheduler().pack([system, doc], 500)
+    off = cs.Scheduler(policy={"trust": {"notice": False}}).pack([system, doc], 500)
     assert off.segments[0].text == "You are a coding agent."
     said = cs.Segment("Agent. " + trust.notice(), kind="system", pin="head")
     assert noticing.pack([said, doc], 500).segments[0].text == "Agent. " + trust.notice()

@@ -146,10 +146,10 @@ class Trust(BaseModel):
     are untrusted unless they say otherwise (``Segment(trust="trusted")``); ``None`` is the format's default:
     ``["tool_result"]`` in the chat formats, none for ``Scheduler.pack``. ``half_life``: an untrusted
     segment's priority halves every this many turns of age (``Segment(age=)``; in the chat formats, the
-    assistant messages after it), rounded down; ``None``: no ageing. ``notice`` (off by default, since it
-    changes your system prompt): when a prompt holds fenced untrusted text, the sentence that explains the
-    fence (``ctxsched.trust.notice``) is appended to the first head-pinned segment, the system prompt, unless
-    it already says it.
+    assistant messages after it), rounded down; ``None``: no ageing. ``notice`` (on by default): when a
+    prompt holds fenced untrusted text (in the chat formats: always, so the cache holds from the first prompt),
+    the sentence that explains the fence (``ctxsched.trust.notice``) is appended to the first head-pinned
+    segment, the system prompt, unless it already says it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -159,7 +159,7 @@ class Trust(BaseModel):
     quarantine: bool = False
     untrusted_kinds: list[Annotated[str, Field(min_length=1)]] | None = None
     half_life: float | None = Field(default=None, gt=0)
-    notice: bool = False
+    notice: bool = True
     builtin_patterns: bool = True
     patterns: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict
