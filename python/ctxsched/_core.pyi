@@ -375,6 +375,10 @@ class Decision:
     def flags(self) -> list[str]:
         """What trust did to it: a demoted pin, the injection patterns it matched, a quarantine."""
 
+    @property
+    def untrusted(self) -> bool:
+        """Whether it was packed as untrusted: fenced when sent, never in the head or the tail."""
+
 @final
 class Placement:
     """Where one placed segment sits.

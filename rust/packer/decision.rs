@@ -136,6 +136,8 @@ pub struct Decision {
     pub fallback: Option<String>,
     /// What trust did to it: a demoted pin, matched injection patterns, a quarantine.
     pub flags: Vec<String>,
+    /// Whether it was packed as untrusted (fenced when sent, never in the head or the tail).
+    pub untrusted: bool,
 }
 
 impl Decision {

@@ -35,6 +35,7 @@ impl Packer {
             let Some(decision) = packed.decisions.get_mut(index) else { continue };
             decision.flags = prepared.flags.get(index).cloned().unwrap_or_default();
             decision.flags.extend(flag);
+            decision.untrusted = true;
             let Some(sent) = sent else { continue };
             if let (Some(tokenizer), true) = (self.tokenizer, prepared.fence_overhead > 0 && !segment.text.is_empty()) {
                 let base = segment.overhead.saturating_sub(prepared.fence_overhead);

@@ -579,6 +579,7 @@ impl Packer {
                 strategy,
                 fallback,
                 flags: Vec::new(),
+                untrusted: false,
             });
         }
         Ok(Packed {

@@ -259,6 +259,7 @@ fn remap(inputs: usize, extras: &[Segment], origin: &[usize], runs: &Runs<'_>, p
             strategy: None,
             fallback: summary.failure.clone(),
             flags: Vec::new(),
+            untrusted: false,
         });
     }
     let order = packed.order.iter().filter_map(|&position| origin.get(position).copied()).collect();
@@ -281,6 +282,7 @@ fn undecided(index: usize) -> Decision {
         strategy: None,
         fallback: Some("no phase of the summary step decided it".to_owned()),
         flags: Vec::new(),
+        untrusted: false,
     }
 }
 

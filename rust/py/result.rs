@@ -69,6 +69,7 @@ pub(crate) struct PyDecision {
     strategy: Option<String>,
     fallback: Option<String>,
     flags: Vec<String>,
+    untrusted: bool,
 }
 
 impl PyDecision {
@@ -87,6 +88,7 @@ impl PyDecision {
             strategy: decision.strategy.clone(),
             fallback: decision.fallback.clone(),
             flags: decision.flags.clone(),
+            untrusted: decision.untrusted,
         }
     }
 }
