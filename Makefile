@@ -9,11 +9,12 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-## demo: install the package and run it on the bundled example conversation
+## demo: install the package, explain how the bundled example conversation packs, and write its HTML report
 demo: $(PY)
 	$(PY) -m pip install -q .
 	$(VENV)/bin/ctxsched count examples/agent_session.json --budget 4000
-	$(VENV)/bin/ctxsched pack examples/agent_session.json --budget 4000 --policy examples/policy.toml
+	$(VENV)/bin/ctxsched explain examples/agent_session.json --budget 4000 --policy examples/policy.toml \
+		--html examples/agent_session.html
 
 ## test: install with test dependencies and run every test, Rust and Python (what CI runs)
 test: $(PY)

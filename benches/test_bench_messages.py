@@ -33,6 +33,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import ctxsched as cs
 from benches.conftest import TRANSCRIPTS
+from ctxsched import replay
 from ctxsched.formats import chat, tool_tokens
 from tests.reference import rank_file, reference, reference_tools
 
@@ -61,30 +62,10 @@ CONVERSATIONS = _conversations()
 
 
 def problems(original: list[dict[str, Any]], out: list[dict[str, Any]], budget: int) -> list[str]:
-    """What is wrong with a packed conversation, by the issue's definition of invalid."""
+    """What is wrong with a packed conversation, by the issue's definition of invalid (``ctxsched.replay``'s)."""
     if out and out[0]["role"] == "error":
         return [out[0]["content"]]
-    found = []
-    if cs.count_messages(out) > budget:
-        found.append("over budget")
-    calls: set[str] = set()
-    answered: set[str] = set()
-    for message in out:
-        if message["role"] == "tool":
-            if message.get("tool_call_id") not in calls:
-                found.append("orphaned tool result")
-            answered.add(message.get("tool_call_id", ""))
-        calls.update(call["id"] for call in message.get("tool_calls") or [])
-    if calls - answered:
-        found.append("call without its result")
-    contents = [message.get("content") for message in out]
-    task = next((m for m in original if m["role"] == "user"), None)
-    if task is not None and not any(isinstance(c, str) and c and task["content"].startswith(c[:200]) for c in contents):
-        found.append("task dropped")
-    system = next((m for m in original if m["role"] == "system"), None)
-    if system is not None and not any(m["role"] == "system" for m in out):
-        found.append("system prompt dropped")
-    return found
+    return replay.problems(original, out, budget, cs.count_messages(out))
 
 
 def _ctxsched() -> Callable[[list[dict[str, Any]], int], list[dict[str, Any]]]:

@@ -27,6 +27,7 @@ __all__ = [
     "CACHED_PRICE",
     "CacheFigures",
     "Prompt",
+    "Renderer",
     "Replay",
     "ReplayFailure",
     "agent_turns",
@@ -78,6 +79,7 @@ class Renderer:
         self._cache: dict[Key, list[int]] = {}
 
     def message(self, message: Message) -> list[int]:
+        """The tokens of one message as rendered."""
         found = key(message)
         tokens = self._cache.get(found)
         if tokens is None:

@@ -23,7 +23,7 @@ from ctxsched.cli import html
 from ctxsched.cli.inputs import Conversation, InputError, load_policy, load_tools, read_conversations
 from ctxsched.cli.view import Report, print_report, report_of
 from ctxsched.exceptions import ContextSchedError
-from ctxsched.formats import ChatAccounting, PackedMessages, pack_messages
+from ctxsched.formats import ChatAccounting, PackedMessages, count_messages, pack_messages
 from ctxsched.policy import Policy
 from ctxsched.session import Session
 
@@ -153,9 +153,15 @@ def replay(args: argparse.Namespace) -> int:
     """``ctxsched replay``: the agent loop over each conversation, with a progress bar, and its figures."""
     conversations, _ = read_conversations(args.input, "openai")
     replayer = _Replayer(args, load_policy(args.policy))
+    for conversation in conversations:  # read whole first: a malformed message fails before any call is timed
+        try:
+            count_messages(conversation.messages, encoding=args.encoding)
+        except (ContextSchedError, ValueError) as error:
+            raise InputError(f"{conversation.name}: {error}") from error
     total = sum(len(replaying.agent_turns(conversation.messages)) for conversation in conversations)
     tokenizer = Tokenizer(args.encoding)
-    with Progress(console=console(stderr=True), transient=True) as progress:
+    progress_console = console(stderr=True)
+    with Progress(console=progress_console, transient=True, disable=not progress_console.is_terminal) as progress:
         task = progress.add_task("replaying", total=total)
         try:
             result = replaying.replay(
