@@ -64,6 +64,8 @@ pub struct Policy {
     /// `stale_penalty`.
     pub max_age: Option<f64>,
     pub stale_penalty: i64,
+    /// Whether a stale segment is sent with the date it was observed, "(as of 2026-03-02) ".
+    pub as_of: bool,
     /// How untrusted segments are fenced, demoted and scanned.
     pub trust: TrustPolicy,
     /// Whether (and which) instruction is said again at the tail after a long body.
@@ -85,6 +87,7 @@ impl Default for Policy {
             joined: true,
             max_age: None,
             stale_penalty: 0,
+            as_of: false,
             trust: TrustPolicy::default(),
             restate: None,
         }

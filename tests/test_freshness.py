@@ -72,6 +72,28 @@ def test_stale_segments_lose_priority_to_fresh_ones() -> None:
     assert [segment.id for segment in packed.segments] == ["stale"]
 
 
+def test_with_as_of_a_stale_segment_is_sent_with_its_date_and_counted() -> None:
+    stale = cs.Segment("The user prefers Postgres.", id="stale", kind="memory", observed_at=at(0))
+    fresh = cs.Segment("The user edits in vim.", id="fresh", kind="memory", observed_at=at(239))
+    undated = cs.Segment("The user is in Lisbon.", id="undated", kind="memory")
+    packed = scheduler(at(240), max_age=timedelta(days=30), as_of=True).pack([stale, fresh, undated], 1_000)
+    texts = {segment.id: segment.text for segment in packed.segments}
+    assert texts["stale"] == "(as of 2026-03-02) The user prefers Postgres."
+    assert texts["fresh"] == "The user edits in vim."
+    assert texts["undated"] == "The user is in Lisbon."
+    assert packed.segments[0].segment.text == "The user prefers Postgres."  # the original, reachable
+    assert packed.tokens == cs.count_tokens(packed.text())
+    assert packed.segments[0].tokens == cs.count_tokens(texts["stale"])
+    assert packed.decision(0).flags == ["dated: sent (as of 2026-03-02) (stale)"]
+    assert packed.decision(1).flags == []
+    # Off by default; and an untrusted stale segment carries its date inside its fence.
+    plain = scheduler(at(240), max_age=timedelta(days=30)).pack([stale], 1_000)
+    assert plain.segments[0].text == "The user prefers Postgres."
+    untrusted = cs.Segment("Shipping takes 3 days.", id="page", kind="retrieval", trust="untrusted", observed_at=at(0))
+    fenced = scheduler(at(240), max_age=timedelta(days=30), as_of=True).pack([untrusted], 1_000).segments[0].text
+    assert fenced == "<untrusted_data>\n(as of 2026-03-02) Shipping takes 3 days.\n</untrusted_data>"
+
+
 def test_without_freshness_nothing_changes() -> None:
     segments = [cs.Segment(f"message {i}") for i in range(20)]
     assert scheduler(at(0)).pack(segments, 40).text() == cs.Scheduler().pack(segments, 40).text()

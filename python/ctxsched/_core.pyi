@@ -502,6 +502,7 @@ class Packer:
         half_life: float | None = None,
         notice: bool = False,
         restate: tuple[Sequence[str], str, int] | None = None,
+        as_of: bool = False,
     ) -> Packer: ...
     @property
     def memo_size(self) -> int: ...

@@ -228,6 +228,10 @@ class Policy(BaseModel):
         "their priority drops by stale_penalty.",
     )
     stale_penalty: int = Field(default=20, ge=0, description="How much priority a stale segment loses.")
+    as_of: bool = Field(
+        default=False,
+        description="Send a stale segment with the date it was observed: '(as of 2026-03-02) ' before its text.",
+    )
     trust: Trust = Field(default_factory=Trust, description="How untrusted segments are fenced, pinned and scanned.")
     restate: Restate | None = Field(
         default=None, description="Say the task again at the tail after a long body (off by default)."
@@ -287,6 +291,7 @@ class Policy(BaseModel):
             "elision_marker": self.elision_marker,
             "max_age": None if self.max_age is None else self.max_age.total_seconds(),
             "stale_penalty": self.stale_penalty,
+            "as_of": self.as_of,
             "fence": self.trust.fence,
             "demote_pins": self.trust.untrusted_pins == "demote",
             "quarantine": self.trust.quarantine,

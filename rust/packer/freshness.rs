@@ -3,10 +3,13 @@
 //! superseded, pinned or not (a pin keeps a fact in the window while it holds, not after). One observed
 //! longer ago than the policy's `max_age` is stale: it stays, at a lower priority.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use super::decision::Eviction;
-use crate::segment::Segment;
+use super::Packed;
+use crate::segment::{content_hash, Segment};
 
 /// Where a segment stands at the time of a pack.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +50,53 @@ pub(super) fn standings(segments: &[Segment], now: Option<f64>, max_age: Option<
             }
         })
         .collect()
+}
+
+/// `segments` with each stale one's text after "(as of DATE) ", its observation's date (UTC); `None` when none is
+/// stale or has a date.
+pub(super) fn dated(segments: &[Segment], standing: &[Standing]) -> Option<Vec<Segment>> {
+    let stale = |index: usize| standing.get(index) == Some(&Standing::Stale);
+    if !(0..segments.len()).any(stale) {
+        return None;
+    }
+    let mut dated = segments.to_vec();
+    for (_, segment) in dated.iter_mut().enumerate().filter(|(index, _)| stale(*index)) {
+        let Some(date) = segment.freshness.observed_at.and_then(day) else { continue };
+        let text = format!("{}{}", as_of(&date), segment.text);
+        segment.content_hash = content_hash(&text);
+        segment.text = Arc::from(text);
+    }
+    Some(dated)
+}
+
+/// What a dated text starts with.
+fn as_of(date: &str) -> String {
+    format!("(as of {date}) ")
+}
+
+/// The UTC date of a time in seconds since the epoch.
+fn day(seconds: f64) -> Option<String> {
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = seconds.floor() as i64;
+    chrono::DateTime::from_timestamp(whole, 0).map(|time| time.format("%Y-%m-%d").to_string())
+}
+
+/// The dated segments that were kept are sent with their date (a cut one already is), and their decisions say so.
+pub(super) fn mark_dated(packed: &mut Packed, dated: &[Segment], standing: &[Standing]) {
+    for (index, segment) in dated.iter().enumerate() {
+        if standing.get(index) != Some(&Standing::Stale) || segment.freshness.observed_at.is_none() {
+            continue;
+        }
+        let (Some(decision), Some(text)) = (packed.decisions.get_mut(index), packed.texts.get_mut(index)) else {
+            continue;
+        };
+        if decision.outcome.is_err() {
+            continue;
+        }
+        let date = segment.freshness.observed_at.and_then(day).unwrap_or_default();
+        decision.flags.push(format!("dated: sent {}(stale)", as_of(&date)));
+        text.get_or_insert_with(|| segment.text.to_string());
+    }
 }
 
 /// For each key, the index of its current version: the highest version, then the latest observed (a

@@ -286,6 +286,10 @@ impl Packer {
     ) -> Result<Packed> {
         check_ids(segments)?;
         self.check_hooks(segments)?;
+        let standing = freshness::standings(segments, now, policy.max_age);
+        // Stale segments sent with their date, when the policy says: counted (and fenced) as sent.
+        let dated = if policy.as_of { freshness::dated(segments, &standing) } else { None };
+        let segments = dated.as_deref().unwrap_or(segments);
         let prepared = trust::prepare(segments, &policy.trust, self.tokenizer, &self.screened)?;
         let given = segments;
         let segments = prepared.as_ref().map_or(segments, |prepared| &prepared.segments);
@@ -297,7 +301,6 @@ impl Packer {
             members: Vec::new(),
         })?;
         let (known, separator) = self.known_counts(segments, external)?;
-        let standing = freshness::standings(segments, now, policy.max_age);
         let allocator = Allocator {
             segments,
             known: &known,
@@ -334,6 +337,9 @@ impl Packer {
             }
             if let Some(prepared) = &prepared {
                 self.fence(&mut packed, prepared, given, &policy.trust);
+            }
+            if let Some(dated) = &dated {
+                freshness::mark_dated(&mut packed, dated, &standing);
             }
             Ok::<Packed, SchedError>(packed)
         };

@@ -48,7 +48,7 @@ impl PyPacker {
         separator = "\n\n", elision_marker = crate::truncation::DEFAULT_MARKER, truncators = None, joined = true,
         max_age = None, stale_penalty = 0, fence = "delimit", demote_pins = false, quarantine = false,
         builtin_patterns = true, patterns = Vec::new(), untrusted_kinds = BTreeSet::new(), half_life = None,
-        notice = false, restate = None
+        notice = false, restate = None, as_of = false
     ))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn py_new(
@@ -75,6 +75,7 @@ impl PyPacker {
         half_life: Option<f64>,
         notice: bool,
         restate: Option<(Vec<String>, String, usize)>,
+        as_of: bool,
     ) -> PyResult<Self> {
         let fence = Fence::parse(fence).ok_or_else(|| {
             SchedError::InvalidPolicy(format!("fence must be 'delimit', 'datamark' or 'none', not {fence:?}"))
@@ -97,6 +98,7 @@ impl PyPacker {
             joined,
             max_age,
             stale_penalty,
+            as_of,
             trust,
             restate: restate.map(|(ids, kind, after_tokens)| Restate { ids, kind, after_tokens }),
         };
