@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,41 @@ def test_pack(benchmark: BenchmarkFixture, count: int, counts: str) -> None:
     benchmark.extra_info["segments"] = count
     rounds = 3 if count >= 10_000 else 20
     benchmark.pedantic(function, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+def _provenance(segments: list[cs.Segment]) -> list[cs.Segment]:
+    """The same history as memories of a long-running agent: every fifth an untrusted tool result, each one
+    observed on its own day (a third of them stale), every tenth a version of one of 50 keys."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        cs.Segment(
+            segment.text,
+            id=segment.id,
+            kind="tool_result" if number % 5 == 0 else "memory",
+            trust="untrusted" if number % 5 == 0 else None,
+            observed_at=start + timedelta(days=number % 300),
+            key=f"fact-{number % 50}" if number % 10 == 0 else None,
+            version=number,
+        )
+        for number, segment in enumerate(segments)
+    ]
+
+
+@pytest.mark.parametrize("count", [1_000, 10_000])
+@pytest.mark.parametrize("provenance", ["off", "on"])
+def test_pack_with_trust_and_freshness(benchmark: BenchmarkFixture, count: int, provenance: str) -> None:
+    """The cost of trust and freshness on a warm pack: fences, screening, supersession, staleness, dates."""
+    segments = _segments(_history(count))
+    if provenance == "on":
+        segments = _provenance(segments)
+        policy = cs.Policy(max_age=timedelta(days=200), as_of=True)
+    else:
+        policy = cs.Policy(trust={"fence": "none", "notice": False})  # type: ignore[arg-type]
+    scheduler = cs.Scheduler(policy=policy, clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
+    scheduler.pack(segments, BUDGET)
+    benchmark.group = f"pack: trust and freshness, {count} segments, warm"
+    benchmark.extra_info["segments"] = count
+    benchmark.pedantic(lambda: scheduler.pack(segments, BUDGET), rounds=5, iterations=1, warmup_rounds=1)
 
 
 @pytest.fixture(scope="module")
