@@ -1,12 +1,14 @@
 """ctxsched inside the agent frameworks: what it adds per model call, and the prompt cache it keeps.
 
-The tests' 30-turn scripted runs (``tests/test_langchain_agent.py``, ``tests/test_openai_agents.py``: 30 tool
-calls of about 2,100 tokens each, 8,000-token budget), each with the bare framework, with ctxsched, and with the
-framework's own trimming: LangChain's ``SummarizationMiddleware`` (a fake summariser that returns at once,
-triggered at the budget) and the Agents SDK's ``ToolOutputTrimmer``. Each row records (``extra_info``): the
-mean time per model call and what it adds over the bare framework, the largest prompt sent, and prefix reuse
-(``benches/cache_metrics.py``: each prompt's longest common token prefix with the previous one, over its tokens;
-the bare framework sends everything, so it reuses everything and goes over the budget).
+The tests' 30-turn scripted runs (``tests/test_langchain_agent.py``, ``tests/test_openai_agents.py``,
+``tests/test_llama_index.py``: 30 tool calls of about 2,100 tokens each, 8,000-token budget), each with the bare
+framework, with ctxsched, and with the framework's own trimming: LangChain's ``SummarizationMiddleware`` (a fake
+summariser that returns at once, triggered at the budget), the Agents SDK's ``ToolOutputTrimmer`` and
+LlamaIndex's ``ChatMemoryBuffer`` token limit (a ``FunctionAgent``; ctxsched as ``ContextSchedLLM``). Each row
+records (``extra_info``): the mean time per model call and what it adds over the bare framework, the largest
+prompt sent, and prefix reuse (``benches/cache_metrics.py``: each prompt's longest common token prefix with the
+previous one, over its tokens; the bare framework sends everything, so it reuses everything and goes over the
+budget).
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ def _openai_agents(variant: str) -> Callable[[], list[list[dict[str, Any]]]]:
     return go
 
 
+def _llama_index(variant: str) -> Callable[[], list[list[dict[str, Any]]]]:
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.memory import ChatMemoryBuffer
+
+    from tests.test_llama_index import function_agent_run
+
+    def go() -> list[list[dict[str, Any]]]:
+        # Its own trimming: the memory's token limit (the scratchpad of a run is not in the memory).
+        memory = ChatMemoryBuffer.from_defaults(token_limit=BUDGET) if variant == "own trimming" else None
+        requests, _, _ = function_agent_run(packed=variant == "ctxsched", memory=memory)
+        return requests
+
+    return go
+
+
 def _chat_item(item: Any) -> dict[str, Any]:
     """A Responses item in the chat shape the cache figures render (the same for every variant)."""
     item = item if isinstance(item, dict) else item.model_dump(exclude_none=True)
@@ -81,7 +98,7 @@ def _chat_item(item: Any) -> dict[str, Any]:
     return {"role": item.get("role", "user"), "content": content if isinstance(content, str) else str(content)}
 
 
-FRAMEWORKS = {"langchain": _langchain, "openai_agents": _openai_agents}
+FRAMEWORKS = {"langchain": _langchain, "openai_agents": _openai_agents, "llama_index": _llama_index}
 
 
 @pytest.mark.parametrize("variant", ["bare", "ctxsched", "own trimming"])

@@ -90,6 +90,10 @@ pub struct Freshness {
     pub version: i64,
 }
 
+/// The kind segments kept as they were sent are packed under (by a session): no quota of the policy applies to
+/// them (they were counted against their own kind's when decided).
+pub(crate) const KEPT_KIND: &str = "(kept as sent)";
+
 impl Segment {
     /// A segment of `kind` with default settings; the content hash is computed here, once.
     pub fn new(id: impl Into<Arc<str>>, kind: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
@@ -112,6 +116,11 @@ impl Segment {
             untrusted: None,
             age: None,
         }
+    }
+
+    /// A segment a session keeps as it was sent: its text is what the provider saw, so nothing is added to it.
+    pub fn is_kept_as_sent(&self) -> bool {
+        &*self.kind == KEPT_KIND
     }
 
     /// Pinned or required: always kept.

@@ -143,7 +143,8 @@ def mandatory_messages(conversation: list[Message]) -> list[Message]:
     """The system messages, the task, the last user message and the latest turn that made calls."""
     users = [i for i, m in enumerate(conversation) if m["role"] == "user"]
     kept = {i for i, m in enumerate(conversation) if is_system(m)} | set(users[:1] + users[-1:])
-    return [conversation[i] for i in sorted(kept | set(latest_turn(conversation)))]
+    sent = as_sent(conversation)  # as they are sent whole: results fenced, the fence's notice in the system prompt
+    return [sent[i] for i in sorted(kept | set(latest_turn(conversation)))]
 
 
 def mandatory_tokens(conversation: list[Message], packed: cs.PackedMessages, tools: list[Message] | None) -> int:

@@ -146,3 +146,115 @@ def test_a_function_agent_with_the_mock_llm_gets_its_history_packed_run_after_ru
         open_calls -= {message.get("tool_call_id")}
     assert not open_calls
     assert memory.last is not None
+
+
+def sent_form(message: ChatMessage) -> dict[str, Any]:
+    """The OpenAI form of what a ``FunctionAgent`` sends, read here: its calls are ``ToolCallBlock``s."""
+    out = plain(message)
+    calls = [
+        {"id": block.tool_call_id, "type": "function",
+         "function": {"name": block.tool_name, "arguments": json.dumps(block.tool_kwargs)}}
+        for block in message.blocks if block.block_type == "tool_call"
+    ]  # fmt: skip
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def read_log(step: int) -> str:
+    """Read the build log of one step."""
+    return log(step)
+
+
+def function_agent_run(
+    packed: bool, streaming: bool = True, memory: Any = None
+) -> tuple[list[list[dict[str, Any]]], list[int | None], Any]:
+    """One ``FunctionAgent`` run of ``TURNS`` tool calls with the mock LLM, wrapped in ``ContextSchedLLM`` when
+    ``packed``: each request as sent (OpenAI form), each pack's first change (``None`` within an epoch), the
+    memory. One run: its calls and results stay in the agent's scratchpad, which no memory sees; the LLM does."""
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.base.llms.types import ToolCallBlock
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.memory import ChatMemoryBuffer
+    from llama_index.core.tools import FunctionTool
+
+    from ctxsched.integrations.llama_index import ContextSchedLLM
+
+    requests: list[list[dict[str, Any]]] = []
+    changes: list[int | None] = []
+
+    def respond(messages: list[ChatMessage], **kwargs: Any) -> ChatMessage:
+        requests.append([sent_form(message) for message in messages])
+        if isinstance(llm, ContextSchedLLM):
+            assert llm.last is not None
+            assert llm.last.cache is not None
+            changes.append(llm.last.cache.first_change)
+        step = len(requests)
+        if step <= TURNS:
+            block = ToolCallBlock(tool_call_id=f"call_{step}", tool_name="read_log", tool_kwargs={"step": step})
+            return ChatMessage(role="assistant", blocks=[block])
+        return ChatMessage(role="assistant", content="The build broke at step 7.")
+
+    mock = MockFunctionCallingLLM(response_generator=respond)
+    llm: Any = ContextSchedLLM(llm=mock, budget=BUDGET) if packed else mock
+    tool = FunctionTool.from_defaults(read_log)
+    agent = FunctionAgent(tools=[tool], llm=llm, system_prompt=SYSTEM, streaming=streaming)
+    memory = memory if memory is not None else ChatMemoryBuffer.from_defaults(token_limit=10**7)
+
+    async def run() -> None:
+        await agent.run(TASK, memory=memory, max_iterations=2 * TURNS)
+
+    asyncio.run(run())
+    return requests, changes, memory
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "chat"])
+def test_a_function_agent_run_of_30_tool_calls_is_packed_at_every_model_call(streaming: bool) -> None:
+    from llama_index.core.tools import FunctionTool
+
+    from tests.reference import reference_tools
+
+    requests, changes, memory = function_agent_run(packed=True, streaming=streaming)
+    assert len(requests) == len(changes) == TURNS + 1
+    definitions = [FunctionTool.from_defaults(read_log).metadata.to_openai_tool()]
+    for number, (sent, change) in enumerate(zip(requests, changes, strict=True)):
+        assert reference_count(sent) + reference_tools(definitions) <= BUDGET, f"request {number}"
+        assert sent[0] == {"role": "system", "content": with_notice(SYSTEM)}
+        assert any(message["content"] == TASK for message in sent)
+        check_pairs(sent)
+        if number and change is None:
+            assert sent[: len(requests[number - 1])] == requests[number - 1], "within an epoch: the last, then more"
+    assert None in changes[1:], "appended within an epoch"
+    assert any(change is not None for change in changes[1:]), "a new epoch"
+    # Without the packing the last request would hold every result: far over the budget.
+    bare, _, _ = function_agent_run(packed=False, streaming=streaming)
+    assert reference_count(bare[-1]) > 5 * BUDGET
+    # The framework's own history is whole: every result, as the tool returned it.
+    results = [m.content for m in memory.get_all() if m.role.value == "tool"]
+    assert results == [log(step) for step in range(1, TURNS + 1)]
+
+
+def check_pairs(sent: list[dict[str, Any]]) -> None:
+    open_calls: set[str] = set()
+    for message in sent:
+        if message["role"] != "tool":
+            assert not open_calls, "a message between calls and their results"
+        else:
+            assert message["tool_call_id"] in open_calls, "a result without its call"
+        open_calls |= {call["id"] for call in message.get("tool_calls") or []}
+        open_calls -= {message.get("tool_call_id")}
+    assert not open_calls
+
+
+def test_the_llm_wrapper_refuses_what_is_not_a_function_calling_llm() -> None:
+    from llama_index.core.llms.mock import MockLLM
+
+    from ctxsched.integrations.llama_index import ContextSchedLLM
+
+    with pytest.raises(TypeError, match="FunctionCallingLLM"):
+        ContextSchedLLM(llm=MockLLM(), budget=BUDGET)
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    with pytest.raises(ValueError, match="budget"):
+        ContextSchedLLM(llm=MockFunctionCallingLLM(), budget=-1)

@@ -18,6 +18,7 @@ from agents.items import ModelResponse  # noqa: E402
 from agents.models.interface import Model  # noqa: E402
 from agents.usage import Usage  # noqa: E402
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText  # noqa: E402
+from openai.types.responses.response_reasoning_item import ResponseReasoningItem, Summary  # noqa: E402
 
 import ctxsched as cs  # noqa: E402
 from ctxsched.integrations.openai_agents import input_filter  # noqa: E402
@@ -34,10 +35,11 @@ def read_log(step: int) -> str:
 class ScriptedModel(Model):
     """Calls ``read_log`` for 30 turns, then answers; records each input with its instructions."""
 
-    def __init__(self, flt: Any = None) -> None:
+    def __init__(self, flt: Any = None, reasoning: bool = False) -> None:
         self.inputs: list[tuple[str | None, list[Any]]] = []
         self.reports: list[Any] = []
         self.flt = flt
+        self.reasoning = reasoning
 
     async def get_response(self, system_instructions: str | None, input: Any, *args: Any, **kwargs: Any) -> Any:
         turn = len(self.inputs)
@@ -50,6 +52,9 @@ class ScriptedModel(Model):
                     type="function_call", call_id=f"call_{turn}", name="read_log", arguments=arguments, id=f"fc_{turn}"
                 )
             ]
+            if self.reasoning:  # a reasoning model's item before its call, which the API wants sent with it
+                summary = Summary(type="summary_text", text=f"Step {turn} next: " + "thinking " * 200)
+                output.insert(0, ResponseReasoningItem(type="reasoning", id=f"rs_{turn}", summary=[summary]))
         else:
             text = ResponseOutputText(type="output_text", text="Step 3 broke.", annotations=[])
             output = [
@@ -67,9 +72,10 @@ def run(flt: Any, model: ScriptedModel) -> Any:
     return asyncio.run(Runner.run(agent, TASK, run_config=config, max_turns=TURNS + 5))
 
 
-def test_every_model_call_gets_a_packed_valid_input_and_the_run_keeps_its_history() -> None:
+@pytest.mark.parametrize("reasoning", [False, True], ids=["plain", "reasoning"])
+def test_every_model_call_gets_a_packed_valid_input_and_the_run_keeps_its_history(reasoning: bool) -> None:
     flt = input_filter(BUDGET)
-    model = ScriptedModel(flt)
+    model = ScriptedModel(flt, reasoning)
     result = run(flt, model)
     function = {"name": "read_log", "description": read_log.description, "parameters": read_log.params_json_schema}
     tool = {"type": "function", "function": function}
@@ -90,6 +96,7 @@ def test_every_model_call_gets_a_packed_valid_input_and_the_run_keeps_its_histor
                 calls.add(call_id)
             elif kind == "function_call_output":
                 assert call_id in calls, "an output without its call"
+        check_reasoning(items, reasoning)
         # Within an epoch the input starts with the previous one.
         assert cache is not None
         if cache.first_change is None:
@@ -102,6 +109,25 @@ def test_every_model_call_gets_a_packed_valid_input_and_the_run_keeps_its_histor
     assert [item["output"] for item in outputs] == [log(n) for n in range(TURNS)]
     assert flt.last.cache is not None
     assert flt.last.cache.epoch > 1
+
+
+def field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def check_reasoning(items: list[Any], reasoning: bool) -> None:
+    """Each reasoning item is sent right before the call it came with, and a call that came with one has it."""
+    kinds = [field(item, "type") for item in items]
+    assert ("reasoning" in kinds) == (reasoning and "function_call" in kinds)
+    for position, item in enumerate(items):
+        if field(item, "type") == "reasoning":
+            following = items[position + 1] if position + 1 < len(items) else None
+            assert following is not None, "reasoning left alone at the end"
+            assert field(following, "type") == "function_call", "reasoning left alone"
+            assert field(following, "id") == "fc_" + field(item, "id").removeprefix("rs_")
+        elif field(item, "type") == "function_call" and reasoning:
+            assert position > 0, "a call without its reasoning"
+            assert field(items[position - 1], "type") == "reasoning", "a call without its reasoning"
 
 
 def test_a_new_conversation_starts_a_new_session() -> None:

@@ -73,3 +73,45 @@ def test_every_request_is_packed_valid_and_the_run_keeps_its_history() -> None:
     assert packed is not None
     assert packed.cache is not None
     assert packed.cache.epoch > 1
+
+
+def test_a_multimodal_prompt_is_counted_with_its_images_and_sent_back_as_pydantic_ai_content() -> None:
+    import base64
+
+    from pydantic_ai.messages import BinaryContent, ImageUrl, UserPromptPart
+
+    from tests.packing import words
+    from tests.test_chat_reader import image_cost, n, png
+
+    chart = ImageUrl("https://example.com/chart.png", vendor_metadata={"detail": "low"})
+    screenshot = BinaryContent(base64.b64decode(png(1024, 1024).split(",")[1]), media_type="image/png")
+    long = words(3000)
+    prompt = [TASK, chart, screenshot, long]
+    seen: list[list[ModelMessage]] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(list(messages))
+        return ModelResponse(parts=[TextPart("The chart shows a failed step.")])
+
+    capability = history_processor(2000)
+    agent = Agent(FunctionModel(model), system_prompt=INSTRUCTIONS, capabilities=[capability])
+    result = agent.run_sync(prompt)
+    (request,) = seen
+    (part,) = [part for message in request for part in message.parts if isinstance(part, UserPromptPart)]
+    task, sent_chart, sent_screenshot, cut = part.content
+    assert (task, sent_chart, sent_screenshot) == (TASK, chart, screenshot)
+    assert sent_chart is chart
+    assert sent_screenshot is screenshot
+    assert isinstance(cut, str)
+    assert len(cut) < len(long)
+    # Counted as the provider counts it: each text part, a low-detail image (85), a 1024x1024 one by its tiles.
+    packed = capability.history.last
+    assert packed is not None
+    framing = reference_count(
+        [{"role": "system", "content": with_notice(INSTRUCTIONS)}, {"role": "user", "content": ""}]
+    )
+    assert packed.tokens == framing + n(TASK) + n(cut) + 85 + image_cost(1024, 1024)
+    assert packed.tokens <= 2000
+    # The run's own history keeps the prompt whole.
+    (whole,) = [p for m in result.all_messages() for p in m.parts if isinstance(p, UserPromptPart)]
+    assert whole.content == prompt

@@ -7,6 +7,7 @@ expected fence is read from ``ctxsched.trust`` only to find it in the output, an
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 import ctxsched as cs
 from ctxsched import trust
 from tests.fences import NOTICE, fenced
+from tests.packing import words
 from tests.reference import reference
 
 # A marker copied in any case, a provider's special tokens: what a hostile text would use to break out.
@@ -327,4 +329,29 @@ def test_in_a_conversation_the_notice_is_there_from_the_first_prompt() -> None:
     second = session.pack()
     assert second.cache.first_change is None  # the first tool result did not change the system prompt
     assert second.messages[: len(first.messages)] == first.messages
+    assert second.tokens == cs.count_messages(second.messages)
+
+
+def test_a_system_prompt_cut_short_of_its_notice_is_kept_as_sent_and_counted_as_sent() -> None:
+    # A budget so tight that the first pack cuts the system prompt, notice and all; the next epoch keeps it as
+    # sent (the cache has it) and must neither add the notice again nor count a notice it does not send.
+    system = "m1-0: " + words(19)
+    calls = [
+        {"id": f"c{n}", "type": "function", "function": {"name": "bash", "arguments": json.dumps({"cmd": str(n)})}}
+        for n in range(3)
+    ]
+    session = cs.Session(300)
+    session.extend([
+        {"role": "user", "content": "m0-0: w"},
+        {"role": "system", "content": system},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        *({"role": "tool", "tool_call_id": f"c{n}", "content": "r1: " + words(40 + 11 * bool(n))} for n in range(3)),
+    ])  # fmt: skip
+    first = session.pack()
+    sent_system = first.messages[0]["content"]
+    assert sent_system.startswith(system)
+    assert NOTICE not in sent_system  # cut: the case under test
+    session.append({"role": "user", "content": "m6: w"})
+    second = session.pack()
+    assert second.messages[0]["content"] == sent_system
     assert second.tokens == cs.count_messages(second.messages)

@@ -39,15 +39,11 @@ use crate::chat::{check_growing, is_infeasible, link, pack_segments, plan_linked
 use crate::chat::{Accounting, ChatSegments, Lineage, Linked, MessageRun};
 use crate::error::{Result, SchedError};
 use crate::packer::{Cut, Decision, Packed, Packer};
-use crate::segment::{Segment, Truncation};
+use crate::segment::{Segment, Truncation, KEPT_KIND};
 use crate::tokenizer::Tokenizer;
 
 /// The reason given for the first pack's prompt (nothing was cached before it).
 pub const FIRST_PACK: &str = "the first pack";
-
-/// The kind segments kept as they were sent are packed under: no quota of the policy applies to them (they
-/// were counted against their own kind's when decided).
-const KEPT_KIND: &str = "(kept as sent)";
 
 /// The watermarks and the recent window, as fractions of the usable budget.
 #[derive(Debug, Clone, Copy, PartialEq)]

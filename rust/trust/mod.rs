@@ -255,8 +255,9 @@ fn append_notice(segments: &mut [Segment], policy: &TrustPolicy) -> Option<usize
         .iter_mut()
         .enumerate()
         .find(|(_, segment)| segment.pin == Pin::Head && segment.untrusted != Some(true))?;
-    // An empty one may be content parts without text, which a text would replace.
-    if head.text.is_empty() || head.text.contains(notice) {
+    // An empty one may be content parts without text, which a text would replace. One a session keeps as sent
+    // stays as the provider saw it (with the notice, or cut short of it when the budget could not hold it).
+    if head.text.is_empty() || head.text.contains(notice) || head.is_kept_as_sent() {
         return None;
     }
     let text = format!("{}\n\n{notice}", head.text);

@@ -122,7 +122,7 @@ def to_chat(messages: list[Any]) -> tuple[list[dict[str, Any]], list[Origin]]:
             if isinstance(part, SystemPromptPart):
                 chat.append({"role": "system", "content": part.content})
             elif isinstance(part, UserPromptPart):
-                content = part.content if isinstance(part.content, str) else _text_of(part.content)
+                content = part.content if isinstance(part.content, str) else _parts_of(part.content)[0]
                 chat.append({"role": "user", "content": content})
             elif isinstance(part, ToolReturnPart):
                 chat.append({"role": "tool", "tool_call_id": part.tool_call_id, "content": part.model_response_str()})
@@ -162,7 +162,7 @@ def from_chat(
                     continue  # the cut text is the first text part's
                 part, text_placed = dataclasses.replace(part, content=message["content"]), True
             elif changed and not response:
-                part = dataclasses.replace(part, content=message["content"])
+                part = dataclasses.replace(part, content=_content_back(part.content, message["content"]))
             kept.setdefault(index, {})[number] = part
     for entry in order:
         if isinstance(entry, dict):
@@ -188,5 +188,52 @@ def _call(part: Any) -> dict[str, Any]:
             "function": {"name": part.tool_name, "arguments": part.args_as_json_str()}}  # fmt: skip
 
 
-def _text_of(content: Any) -> str:
-    return "".join(item for item in content if isinstance(item, str))
+def _parts_of(content: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    """A user prompt's list content as OpenAI content parts, and the index in ``content`` of each part.
+
+    Each part is then counted as the provider counts it (an image by its size, when its data says it).
+    """
+    from pydantic_ai.messages import BinaryContent, CachePoint, DocumentUrl, ImageUrl, TextContent
+
+    parts: list[dict[str, Any]] = []
+    positions: list[int] = []
+    for position, item in enumerate(content):
+        if isinstance(item, str | TextContent):
+            part: dict[str, Any] = {"type": "text", "text": item if isinstance(item, str) else item.content}
+        elif isinstance(item, ImageUrl):
+            detail = (item.vendor_metadata or {}).get("detail", "auto")
+            part = {"type": "image_url", "image_url": {"url": item.url, "detail": detail}}
+        elif isinstance(item, BinaryContent) and item.is_image:
+            detail = (item.vendor_metadata or {}).get("detail", "auto")
+            part = {"type": "image_url", "image_url": {"url": item.data_uri, "detail": detail}}
+        elif isinstance(item, BinaryContent) and item.is_audio:
+            part = {"type": "input_audio", "input_audio": {"data": item.base64, "format": item.format}}
+        elif isinstance(item, BinaryContent) and item.is_document:
+            part = {"type": "file", "file": {"file_data": item.data_uri, "filename": f"document.{item.format}"}}
+        elif isinstance(item, DocumentUrl):
+            part = {"type": "file", "file": {"file_id": item.url}}
+        elif isinstance(item, CachePoint):
+            continue  # a marker for the provider's cache, not content
+        else:  # audio and video links, uploaded files, structured content: the accounting's unknown-part cost
+            part = {"type": str(getattr(item, "kind", type(item).__name__))}
+        parts.append(part)
+        positions.append(position)
+    return parts, positions
+
+
+def _content_back(content: Any, sent: Any) -> Any:
+    """The user prompt's content with the text the pack kept.
+
+    ``sent`` is a string for a string ``content``, else its parts in the order of ``_parts_of``, where only text can
+    have changed.
+    """
+    if isinstance(content, str) or not isinstance(sent, list):
+        return sent
+    out = list(content)
+    _, positions = _parts_of(content)
+    for position, part in zip(positions, sent, strict=True):
+        if part.get("type") != "text":
+            continue
+        item = out[position]
+        out[position] = part["text"] if isinstance(item, str) else dataclasses.replace(item, content=part["text"])
+    return out
