@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -79,7 +80,9 @@ def _llama_index(variant: str) -> Callable[[], list[list[dict[str, Any]]]]:
     def go() -> list[list[dict[str, Any]]]:
         # Its own trimming: the memory's token limit (the scratchpad of a run is not in the memory).
         memory = ChatMemoryBuffer.from_defaults(token_limit=BUDGET) if variant == "own trimming" else None
-        requests, _, _ = function_agent_run(packed=variant == "ctxsched", memory=memory)
+        with warnings.catch_warnings():  # LlamaIndex's workflows read pydantic's deprecated ``__fields__``
+            warnings.simplefilter("ignore", DeprecationWarning)
+            requests, _, _ = function_agent_run(packed=variant == "ctxsched", memory=memory)
         return requests
 
     return go
