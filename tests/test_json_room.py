@@ -169,10 +169,7 @@ def check(text: str, limit: int, original: Any = None) -> int:
     # Over the limit (a token is never longer than 256 bytes) and not kept whole: the room is used.
     over = len(text) > 256 * limit or tokens(text) > limit
     if over and reduced != original:
-        # The issue asks for 80%. Measured on 13,782 generated cuts at 50 to 2,000 tokens: all but one at least
-        # 80%; that one keeps 55 of 70 (78.6%): a small nested object is left out whole where a reduced one
-        # would fit, the planner's shares leave that gap. This asserts what holds, not the target.
-        assert used >= 0.78 * limit, f"only {used} of {limit} tokens used: {cut.text[:2000]}"
+        assert used >= 0.8 * limit, f"only {used} of {limit} tokens used: {cut.text[:2000]}"
     return used
 
 
@@ -188,6 +185,10 @@ def check(text: str, limit: int, original: Any = None) -> int:
 @example(seed=4520134, depth=1, size=3943, limit=1253, indent=None)
 # Full notes a few tokens too many, short ones everywhere too few: only the root's note short fills it.
 @example(seed=2845381791, depth=5, size=100_000, limit=51, indent=2)
+# A rendering of 47 tokens exists for a limit of 53, at a root budget the bisection stepped over (41 found).
+@example(seed=2341891740, depth=7, size=1000, limit=53, indent=None)
+# A string that fits cut to 4 tokens around its marker, not 6: 50 of 50 where it was a note and 38.
+@example(seed=3760507180, depth=2, size=10_000, limit=50, indent=2)
 def test_json_cuts_use_their_room(seed: int, depth: int, size: int, limit: int, indent: int | None) -> None:
     document = value(random.Random(seed), depth, size)
     check(json.dumps(document, indent=indent, ensure_ascii=seed % 2 == 0), limit, document)

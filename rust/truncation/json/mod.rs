@@ -53,6 +53,12 @@ const CLOSE_ENOUGH: usize = 50;
 /// Short notes (only how many went), everywhere and then on the root alone, are also tried when full ones
 /// leave a cut under this percentage of the limit.
 const SHORT_NOTES_UNDER: usize = 90;
+/// A search whose best cut is under this percentage of the limit sweeps the root budget as well.
+const SWEEP_UNDER: usize = 80;
+/// Root budgets a sweep tries, evenly spaced from half the limit to `SWEEP_TO` times it (every one for a
+/// small limit, where one member more or less decides).
+const SWEEP_STEPS: usize = 128;
+const SWEEP_TO: usize = 3;
 
 /// `text` reduced to at most `max_tokens` tokens as valid JSON, or why it cannot be.
 pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker: &str) -> Result<String, String> {
@@ -133,7 +139,32 @@ fn search(reducer: &mut Reducer, max_tokens: usize) -> Option<Found> {
             None => break,
         }
     }
+    if best.as_ref().is_none_or(|found| found.tokens.saturating_mul(100) < max_tokens.saturating_mul(SWEEP_UNDER)) {
+        sweep(reducer, max_tokens, &mut best);
+    }
     best
+}
+
+/// Renderings are not monotone in the root budget (a member shown whole at one budget is reduced, and
+/// differently written, at the next: 67 gave 58 tokens and 68 gave 47 for one document), so bisecting can
+/// step over a budget whose rendering fits better. In the rare search that ends far under the limit, evenly
+/// spaced budgets are tried too, until one uses most of the limit.
+fn sweep(reducer: &mut Reducer, max_tokens: usize, best: &mut Option<Found>) {
+    let tokenizer = reducer.tokenizer;
+    let (low, high) = (max_tokens / 2, max_tokens.saturating_mul(SWEEP_TO));
+    let step = (high - low).div_ceil(SWEEP_STEPS).max(1);
+    for budget in (low..=high).step_by(step) {
+        let text = reducer.render(budget);
+        let tokens = tokenizer.count(&text);
+        if tokens <= max_tokens && best.as_ref().is_none_or(|found| tokens > found.tokens) {
+            let whole = reducer.is_whole(budget);
+            *best = Some(Found { text, tokens, whole });
+        }
+        let enough = |found: &Found| found.tokens.saturating_mul(100) >= max_tokens.saturating_mul(SHORT_NOTES_UNDER);
+        if best.as_ref().is_some_and(enough) {
+            return;
+        }
+    }
 }
 
 /// The next root budget to try: while only budgets that fit (or only ones that do not) are known, where

@@ -18,7 +18,7 @@ const NOTE_EXACT_LIMIT: usize = 4096;
 const LISTING_BUDGET: usize = 4;
 const LISTING_SLACK: usize = 64 << 20;
 /// Tokens of a cut string's own text worth showing around the marker, at the least.
-const MIN_KEPT: usize = 6;
+const MIN_KEPT: usize = 4;
 /// Tries at cutting a string whose escapes make it longer than its share once encoded.
 const STRING_TRIES: usize = 6;
 
