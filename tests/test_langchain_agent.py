@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.agent_script import BUDGET, TASK, TURNS, log
+from tests.agent_script import BUDGET, TASK, TURNS, check_pairs, log
 from tests.agent_script import INSTRUCTIONS as SYSTEM
 from tests.fences import with_notice
 from tests.reference import reference_tools
-from tests.session_checks import answered_calls
 from tests.test_messages import reference_count
 
 langchain_agents = pytest.importorskip("langchain.agents", reason="the middleware needs langchain 1.x")
@@ -90,14 +89,7 @@ def test_every_model_call_is_packed_valid_and_prefix_stable(run_async: bool) -> 
         # Within the budget, counted independently (tiktoken, the published recipes).
         assert reference_count(sent) + reference_tools(tools) <= BUDGET
         # Tool pairs: every result right after its call, every call answered.
-        answered_calls(sent)  # raises on a result without an open call
-        open_calls: set[str] = set()
-        for message in sent:
-            if message["role"] != "tool":
-                assert not open_calls, "a message between calls and their results"
-            open_calls |= {call["id"] for call in message.get("tool_calls") or []}
-            open_calls -= {message.get("tool_call_id")}
-        assert not open_calls
+        check_pairs(sent)
         assert sent[0] == {"role": "system", "content": with_notice(SYSTEM)}
         assert any(message.get("content") == TASK for message in sent)
         # Within an epoch the request starts with the previous one.

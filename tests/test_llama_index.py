@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent_script import BUDGET, TASK, TURNS, log
+from tests.agent_script import BUDGET, TASK, TURNS, check_pairs, log
 from tests.agent_script import INSTRUCTIONS as SYSTEM
 from tests.fences import with_notice
 from tests.test_messages import reference_count
@@ -47,15 +47,7 @@ def check(history: list[ChatMessage], memory: ContextSchedMemory, previous: list
     assert reference_count(sent) <= BUDGET
     assert sent[0] == {"role": "system", "content": with_notice(SYSTEM)}
     assert any(message["content"] == TASK for message in sent)
-    open_calls: set[str] = set()
-    for message in sent:
-        if message["role"] != "tool":
-            assert not open_calls, "a message between calls and their results"
-        else:
-            assert message["tool_call_id"] in open_calls, "a result without its call"
-        open_calls |= {call["id"] for call in message.get("tool_calls") or []}
-        open_calls -= {message.get("tool_call_id")}
-    assert not open_calls
+    check_pairs(sent)
     assert memory.last is not None
     assert memory.last.cache is not None
     if memory.last.cache.first_change is None:
@@ -233,18 +225,6 @@ def test_a_function_agent_run_of_30_tool_calls_is_packed_at_every_model_call(str
     # The framework's own history is whole: every result, as the tool returned it.
     results = [m.content for m in memory.get_all() if m.role.value == "tool"]
     assert results == [log(step) for step in range(1, TURNS + 1)]
-
-
-def check_pairs(sent: list[dict[str, Any]]) -> None:
-    open_calls: set[str] = set()
-    for message in sent:
-        if message["role"] != "tool":
-            assert not open_calls, "a message between calls and their results"
-        else:
-            assert message["tool_call_id"] in open_calls, "a result without its call"
-        open_calls |= {call["id"] for call in message.get("tool_calls") or []}
-        open_calls -= {message.get("tool_call_id")}
-    assert not open_calls
 
 
 def test_the_llm_wrapper_refuses_what_is_not_a_function_calling_llm() -> None:

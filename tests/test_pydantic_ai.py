@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent_script import BUDGET, INSTRUCTIONS, TASK, TURNS, log
+from tests.agent_script import BUDGET, INSTRUCTIONS, TASK, TURNS, check_pairs, log
 from tests.fences import with_notice
 from tests.test_messages import reference_count
 
@@ -54,16 +54,7 @@ def test_every_request_is_packed_valid_and_the_run_keeps_its_history() -> None:
         # The agent's instructions, with the fence's notice.
         assert chat[0] == {"role": "system", "content": with_notice(INSTRUCTIONS)}
         assert any(message.get("content") == TASK for message in chat)
-        # Every return right after its call, every call answered.
-        open_calls: set[str] = set()
-        for message in chat:
-            if message["role"] != "tool":
-                assert not open_calls, "a message between calls and their returns"
-            else:
-                assert message["tool_call_id"] in open_calls, "a return without its call"
-            open_calls |= {call["id"] for call in message.get("tool_calls") or []}
-            open_calls -= {message.get("tool_call_id")}
-        assert not open_calls
+        check_pairs(chat)
         previous = chat
     assert previous
     # The run's own history is whole.
