@@ -189,6 +189,10 @@ def check(text: str, limit: int, original: Any = None) -> int:
 @example(seed=2341891740, depth=7, size=1000, limit=53, indent=None)
 # A string that fits cut to 4 tokens around its marker, not 6: 50 of 50 where it was a note and 38.
 @example(seed=3760507180, depth=2, size=10_000, limit=50, indent=2)
+# Over the limit only by its escapes (`\ud83c\udf0d` for one emoji): written without them it fits whole (was 41 of 53).
+@example(seed=1969732712, depth=1, size=10_000, limit=53, indent=2)
+# An array of three records with no room for any member: its first and last shown as stubs (was 42 of 53).
+@example(seed=4008898323, depth=5, size=100_000, limit=53, indent=2)
 def test_json_cuts_use_their_room(seed: int, depth: int, size: int, limit: int, indent: int | None) -> None:
     document = value(random.Random(seed), depth, size)
     check(json.dumps(document, indent=indent, ensure_ascii=seed % 2 == 0), limit, document)

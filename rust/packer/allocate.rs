@@ -61,6 +61,9 @@ pub(super) struct Allocator<'a> {
     pub(super) can_truncate: bool,
     /// Each segment's standing at the pack's time (empty: all current).
     pub(super) standing: &'a [Standing],
+    /// A plan that only has to show that it evicts more than this many segments (the stub search's
+    /// comparison) stops filling once it has: the units after that are not read.
+    pub(super) enough_evictions: Option<usize>,
 }
 
 impl Allocator<'_> {
@@ -402,8 +405,9 @@ impl Allocator<'_> {
 
         let mut state = FillState { used, spent, capacity, limits };
         self.fill_minimums(plan, decided, &order, &mut state);
-        self.fill_by_priority(plan, decided, &order, &mut state);
-        self.fill_partial(plan, &order, &mut state);
+        if self.fill_by_priority(plan, decided, &order, &mut state) {
+            self.fill_partial(plan, &order, &mut state);
+        }
         Ok(())
     }
 
@@ -434,9 +438,21 @@ impl Allocator<'_> {
         }
     }
 
-    /// Priority order: a unit that does not fit is skipped, not a wall.
-    fn fill_by_priority<'s>(&'s self, plan: &mut Plan, decided: &[bool], order: &[usize], state: &mut FillState<'s>) {
+    /// Priority order: a unit that does not fit is skipped, not a wall. Returns whether it went through
+    /// every unit (it stops early past `enough_evictions`; then the partial fill, which can save one
+    /// segment, is not run, and one more eviction is asked for to make up for it).
+    fn fill_by_priority<'s>(
+        &'s self,
+        plan: &mut Plan,
+        decided: &[bool],
+        order: &[usize],
+        state: &mut FillState<'s>,
+    ) -> bool {
+        let mut evicted = 0usize;
         for &unit in order {
+            if self.enough_evictions.is_some_and(|enough| evicted > enough.saturating_add(1)) {
+                return false;
+            }
             if decided.get(unit).copied().unwrap_or(true) {
                 continue;
             }
@@ -445,6 +461,7 @@ impl Allocator<'_> {
                 Ok(()) => self.admit(plan, state, unit, &Admission::Priority(priority)),
                 Err(eviction) => {
                     let members = plan.units.get(unit).map(|unit| unit.members.clone()).unwrap_or_default();
+                    evicted = evicted.saturating_add(members.len());
                     for index in members {
                         if let Some(slot) = plan.outcome.get_mut(index) {
                             *slot = Err(eviction.clone());
@@ -453,6 +470,7 @@ impl Allocator<'_> {
                 }
             }
         }
+        true
     }
 
     /// The last unit may be admitted partially: the most important evicted single segment that may be

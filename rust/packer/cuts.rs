@@ -61,7 +61,7 @@ impl Packer {
                 if cut.is_empty() && !segment.text.is_empty() {
                     return Err(SchedError::Uncuttable { id: segment.id.to_string(), tokens: planned });
                 }
-                let tokens = tokenizer.count(cut).saturating_add(segment.overhead);
+                let tokens = self.count_memoised(tokenizer, cut).saturating_add(segment.overhead);
                 cuts.tokens.insert(key, tokens);
                 tokens
             };

@@ -57,7 +57,7 @@ impl Packer {
     }
 
     /// The exact count of `text`, through the count memo.
-    fn count_memoised(&self, tokenizer: Tokenizer, text: &str) -> usize {
+    pub(super) fn count_memoised(&self, tokenizer: Tokenizer, text: &str) -> usize {
         let hash = content_hash(text);
         let known = self.memo.lock().unwrap_or_else(PoisonError::into_inner).get(&hash).copied();
         match known {

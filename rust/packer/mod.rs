@@ -310,6 +310,7 @@ impl Packer {
             separator,
             can_truncate: self.tokenizer.is_some(),
             standing: &standing,
+            enough_evictions: None,
         };
         // Cuts by (segment, size), so that planning again (stubs), re-realising after a repair and cutting the
         // mandatory set before the fill do not cut (or call a hook) again.
@@ -553,7 +554,8 @@ impl Packer {
                         let room = plan.cut_size(index).saturating_sub(segment.overhead);
                         let (cut, used, fallback) =
                             self.cut_cached(tokenizer, cuts, (index, room), &segment.text, &how)?.clone();
-                        after = tokenizer.count(&cut) + segment.overhead;
+                        // Through the memo: planning a mandatory cut has counted it, and so has an earlier pack.
+                        after = self.count_memoised(tokenizer, &cut) + segment.overhead;
                         strategy = Some((used, fallback));
                         if let Some(slot) = texts.get_mut(index) {
                             *slot = Some(cut);

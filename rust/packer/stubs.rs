@@ -109,12 +109,8 @@ impl Packer {
         if candidates.is_empty() {
             return Ok(None);
         }
-        // Without stubs first (the segments as they are, not a copy): if nothing is evicted, or stubbing
-        // saves nothing, no stubs.
-        let unstubbed = self.plan(&Allocator { known: &known, ..*base }, cuts)?;
-        self.remember(segments, unstubbed.sizes.counted_now(&known, segments));
         // Stubs never replace mandatory segments, the only ones cut while planning: `cuts` holds for them.
-        let mut with_stubs = |count: usize| -> Result<(Vec<Segment>, Plan)> {
+        let with_stubs = |count: usize, cuts: &mut Cuts| -> Result<(Vec<Segment>, Plan)> {
             let mut work = segments.to_vec();
             for candidate in candidates.iter().take(count) {
                 if let Some(slot) = work.get_mut(candidate.index) {
@@ -126,13 +122,16 @@ impl Packer {
             self.remember(&work, plan.sizes.counted_now(&known, &work));
             Ok((work, plan))
         };
-        let evicted = evictions(&unstubbed);
-        if evicted == 0 {
-            return Ok(None);
-        }
-        let (_, plan) = with_stubs(candidates.len())?;
+        // Every candidate stubbed first, then the segments as they are (not a copy): if that evicts nothing,
+        // or no more than with stubs, no stubs. It only has to show that it evicts more, so it stops once it
+        // has (the old texts that would be stubbed are not read to the end of the fill).
+        let (_, plan) = with_stubs(candidates.len(), cuts)?;
         let least = evictions(&plan);
-        if least >= evicted {
+        let known_now = self.remembered(segments);
+        let unstubbed = self.plan(&Allocator { known: &known_now, enough_evictions: Some(least), ..*base }, cuts)?;
+        self.remember(segments, unstubbed.sizes.counted_now(&known_now, segments));
+        let evicted = evictions(&unstubbed);
+        if evicted == 0 || least >= evicted {
             return Ok(None);
         }
         // The room that plan left; a segment admitted partially (cut to the room left) would give way.
@@ -155,8 +154,9 @@ impl Packer {
             stubbed -= 1;
         }
         self.remember(segments, learnt.into_iter());
-        if stubbed < candidates.len() && evictions(&with_stubs(stubbed)?.1) > least {
-            stubbed = fewest_stubs(candidates.len(), least, |count| Ok(evictions(&with_stubs(count)?.1)))?;
+
+        if stubbed < candidates.len() && evictions(&with_stubs(stubbed, cuts)?.1) > least {
+            stubbed = fewest_stubs(candidates.len(), least, |count| Ok(evictions(&with_stubs(count, cuts)?.1)))?;
         }
         if stubbed == 0 {
             return Ok(None);
@@ -172,6 +172,14 @@ impl Packer {
                 Some(stated(tokenizer, &segment.text, exact, || self.density(tokenizer, segment)))
             })
             .collect();
+
+        // Exact numbers counted just now go to the memo: the next pack of this conversation states them
+        // without counting again.
+        let counted_now = chosen_candidates.iter().zip(&numbers).filter_map(|(candidate, number)| match number {
+            Some(Elided::Exact(tokens)) => Some((candidate.index, Known { tokens: *tokens, exact: true })),
+            _ => None,
+        });
+        self.remember(segments, counted_now);
         let mut work = segments.to_vec();
         let mut chosen = Vec::with_capacity(stubbed);
         for (candidate, number) in chosen_candidates.iter().zip(numbers) {

@@ -165,7 +165,7 @@ impl Reducer<'_, '_> {
                             (last.show, level) = (show, before);
                         }
                     }
-                    rejected = rejected.or(Some((index, member)));
+                    rejected = rejected.or(Some(taken));
                     // An object's members can be left out anywhere; skip a few that do not fit.
                     if !object || skipped >= MAX_SKIPPED {
                         break;
@@ -175,8 +175,8 @@ impl Reducer<'_, '_> {
             }
             taken += 1;
         }
-        if let Some((index, member)) = rejected.filter(|_| level.reduced == 0) {
-            self.stub(&mut level, &mut shown, index, member, with_note);
+        if let Some(first) = rejected.filter(|_| level.reduced == 0) {
+            self.stubs(span, &mut level, &mut shown, first, with_note);
         }
         let room = if shown.len() == count { all } else { with_note };
         let share = Level::share(room, level.fixed, level.reduced).unwrap_or(0);
@@ -243,24 +243,45 @@ impl Reducer<'_, '_> {
         true
     }
 
-    /// When nothing is reduced, `member` (the first that did not fit) reduced to the room left, if that
-    /// holds its stub (a container with only its note, a string with only a little around the marker):
-    /// the room says what is there rather than go unused.
-    fn stub(&mut self, level: &mut Level, shown: &mut Vec<Shown>, index: usize, member: Member, room: usize) {
-        let stub = match self.document.byte(member.value.start) {
-            Some(b'[' | b'{') => {
-                let Some(listing) = self.listing(member.value) else { return };
-                let (count, object) = (listing.count, listing.object);
-                BRACKETS + self.note_estimate(member.value, count, object)
+    /// When nothing is reduced, the members from the `first` taken that did not fit on, reduced to their
+    /// stubs (a container with only its note, a string with only a little around the marker) while the room
+    /// left holds them: the room says what is there rather than go unused (an array's first and last
+    /// items, an object's next few keys).
+    fn stubs(&mut self, span: Span, level: &mut Level, shown: &mut Vec<Shown>, first: usize, room: usize) {
+        let Some((object, count)) = self.listing(span).map(|listing| (listing.object, listing.count)) else { return };
+        for taken in first..count {
+            let index = candidate(object, count, taken);
+            if shown.iter().any(|shown| shown.index == index) {
+                continue;
             }
-            Some(b'"') if self.decode(member.value) => self.min_share,
-            _ => return,
-        };
-        let key_tokens = member.key.map_or(0, |key| self.tokenizer.count(self.document.get(key)) + 1);
-        let fixed = level.fixed + SEPARATOR + key_tokens;
-        if Level::share(room, fixed, 1).is_some_and(|share| share >= stub) {
+            let Some(member) = self.listing(span).and_then(|listing| listing.get(index)) else { return };
+            // An array shows a run from each end, so its stubs stop at the first that cannot be one; an
+            // object's members can go anywhere.
+            let Some(stub) = self.stub(member) else {
+                if object {
+                    continue;
+                }
+                return;
+            };
+            let key_tokens = member.key.map_or(0, |key| self.tokenizer.count(self.document.get(key)) + 1);
+            let fixed = level.fixed + SEPARATOR + key_tokens;
+            if Level::share(room, fixed, level.reduced + 1).is_none_or(|share| share < stub.max(level.largest_need)) {
+                return;
+            }
             level.take(&Take::Last { key_tokens, need: stub });
             shown.push(Shown { index, member, show: Show::Reduced { key_tokens } });
+        }
+    }
+
+    /// The tokens of `member`'s stub; `None` for a scalar, which has none.
+    fn stub(&mut self, member: Member) -> Option<usize> {
+        match self.document.byte(member.value.start)? {
+            b'[' | b'{' => {
+                let (count, object) = self.listing(member.value).map(|listing| (listing.count, listing.object))?;
+                Some(BRACKETS + self.note_estimate(member.value, count, object))
+            }
+            b'"' if self.decode(member.value) => Some(self.min_share),
+            _ => None,
         }
     }
 

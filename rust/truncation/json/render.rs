@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use super::plan::{Plan, Show};
-use super::scan::{Document, Listing, Span};
+use super::scan::{unescaped, Document, Listing, Span};
 use super::MAX_DEPTH;
 use crate::tokenizer::Tokenizer;
 use crate::truncation::marker::{density, render, render_note, render_short_note, Elided, EXACT_LIMIT};
@@ -297,8 +297,9 @@ impl<'a, 't> Reducer<'a, 't> {
             return cut.tokens;
         }
         let raw = self.document.get(span);
-        let cut = match self.tokenizer.count_up_to(raw, share) {
-            Some(tokens) => Cut { json: raw.to_owned(), tokens },
+        let whole = unescaped(raw).unwrap_or_else(|| raw.to_owned());
+        let cut = match self.tokenizer.count_up_to(&whole, share) {
+            Some(tokens) => Cut { json: whole, tokens },
             None => self.cut_string(span, share),
         };
         out.push_str(&cut.json);
@@ -313,13 +314,6 @@ impl<'a, 't> Reducer<'a, 't> {
         let Some(decoded) = self.decoded.get(&span.start).and_then(Option::as_deref) else {
             return marker_only(tokenizer, marker, raw);
         };
-        // Written again without the original's escapes (`\u00e9` as `é`), the whole value may fit: it stays
-        // whole then, the same value in fewer tokens.
-        if let Ok(json) = serde_json::to_string(decoded) {
-            if let Some(tokens) = tokenizer.count_up_to(&json, share) {
-                return Cut { json, tokens };
-            }
-        }
         let mut target = share.saturating_sub(2);
         if let Some(tokens) = tokenizer.count_up_to(decoded, target) {
             // Over only because of its quotes and escapes: shorter by their share of it, so that the

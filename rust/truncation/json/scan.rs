@@ -231,12 +231,23 @@ impl<'t> Document<'t> {
     }
 
     /// The value at `span` with the whitespace outside its strings left out, appended to `out`.
+    /// The value at `span` written compactly: whitespace outside strings dropped, and each string that
+    /// escapes what JSON lets it write as it is (`\u00e9`, `\ud83c\udf0d`, `\/`) written as it is, the same
+    /// value in fewer tokens.
     pub(super) fn minify_into(&self, span: Span, out: &mut String) {
         let bytes = self.text.as_bytes();
         let (mut at, mut from) = (span.start, span.start);
         while at < span.end {
             match bytes.get(at) {
-                Some(b'"') => at = string_end(bytes, at).unwrap_or(span.end),
+                Some(b'"') => {
+                    let end = string_end(bytes, at).unwrap_or(span.end).min(span.end);
+                    if let Some(shorter) = self.text.get(at..end).and_then(unescaped) {
+                        out.push_str(self.text.get(from..at).unwrap_or_default());
+                        out.push_str(&shorter);
+                        from = end;
+                    }
+                    at = end;
+                }
                 Some(b' ' | b'\t' | b'\n' | b'\r') => {
                     out.push_str(self.text.get(from..at).unwrap_or_default());
                     at = self.skip_whitespace(at).min(span.end);
@@ -249,10 +260,14 @@ impl<'t> Document<'t> {
         out.push_str(self.text.get(from..span.end.max(from)).unwrap_or_default());
     }
 
-    /// Whether the value at `span` is compact as it stands (only a container can hold whitespace outside
-    /// its strings).
+    /// Whether the value at `span` is written compactly as it stands: a scalar (only a container can hold
+    /// whitespace outside its strings), and not a string that `minify_into` writes shorter.
     pub(super) fn is_compact(&self, span: Span) -> bool {
-        !matches!(self.byte(span.start), Some(b'[' | b'{'))
+        match self.byte(span.start) {
+            Some(b'[' | b'{') => false,
+            Some(b'"') => unescaped(self.get(span)).is_none(),
+            _ => true,
+        }
     }
 }
 
@@ -304,6 +319,22 @@ impl<'de> Visitor<'de> for RootVisitor<'_> {
 }
 
 /// One past the closing quote of the string whose opening quote is at `at`.
+/// `string` (a JSON string with its quotes) written again with only the escapes JSON requires, if it has
+/// others (`\u` for a character that can stand as it is, `\/`); `None` if it has none, or does not decode
+/// (a lone surrogate stays as written).
+pub(super) fn unescaped(string: &str) -> Option<String> {
+    let bytes = string.as_bytes();
+    let needless = memchr::memchr_iter(b'\\', bytes).any(|at| match bytes.get(at + 1) {
+        Some(b'/') => true,
+        Some(b'u') => bytes.get(at + 2..at + 6).is_some_and(|hex| !hex.starts_with(b"00") || hex > b"001f".as_slice()),
+        _ => false,
+    });
+    if !needless {
+        return None;
+    }
+    serde_json::from_str::<String>(string).ok().and_then(|decoded| serde_json::to_string(&decoded).ok())
+}
+
 fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
     let mut at = at + 1;
     loop {

@@ -374,3 +374,59 @@ fn edge_cases_and_mangled_documents_never_panic_or_overflow() {
         }
     }
 }
+
+#[test]
+fn strings_are_written_with_only_the_escapes_json_requires() {
+    use super::scan::unescaped;
+    assert_eq!(unescaped(r#""caf\u00e9 \ud83c\udf0d a\/b""#).as_deref(), Some("\"café 🌍 a/b\""));
+    // Only required escapes, or none: written as they are.
+    assert_eq!(unescaped(r#""a\n\"b\"\\ \u001f""#), None);
+    assert_eq!(unescaped("\"plain\""), None);
+    // A lone surrogate does not decode: it stays as written.
+    assert_eq!(unescaped(r#""\ud800 x""#), None);
+    // An escaped backslash before `u` is not an escape of its own: the value is unchanged.
+    let tricky = r#""\\u00e9""#;
+    let rewritten = unescaped(tricky).unwrap_or_else(|| tricky.to_owned());
+    assert_eq!(serde_json::from_str::<String>(&rewritten).unwrap(), "\\u00e9");
+}
+
+#[test]
+fn a_document_over_the_limit_only_by_its_escapes_is_kept_whole_unescaped() {
+    let tokenizer = tokenizer();
+    let document =
+        json!({"total": 244, "status": "ok", "next_page": "🌍\nthe 0x1F https://example.com/a?b=c 日本語 données"});
+    // As `json.dumps(..., ensure_ascii=True)` writes it.
+    let escaped = document
+        .to_string()
+        .replace('🌍', r"\ud83c\udf0d")
+        .replace("日本語", r"\u65e5\u672c\u8a9e")
+        .replace('é', r"\u00e9");
+    let (whole, written) = (tokenizer.count(&document.to_string()), tokenizer.count(&escaped));
+    assert!(whole < written, "{whole} {written}");
+    let cut = tokenizer.cut(&escaped, whole, Strategy::Json, MARKER);
+    assert_eq!(serde_json::from_str::<Value>(&cut.text).unwrap(), document, "{}", cut.text);
+    assert!(tokenizer.count(&cut.text) <= whole);
+}
+
+#[test]
+fn an_array_with_no_room_for_any_member_shows_both_ends_as_stubs() {
+    let tokenizer = tokenizer();
+    // Records of 66 members, each a container of 42: no member of one fits in a small share.
+    let record = |r: usize| -> Value {
+        let members = (0..66).map(|m| {
+            let inner: serde_json::Map<String, Value> =
+                (0..42).map(|i| (format!("k{i}"), json!(r * 1000 + m * 42 + i))).collect();
+            (format!("field_{m}"), Value::Object(inner))
+        });
+        Value::Object(members.collect())
+    };
+    let text =
+        json!({"total": -57591, "status": "ok", "data": [record(0), record(1), record(2)], "next": "path/to/file.rs"})
+            .to_string();
+    for limit in 50..60 {
+        check(&tokenizer, &text, limit);
+    }
+    let cut = tokenizer.cut(&text, 53, Strategy::Json, MARKER);
+    let data = &serde_json::from_str::<Value>(&cut.text).unwrap()["data"];
+    assert_eq!(data.as_array().map(Vec::len), Some(3), "{}", cut.text);
+}
