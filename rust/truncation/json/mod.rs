@@ -31,6 +31,7 @@
 mod plan;
 mod render;
 mod scan;
+mod trim;
 
 use serde_json::value::RawValue;
 
@@ -59,6 +60,9 @@ const SWEEP_UNDER: usize = 80;
 /// small limit, where one member more or less decides).
 const SWEEP_STEPS: usize = 128;
 const SWEEP_TO: usize = 3;
+/// A document whose compact form is at most this many times the limit is small enough to try leaving out
+/// members of one container only (see `trim`), when the search ends under `SWEEP_UNDER`.
+const TRIM_UP_TO: usize = 2;
 
 /// `text` reduced to at most `max_tokens` tokens as valid JSON, or why it cannot be.
 pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker: &str) -> Result<String, String> {
@@ -91,6 +95,20 @@ pub(super) fn json(tokenizer: &Tokenizer, text: &str, max_tokens: usize, marker:
         if let Some(short) = search(&mut reducer, max_tokens) {
             if best.as_ref().is_none_or(|found| short.tokens > found.tokens) {
                 best = Some(short);
+            }
+        }
+    }
+    // A small document a little over the limit and still far under it: members of one container left out.
+    let far_under = best
+        .as_ref()
+        .is_none_or(|found| !found.whole && found.tokens.saturating_mul(100) < max_tokens.saturating_mul(SWEEP_UNDER));
+    if far_under && reducer.is_whole(max_tokens.saturating_mul(TRIM_UP_TO)) {
+        for short_notes in [ShortNotes::Always, ShortNotes::Never] {
+            reducer.short_notes = short_notes;
+            if let Some((text, tokens)) = reducer.trimmed(max_tokens) {
+                if best.as_ref().is_none_or(|found| tokens > found.tokens) {
+                    best = Some(Found { text, tokens, whole: false });
+                }
             }
         }
     }

@@ -238,7 +238,7 @@ impl<'a, 't> Reducer<'a, 't> {
 
     /// The note for the regions `gaps` of the container at `span`, which hold `count` members, as a JSON
     /// string; and its tokens.
-    fn note(&mut self, span: Span, gaps: &[Span], count: Option<usize>, object: bool) -> (String, usize) {
+    pub(super) fn note(&mut self, span: Span, gaps: &[Span], count: Option<usize>, object: bool) -> (String, usize) {
         let bytes: usize = gaps.iter().map(|gap| gap.len()).sum();
         let (first, last) = (gaps.first().map_or(0, |gap| gap.start), gaps.last().map_or(0, |gap| gap.end));
         let short = self.short_note(span);
@@ -271,7 +271,7 @@ impl<'a, 't> Reducer<'a, 't> {
     }
 
     /// A key for the note of the object at `start` that none of its listed keys has (compared decoded).
-    fn note_key(&mut self, span: Span) -> String {
+    pub(super) fn note_key(&mut self, span: Span) -> String {
         if let Some(key) = self.note_keys.get(&span.start) {
             return key.clone();
         }
