@@ -21,6 +21,8 @@
 
 use std::borrow::Cow;
 
+use rustc_hash::FxHashSet;
+
 use super::render::Reducer;
 use super::scan::{Member, Span};
 use super::BRACKETS;
@@ -249,16 +251,19 @@ impl Reducer<'_, '_> {
     /// items, an object's next few keys).
     fn stubs(&mut self, span: Span, level: &mut Level, shown: &mut Vec<Shown>, first: usize, room: usize) {
         let Some((object, count)) = self.listing(span).map(|listing| (listing.object, listing.count)) else { return };
+        let already: FxHashSet<usize> = shown.iter().map(|shown| shown.index).collect();
+        let mut passed = 0;
         for taken in first..count {
             let index = candidate(object, count, taken);
-            if shown.iter().any(|shown| shown.index == index) {
+            if already.contains(&index) {
                 continue;
             }
             let Some(member) = self.listing(span).and_then(|listing| listing.get(index)) else { return };
             // An array shows a run from each end, so its stubs stop at the first that cannot be one; an
-            // object's members can go anywhere.
+            // object's members can go anywhere (a few scalars are passed over, as the plan skips a few).
             let Some(stub) = self.stub(member) else {
-                if object {
+                passed += 1;
+                if object && passed <= MAX_SKIPPED {
                     continue;
                 }
                 return;
