@@ -154,7 +154,6 @@ impl Packer {
             stubbed -= 1;
         }
         self.remember(segments, learnt.into_iter());
-
         if stubbed < candidates.len() && evictions(&with_stubs(stubbed, cuts)?.1) > least {
             stubbed = fewest_stubs(candidates.len(), least, |count| Ok(evictions(&with_stubs(count, cuts)?.1)))?;
         }
@@ -172,7 +171,6 @@ impl Packer {
                 Some(stated(tokenizer, &segment.text, exact, || self.density(tokenizer, segment)))
             })
             .collect();
-
         // Exact numbers counted just now go to the memo: the next pack of this conversation states them
         // without counting again.
         let counted_now = chosen_candidates.iter().zip(&numbers).filter_map(|(candidate, number)| match number {

@@ -11,8 +11,8 @@
 //!
 //! The end of the room is where granularity bites, so three things keep it from going unused: a last
 //! member may take what is left below the floor; when everything so far is whole and the next member does
-//! not fit, the last whole one is demoted to share with it; and failing both, the next member is shown as
-//! a stub (only its note) if that fits. Conversely a note is not written for a few members that take no
+//! not fit, the last whole one is demoted to share with it; and failing both, the members from there on
+//! are shown as stubs (only their notes) while they fit. Conversely a note is not written for a few members that take no
 //! more room than it would.
 //!
 //! Sizes are exact token counts of each member written compactly, counted only up to the room (a huge

@@ -230,7 +230,6 @@ impl<'t> Document<'t> {
         }
     }
 
-    /// The value at `span` with the whitespace outside its strings left out, appended to `out`.
     /// The value at `span` written compactly: whitespace outside strings dropped, and each string that
     /// escapes what JSON lets it write as it is (`\u00e9`, `\ud83c\udf0d`, `\/`) written as it is, the same
     /// value in fewer tokens.
@@ -318,7 +317,6 @@ impl<'de> Visitor<'de> for RootVisitor<'_> {
     }
 }
 
-/// One past the closing quote of the string whose opening quote is at `at`.
 /// `string` (a JSON string with its quotes) written again with only the escapes JSON requires, if it has
 /// others (`\u` for a character that can stand as it is, `\/`); `None` if it has none, or does not decode
 /// (a lone surrogate stays as written).
@@ -335,6 +333,7 @@ pub(super) fn unescaped(string: &str) -> Option<String> {
     serde_json::from_str::<String>(string).ok().and_then(|decoded| serde_json::to_string(&decoded).ok())
 }
 
+/// One past the closing quote of the string whose opening quote is at `at`.
 fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
     let mut at = at + 1;
     loop {
